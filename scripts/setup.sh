@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of ixc.cpp from Debian packages. Idempotent: packages that are
+# already present are skipped, so a warm machine pays only a dpkg query.
+set -euo pipefail
+
+# Build and run-time libraries (why each: see DEVELOPERS.md "Dependencies").
+BUILD_PKGS=(
+  build-essential cmake ninja-build pkg-config
+  libsentencepiece-dev          # the real InternLM2 tokenizer.model, read by the reference library
+  nlohmann-json3-dev            # config.json, index files, cases.json, --json output
+  libgtest-dev libgmock-dev     # unit and golden tests under CTest
+  libbenchmark-dev              # ixc bench / micro-benchmarks
+  libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev   # image decoding (Pillow uses the same libraries)
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video decoding
+  libfreetype-dev fonts-wqy-zenhei  # video frame labels
+  zlib1g-dev                    # deflate-compressed members of PyTorch .bin archives
+)
+# Fixture scripts only (tests never need them at run time; they read the committed fixture files).
+FIXTURE_PKGS=(python3-numpy python3-pil python3-torch python3-sentencepiece ffmpeg)
+
+want=("${BUILD_PKGS[@]}")
+if [[ "${IXC_WITH_FIXTURE_TOOLS:-0}" == 1 ]]; then want+=("${FIXTURE_PKGS[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,110 @@
+#include "core/dtype.h"
+
+#include <cmath>
+
+namespace ixc {
+
+size_t DTypeSize(DType t) {
+  switch (t) {
+    case DType::kF32: case DType::kI32: return 4;
+    case DType::kF16: case DType::kBF16: return 2;
+    case DType::kI64: case DType::kF64: return 8;
+    case DType::kU8: case DType::kI8: case DType::kBool: return 1;
+  }
+  return 0;
+}
+
+const char* DTypeName(DType t) {
+  switch (t) {
+    case DType::kF32: return "F32";
+    case DType::kF16: return "F16";
+    case DType::kBF16: return "BF16";
+    case DType::kI32: return "I32";
+    case DType::kI64: return "I64";
+    case DType::kU8: return "U8";
+    case DType::kI8: return "I8";
+    case DType::kF64: return "F64";
+    case DType::kBool: return "BOOL";
+  }
+  return "?";
+}
+
+bool ParseDType(const std::string& s, DType* out) {
+  static const struct { const char* name; DType t; } kNames[] = {
+      {"F32", DType::kF32}, {"F16", DType::kF16}, {"BF16", DType::kBF16}, {"I32", DType::kI32},
+      {"I64", DType::kI64}, {"U8", DType::kU8},   {"I8", DType::kI8},     {"F64", DType::kF64},
+      {"BOOL", DType::kBool}};
+  for (const auto& n : kNames) {
+    if (s == n.name) {
+      *out = n.t;
+      return true;
+    }
+  }
+  return false;
+}
+
+float F16ToF32(uint16_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1f;
+  const uint32_t mant = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: value = mant * 2^-24
+      float f = std::ldexp(static_cast<float>(mant), -24);
+      std::memcpy(&bits, &f, 4);
+      bits |= sign;
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t F32ToF16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  x &= 0x7fffffffu;
+  if (x > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (x >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow (after rounding) -> inf
+  if (x < 0x38800000u) {  // subnormal or zero in half: round(|f| * 2^24)
+    float a;
+    std::memcpy(&a, &x, 4);
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(a * 16777216.0f)));
+  }
+  uint32_t r = x + 0xfffu + ((x >> 13) & 1u);  // round to nearest even at bit 13
+  return static_cast<uint16_t>(sign | ((r - 0x38000000u) >> 13));
+}
+
+void ConvertToF32(DType t, const void* src, float* dst, size_t n) {
+  switch (t) {
+    case DType::kF32:
+      std::memcpy(dst, src, n * 4);
+      return;
+    case DType::kBF16: {
+      const auto* s = static_cast<const uint16_t*>(src);
+      for (size_t i = 0; i < n; ++i) dst[i] = Bf16ToF32(s[i]);
+      return;
+    }
+    case DType::kF16: {
+      const auto* s = static_cast<const uint16_t*>(src);
+      for (size_t i = 0; i < n; ++i) dst[i] = F16ToF32(s[i]);
+      return;
+    }
+    case DType::kF64: {
+      const auto* s = static_cast<const double*>(src);
+      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+      return;
+    }
+    default:
+      for (size_t i = 0; i < n; ++i) dst[i] = 0.f;  // callers validate dtypes first; never reached
+  }
+}
+
+}  // namespace ixc

@@ -1,0 +1,36 @@
+// Non-owning views of stored tensors (shape in PyTorch order, outermost first) and a small owning f32 buffer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace ixc {
+
+using Shape = std::vector<int64_t>;
+
+std::string ShapeToString(const Shape& s);
+int64_t NumElements(const Shape& s);
+
+// A contiguous tensor living elsewhere (usually a memory-mapped checkpoint). Cheap to copy.
+struct TensorView {
+  DType dtype = DType::kF32;
+  Shape shape;
+  const void* data = nullptr;
+
+  bool valid() const { return data != nullptr; }
+  int64_t numel() const { return NumElements(shape); }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * DTypeSize(dtype); }
+  int64_t dim(int i) const { return shape[i < 0 ? shape.size() + i : i]; }
+  // Row r of a 2-D tensor, as raw bytes.
+  const uint8_t* row(int64_t r) const {
+    return static_cast<const uint8_t*>(data) + r * shape.back() * DTypeSize(dtype);
+  }
+};
+
+// Copies a float-typed view into float32 (for small tensors: norms, biases, GN tokens).
+std::vector<float> ToF32(const TensorView& t);
+
+}  // namespace ixc

@@ -1,0 +1,131 @@
+#include "io/checkpoint.h"
+
+#include <filesystem>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "core/mapped_file.h"
+#include "io/pytorch_file.h"
+#include "io/safetensors.h"
+
+namespace ixc {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+class SafetensorsSource : public TensorSource {
+ public:
+  explicit SafetensorsSource(std::unique_ptr<SafetensorsFile> f) : f_(std::move(f)) {}
+  const std::map<std::string, TensorView>& tensors() const override { return f_->tensors(); }
+  const std::string& path() const override { return f_->path(); }
+
+ private:
+  std::unique_ptr<SafetensorsFile> f_;
+};
+
+Result<std::unique_ptr<TensorSource>> OpenSource(const std::string& path) {
+  const bool is_bin = path.size() >= 4 && (path.substr(path.size() - 4) == ".bin" || path.substr(path.size() - 3) == ".pt");
+  if (is_bin) {
+    IXC_ASSIGN_OR_RETURN(auto f, OpenPyTorchFile(path));
+    return f;
+  }
+  IXC_ASSIGN_OR_RETURN(auto f, SafetensorsFile::Open(path));
+  return std::unique_ptr<TensorSource>(new SafetensorsSource(std::move(f)));
+}
+
+// Opens the shards an index names and checks that each listed tensor is in the shard the index says.
+Result<std::unique_ptr<Checkpoint>> OpenSharded(const fs::path& dir, const fs::path& index, const std::string& kind) {
+  IXC_ASSIGN_OR_RETURN(auto weight_map, ReadShardIndex(index.string()));
+  std::set<std::string> shard_names;
+  for (const auto& [tensor, shard] : weight_map) shard_names.insert(shard);
+  std::vector<std::unique_ptr<TensorSource>> sources;
+  std::map<std::string, const TensorSource*> by_name;
+  for (const auto& shard : shard_names) {
+    fs::path p = dir / shard;
+    if (!fs::exists(p)) {
+      return NotFound(StrFormat("%s names shard '%s', which is missing from %s", index.filename().c_str(), shard.c_str(),
+                                dir.c_str()));
+    }
+    IXC_ASSIGN_OR_RETURN(auto src, OpenSource(p.string()));
+    by_name[shard] = src.get();
+    sources.push_back(std::move(src));
+  }
+  for (const auto& [tensor, shard] : weight_map) {
+    if (!by_name[shard]->tensors().count(tensor)) {
+      return DataLoss(StrFormat("%s says tensor '%s' is in %s, but that shard does not hold it",
+                                index.filename().c_str(), tensor.c_str(), shard.c_str()));
+    }
+  }
+  std::string format = StrFormat("%s (%zu shard%s)", kind.c_str(), shard_names.size(), shard_names.size() == 1 ? "" : "s");
+  return Checkpoint::FromSources(std::move(sources), format);
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> ReadShardIndex(const std::string& index_path) {
+  IXC_ASSIGN_OR_RETURN(std::string text, ReadFileToString(index_path));
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return DataLoss(StrFormat("%s is not valid JSON", index_path.c_str()));
+  if (!j.contains("weight_map") || !j["weight_map"].is_object()) {
+    return DataLoss(StrFormat("%s has no \"weight_map\" object", index_path.c_str()));
+  }
+  std::map<std::string, std::string> out;
+  for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+    if (!it.value().is_string()) return DataLoss(StrFormat("%s: entry '%s' is not a file name", index_path.c_str(), it.key().c_str()));
+    std::string shard = it.value().get<std::string>();
+    if (shard.empty() || shard.find('/') != std::string::npos || shard == "..") {
+      return DataLoss(StrFormat("%s: shard name '%s' must be a plain file name in the model folder", index_path.c_str(), shard.c_str()));
+    }
+    out[it.key()] = shard;
+  }
+  if (out.empty()) return DataLoss(StrFormat("%s lists no tensors", index_path.c_str()));
+  return out;
+}
+
+Result<std::unique_ptr<Checkpoint>> Checkpoint::FromSources(std::vector<std::unique_ptr<TensorSource>> sources,
+                                                            std::string format) {
+  std::unique_ptr<Checkpoint> ck(new Checkpoint());
+  for (const auto& s : sources) {
+    for (const auto& [name, view] : s->tensors()) {
+      auto [it, inserted] = ck->tensors_.emplace(name, view);
+      if (!inserted) {
+        return DataLoss(StrFormat("tensor '%s' appears in more than one file (%s and another shard)", name.c_str(), s->path().c_str()));
+      }
+    }
+  }
+  ck->sources_ = std::move(sources);
+  ck->format_ = std::move(format);
+  return ck;
+}
+
+Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir_str) {
+  fs::path dir(dir_str);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return NotFound(StrFormat("model folder %s does not exist", dir_str.c_str()));
+  if (fs::exists(dir / "model.safetensors.index.json")) return OpenSharded(dir, dir / "model.safetensors.index.json", "safetensors");
+  if (fs::exists(dir / "model.safetensors")) {
+    std::vector<std::unique_ptr<TensorSource>> v;
+    IXC_ASSIGN_OR_RETURN(auto src, OpenSource((dir / "model.safetensors").string()));
+    v.push_back(std::move(src));
+    return FromSources(std::move(v), "safetensors");
+  }
+  if (fs::exists(dir / "pytorch_model.bin.index.json")) return OpenSharded(dir, dir / "pytorch_model.bin.index.json", "pytorch");
+  if (fs::exists(dir / "pytorch_model.bin")) {
+    std::vector<std::unique_ptr<TensorSource>> v;
+    IXC_ASSIGN_OR_RETURN(auto src, OpenSource((dir / "pytorch_model.bin").string()));
+    v.push_back(std::move(src));
+    return FromSources(std::move(v), "pytorch");
+  }
+  return NotFound(StrFormat("no weights in %s: expected model.safetensors, model.safetensors.index.json, "
+                            "pytorch_model.bin or pytorch_model.bin.index.json", dir_str.c_str()));
+}
+
+const TensorView* Checkpoint::Find(const std::string& name) const {
+  auto it = tensors_.find(name);
+  return it == tensors_.end() ? nullptr : &it->second;
+}
+
+}  // namespace ixc

@@ -1,0 +1,98 @@
+// Hostile-file tests for the safetensors reader and the checkpoint folder loader: each failure class gets a
+// clear error naming the problem, never a crash.
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "core/testing.h"
+#include "io/checkpoint.h"
+#include "io/safetensors.h"
+
+namespace ixc {
+namespace {
+
+// Pads the JSON with spaces so tensor data starts 8-byte aligned, as real writers do.
+std::string Header(std::string json) {
+  while (json.size() % 8) json.push_back(' ');
+  std::string s(8, '\0');
+  uint64_t n = json.size();
+  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>(n >> (8 * i));
+  return s + json;
+}
+
+Status Parse(const std::string& bytes) {
+  std::map<std::string, TensorView> out;
+  // Copy into an 8-aligned buffer: alignment is part of what the reader checks.
+  std::vector<uint64_t> buf(bytes.size() / 8 + 1);
+  std::memcpy(buf.data(), bytes.data(), bytes.size());
+  return ParseSafetensors(reinterpret_cast<const uint8_t*>(buf.data()), bytes.size(), "t.safetensors", &out);
+}
+
+TEST(Safetensors, RoundTrip) {
+  std::string dir = testing::MakeTempDir("st");
+  float data[6] = {1, 2, 3, 4, 5, 6};
+  int32_t ids[2] = {7, -8};
+  ASSERT_TRUE(WriteSafetensors(dir + "/a.safetensors", {MakeF32Tensor("x", {2, 3}, data), MakeI32Tensor("ids", {2}, ids)}).ok());
+  auto f = SafetensorsFile::Open(dir + "/a.safetensors");
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  const TensorView& x = (*f)->tensors().at("x");
+  EXPECT_EQ(x.shape, (Shape{2, 3}));
+  EXPECT_EQ(static_cast<const float*>(x.data)[5], 6.f);
+  EXPECT_EQ(static_cast<const int32_t*>((*f)->tensors().at("ids").data)[1], -8);
+}
+
+TEST(Safetensors, RejectsHostileHeaders) {
+  struct Case { std::string bytes; std::string expect; };
+  const std::string ok_entry = R"("w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
+  std::vector<Case> cases = {
+      {"abc", "too short"},
+      {std::string("\xff\xff\xff\xff\x00\x00\x00\x00", 8) + "{}", "does not fit"},
+      {Header("{not json") , "not a valid JSON"},
+      {Header("[1,2]"), "not a valid JSON object"},
+      {Header(R"({"w":{"dtype":"Q9","shape":[2],"data_offsets":[0,8]}})") + std::string(8, 'x'), "unknown dtype 'Q9'"},
+      {Header(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})") + std::string(8, 'x'), "negative"},
+      {Header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})") + std::string(8, 'x'), "needs 12 bytes"},
+      {Header("{" + ok_entry + "}") + std::string(4, 'x'), "outside the 4 data bytes"},
+      {Header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})") + std::string(8, 'x'), "outside"},
+      {Header(R"({"w":{"dtype":"F32","shape":[2]}})"), "needs dtype, shape and data_offsets"},
+      {Header(R"({"w":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,8]}})"), "absurdly large"},
+  };
+  for (const auto& c : cases) {
+    Status s = Parse(c.bytes);
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.message().find(c.expect), std::string::npos) << "got: " << s.message() << " want: " << c.expect;
+  }
+  EXPECT_TRUE(Parse(Header("{" + ok_entry + "}") + std::string(8, 'x')).ok());
+}
+
+TEST(Checkpoint, ShardedIndexIsValidated) {
+  std::string dir = testing::MakeTempDir("shards");
+  float a[2] = {1, 2}, b[3] = {3, 4, 5};
+  ASSERT_TRUE(WriteSafetensors(dir + "/model-00001-of-00002.safetensors", {MakeF32Tensor("a", {2}, a)}).ok());
+  ASSERT_TRUE(WriteSafetensors(dir + "/model-00002-of-00002.safetensors", {MakeF32Tensor("b", {3}, b)}).ok());
+  testing::WriteFile(dir + "/model.safetensors.index.json",
+                     R"({"metadata":{},"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}})");
+  auto ck = Checkpoint::Open(dir);
+  ASSERT_TRUE(ck.ok()) << ck.status().message();
+  EXPECT_EQ((*ck)->tensors().size(), 2u);
+  EXPECT_EQ((*ck)->format(), "safetensors (2 shards)");
+
+  testing::WriteFile(dir + "/model.safetensors.index.json", R"({"weight_map":{"a":"model-00003-of-00002.safetensors"}})");
+  auto missing = Checkpoint::Open(dir);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("model-00003-of-00002.safetensors"), std::string::npos);
+
+  testing::WriteFile(dir + "/model.safetensors.index.json", R"({"weight_map":{"b":"model-00001-of-00002.safetensors"}})");
+  auto wrong = Checkpoint::Open(dir);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("does not hold it"), std::string::npos);
+
+  testing::WriteFile(dir + "/model.safetensors.index.json", "{oops");
+  EXPECT_FALSE(Checkpoint::Open(dir).ok());
+  EXPECT_FALSE(Checkpoint::Open(dir + "/nope").ok());
+}
+
+}  // namespace
+}  // namespace ixc
