@@ -1,0 +1,47 @@
+// The kernel API: math on float32 activations and stored (f32/f16/bf16) weights. Knows nothing about models.
+// Every optimised kernel has a plain scalar twin (suffix Ref) that tests compare it against.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace ixc {
+
+// y[T, N] (+)= x[T, K] · W[N, K]ᵀ, W any float dtype (row-vector convention of PyTorch's Linear).
+// When `bias` is non-null (f32 [N]) it is added. `accumulate` adds into y instead of overwriting it.
+void MatMul(const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias, float* y, bool accumulate,
+            ThreadPool* pool);
+void MatMulRef(const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias, float* y, bool accumulate);
+
+// y = w · (x / rms(x)) per row of D, with the reference's order (normalise in f32, then scale by the weight).
+void RmsNorm(const float* x, const float* w, int64_t T, int64_t D, float eps, float* y);
+// y = (x − mean) / sqrt(var + eps) · w + b per row (biased variance, as torch.nn.LayerNorm).
+void LayerNorm(const float* x, const float* w, const float* b, int64_t T, int64_t D, float eps, float* y);
+
+// In-place numerically stable softmax over n values.
+void Softmax(float* x, int64_t n);
+
+float Silu(float z);       // z·sigmoid(z)
+float GeluErf(float z);    // 0.5·z·(1 + erf(z/√2)), nn.GELU() default
+float QuickGelu(float z);  // z·sigmoid(1.702·z), CLIP
+
+// NeoX ("rotate_half") rotary embedding of one head vector x[d] in place: the two d/2 halves are rotated by the
+// angles whose cos/sin are given (d/2 values each).
+void RotateHalf(float* x, int64_t d, const float* cos, const float* sin);
+
+// A run of cached key/value rows: row i of keys at k + i·stride (same for v).
+struct KvSegment {
+  const float* k = nullptr;
+  const float* v = nullptr;
+  int64_t n = 0;
+  int64_t stride = 0;
+};
+
+// out[d] = softmax(q·Kᵀ·scale) · V over the concatenation of `segments` (no mask: callers pass only the keys a
+// query may see). `scores` is scratch of at least the total key count.
+void Attention(const float* q, int64_t d, std::span<const KvSegment> segments, float scale, float* out, float* scores);
+
+}  // namespace ixc
