@@ -1,0 +1,141 @@
+// ixc.cpp public API: run InternLM-XComposer-2.5 on the CPU.
+//
+//   auto model = ixc::Model::Load({.model_dir = "internlm-xcomposer2d5-7b"});
+//   if (!model.ok()) { fprintf(stderr, "%s\n", model.status().message().c_str()); return 1; }
+//   ixc::Session session(**model, {.threads = 8});
+//   ixc::ChatRequest req;
+//   req.query = "Describe this image.";
+//   req.images = {"photo.jpg"};
+//   auto reply = session.Chat(req, [](std::string_view piece) { fputs(std::string(piece).c_str(), stdout); return true; });
+//
+// A Model is immutable once loaded and may be shared by several Sessions (one per conversation/thread). A Session
+// owns its thread pool and scratch state; Chat() takes the whole conversation explicitly (history + query).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ixc/status.h"
+
+namespace ixc {
+
+// Which task adapter runs (spec §2.6): base chat, webpage generation, article writing.
+enum class TaskMode { kBase, kWeb, kWrite };
+const char* TaskModeName(TaskMode m);
+Result<TaskMode> ParseTaskMode(std::string_view name);
+
+struct LoadOptions {
+  std::string model_dir;
+};
+
+struct SessionOptions {
+  int threads = 0;  // 0: all hardware threads
+};
+
+struct GenerationOptions {
+  int max_new_tokens = 1024;
+  bool do_sample = true;         // false: greedy (num_beams 1) or beam search
+  int num_beams = 1;
+  float temperature = 1.0f;
+  float top_p = 0.8f;
+  int top_k = 50;
+  float repetition_penalty = 1.005f;  // on generated tokens only, as the reference
+  uint64_t seed = 0;
+  std::vector<int> stop_ids;     // empty: the tokenizer's eos and the end-of-turn marker
+};
+
+struct ChatTurnText {
+  std::string user;
+  std::string assistant;
+};
+
+struct ChatRequest {
+  std::string query;
+  std::vector<ChatTurnText> history;  // earlier turns; their <ImageHere> markers take images in order
+  std::string system;                 // system text; empty: none
+  std::vector<std::string> images;    // image files, matched to <ImageHere> markers across history and query
+  int hd_num = 0;                     // 0: 24 for one image, 6 for several (the reference's rule)
+  TaskMode mode = TaskMode::kBase;
+  GenerationOptions generation;
+  bool capture_tensors = false;       // fill ChatResult::tensors (for --dump-tensors and tests)
+};
+
+struct Timings {
+  double load_media_ms = 0, encode_images_ms = 0, prefill_ms = 0, decode_ms = 0;
+  int64_t decoded_tokens = 0;
+};
+
+struct DebugTensors {
+  std::vector<float> last_logits;      // [vocab] at the last prompt position
+  std::vector<float> image_embeds;     // [image tokens, hidden] projector output, sequence order
+  int64_t image_embed_rows = 0;
+  std::vector<float> pixels0;          // [1, 3, H, W] normalised HD tensor of the first image
+  int64_t pixels0_height = 0, pixels0_width = 0;
+};
+
+struct ChatResult {
+  std::string text;                      // the reply, decoded and cleaned as the reference's chat()
+  std::vector<int> tokens;               // generated ids (including the stop token when one was produced)
+  int64_t prompt_tokens = 0;             // sequence length of the prompt (text + image tokens)
+  std::vector<std::vector<int>> prompt_text_ids;  // token ids of each text segment, in order (BOS included)
+  std::vector<int64_t> image_tokens;     // tokens per image
+  std::vector<std::pair<int, int>> grids;  // [rows, cols] tile grid per image
+  std::string stop_reason;               // "stop_token", "max_new_tokens" or "cancelled"
+  Timings timings;
+  DebugTensors tensors;
+};
+
+// Receives each new piece of reply text as it is generated; return false to stop generation.
+using TextCallback = std::function<bool(std::string_view piece)>;
+
+class ModelImpl;
+
+class Model {
+ public:
+  static Result<std::unique_ptr<Model>> Load(const LoadOptions& options);
+  ~Model();
+
+  // One-line description of what was loaded (format, sizes, available modes).
+  std::string Describe() const;
+  bool HasMode(TaskMode m) const;
+  bool HasVision() const;
+  const ModelImpl& impl() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<ModelImpl> impl);
+  std::unique_ptr<ModelImpl> impl_;
+};
+
+class SessionImpl;
+
+class Session {
+ public:
+  Session(const Model& model, const SessionOptions& options);
+  ~Session();
+
+  // Runs one chat request to completion (or until `on_text` returns false).
+  Result<ChatResult> Chat(const ChatRequest& request, const TextCallback& on_text = {});
+
+ private:
+  std::unique_ptr<SessionImpl> impl_;
+};
+
+}  // namespace ixc
+
+namespace ixc {
+
+// Writes the captured tensors of a result as safetensors: last_logits F32 [vocab], image_embeds F32 [n, hidden]
+// and pixels0 F32 [1, 3, H, W] when present.
+Status SaveDebugTensors(const ChatResult& result, const std::string& path);
+
+}  // namespace ixc
+
+namespace ixc {
+// The reference chat()'s meta instruction (what --meta uses).
+const char* ChatMetaInstruction();
+}  // namespace ixc

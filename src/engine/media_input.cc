@@ -1,0 +1,31 @@
+#include "engine/media_input.h"
+
+#include "media/hd_partition.h"
+#include "media/image.h"
+#include "media/pixels.h"
+
+namespace ixc {
+
+Result<PreparedImage> PrepareImageFile(const std::string& path, int hd_num, const MediaOptions& opts) {
+  ImageLimits limits;
+  limits.max_pixels = opts.max_pixels;
+  IXC_ASSIGN_OR_RETURN(Image im, DecodeImageFile(path, limits));
+  const HdGeometry geo = ComputeHdGeometry(im.width, im.height, hd_num);
+  if (static_cast<int64_t>(geo.padded_w) * geo.padded_h > opts.max_pixels) {
+    return ResourceExhausted(StrFormat("%s: the HD canvas %dx%d exceeds the %lld-pixel limit", path.c_str(),
+                                       geo.padded_w, geo.padded_h, (long long)opts.max_pixels));
+  }
+  PixelTensor hd = NormalizeClip(HdTransform(im, hd_num));
+  PreparedImage out;
+  out.rows = hd.height / opts.tile;
+  out.cols = hd.width / opts.tile;
+  for (auto& v : MakeVitViews(hd, opts.tile)) out.views.push_back(std::move(v.data));
+  if (opts.keep_pixels) {
+    out.height = hd.height;
+    out.width = hd.width;
+    out.pixels = std::move(hd.data);
+  }
+  return out;
+}
+
+}  // namespace ixc

@@ -1,0 +1,212 @@
+// Session::Chat: prompt -> prefill -> decoding loop (greedy, sampling or beam search) -> reply text.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "core/status.h"
+#include "engine/beam_search.h"
+#include "engine/model_impl.h"
+#include "engine/prompt_builder.h"
+#include "engine/text_stream.h"
+#include "ixc/ixc.h"
+#include "model/decoder.h"
+#include "text/chat_format.h"
+#include "text/sampler.h"
+
+namespace ixc {
+
+namespace {
+
+double MsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Prompt rows per prefill forward: bounds the activation memory of long prompts (the RoPE base still follows the
+// whole prompt length, spec Part A §1).
+constexpr int64_t kPrefillChunk = 512;
+constexpr int kMaxBeams = 16;
+
+AdapterMode ToAdapter(TaskMode m) {
+  switch (m) {
+    case TaskMode::kWeb: return AdapterMode::kWeb;
+    case TaskMode::kWrite: return AdapterMode::kWrite;
+    default: return AdapterMode::kBase;
+  }
+}
+
+Status ValidateGeneration(const GenerationOptions& g, const DecoderConfig& c) {
+  if (g.max_new_tokens < 1 || g.max_new_tokens > c.max_length) {
+    return InvalidArgument(StrFormat("max_new_tokens must be between 1 and %lld", (long long)c.max_length));
+  }
+  if (g.num_beams < 1 || g.num_beams > kMaxBeams) return InvalidArgument(StrFormat("num_beams must be between 1 and %d", kMaxBeams));
+  if (!(g.temperature > 0) || !std::isfinite(g.temperature)) return InvalidArgument("temperature must be positive");
+  if (!(g.top_p > 0 && g.top_p <= 1)) return InvalidArgument("top_p must be in (0, 1]");
+  if (g.top_k < 0) return InvalidArgument("top_k must be >= 0 (0 = off)");
+  if (!(g.repetition_penalty > 0) || !std::isfinite(g.repetition_penalty)) return InvalidArgument("repetition_penalty must be positive");
+  for (int id : g.stop_ids)
+    if (id < 0 || id >= c.vocab_size) return InvalidArgument(StrFormat("stop id %d is outside the vocabulary", id));
+  return Status::Ok();
+}
+
+}  // namespace
+
+class SessionImpl {
+ public:
+  SessionImpl(const ModelImpl& m, const SessionOptions& o)
+      : model_(m), pool_(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency())) {}
+
+  Result<ChatResult> Chat(const ChatRequest& r, const TextCallback& on_text);
+
+ private:
+  const ModelImpl& model_;
+  ThreadPool pool_;
+};
+
+Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& on_text) {
+  const DecoderConfig& c = model_.config.text;
+  const Tokenizer& tok = *model_.tokenizer;
+  IXC_RETURN_IF_ERROR(CheckModeAvailable(model_, r.mode));
+  GenerationOptions gen = r.generation;
+  IXC_RETURN_IF_ERROR(ValidateGeneration(gen, c));
+  if (gen.stop_ids.empty()) gen.stop_ids = {tok.eos_id(), tok.im_end_id()};
+
+  ChatResult result;
+  IXC_ASSIGN_OR_RETURN(PromptSequence seq, BuildPrompt(model_, r, &pool_, &result));
+  const AdapterMode mode = ToAdapter(r.mode);
+  const int64_t D = c.hidden_size, V = c.vocab_size;
+
+  // Prefill: the whole prompt is one RoPE step even when computed in chunks.
+  auto t0 = std::chrono::steady_clock::now();
+  KvCache cache(c.num_hidden_layers, c.kv_dim());
+  std::vector<float> logits(V);
+  for (int64_t s = 0; s < seq.length; s += kPrefillChunk) {
+    DecoderStep step;
+    step.embeds = &seq.embeds[s * D];
+    step.num_rows = std::min(kPrefillChunk, seq.length - s);
+    step.image_mask = &seq.image_mask[s];
+    step.mode = mode;
+    step.cache = &cache;
+    step.rope_length = seq.length;
+    DecoderForward(c, model_.weights.text, step, &pool_, logits.data());
+  }
+  result.timings.prefill_ms = MsSince(t0);
+  if (r.capture_tensors) result.tensors.last_logits = logits;
+  seq.embeds.clear();
+  seq.embeds.shrink_to_fit();
+
+  t0 = std::chrono::steady_clock::now();
+  TextStream stream(tok);
+  bool cancelled = false;
+  auto emit = [&](const std::vector<int>& ids) {
+    if (!on_text || cancelled) return;
+    std::string piece = stream.Update(ids);
+    if (!piece.empty() && !on_text(piece)) cancelled = true;
+  };
+  auto is_stop = [&](int id) { return std::find(gen.stop_ids.begin(), gen.stop_ids.end(), id) != gen.stop_ids.end(); };
+
+  if (gen.num_beams > 1) {
+    BeamSearchParams bp;
+    bp.num_beams = gen.num_beams;
+    bp.max_new_tokens = gen.max_new_tokens;
+    bp.repetition_penalty = gen.repetition_penalty;
+    bp.eos_ids = gen.stop_ids;
+    bp.pad_eos_id = tok.eos_id();
+    bp.do_sample = gen.do_sample;
+    bp.temperature = gen.temperature;
+    bp.top_k = gen.top_k;
+    bp.top_p = gen.top_p;
+    bp.seed = gen.seed;
+    auto cancel_check = [&]() { return cancelled; };
+    IXC_ASSIGN_OR_RETURN(BeamSearchOutput out,
+                         RunBeamSearch(c, model_.weights.text, mode, cache, logits, bp, &pool_, cancel_check));
+    result.tokens = std::move(out.tokens);
+    result.stop_reason = out.finished_by_eos ? "stop_token" : "max_new_tokens";
+    emit(result.tokens);
+  } else {
+    SamplerParams sp;
+    sp.do_sample = gen.do_sample;
+    sp.temperature = gen.temperature;
+    sp.top_k = gen.top_k;
+    sp.top_p = gen.top_p;
+    sp.repetition_penalty = gen.repetition_penalty;
+    Rng rng(gen.seed);
+    std::vector<float> embed(D);
+    result.stop_reason = "max_new_tokens";
+    for (int step = 0; step < gen.max_new_tokens; ++step) {
+      const int next = SelectNextToken(logits, result.tokens, sp, rng);
+      result.tokens.push_back(next);
+      if (is_stop(next)) {
+        result.stop_reason = "stop_token";
+        break;
+      }
+      emit(result.tokens);
+      if (cancelled) {
+        result.stop_reason = "cancelled";
+        break;
+      }
+      if (step + 1 == gen.max_new_tokens) break;
+      EmbedTokens(model_.weights.text, &next, 1, embed.data());
+      DecoderStep ds;
+      ds.embeds = embed.data();
+      ds.num_rows = 1;
+      ds.mode = mode;  // no image mask: Partial LoRA never touches generated tokens
+      ds.cache = &cache;
+      DecoderForward(c, model_.weights.text, ds, &pool_, logits.data());
+    }
+  }
+  result.timings.decode_ms = MsSince(t0);
+  result.timings.decoded_tokens = static_cast<int64_t>(result.tokens.size());
+  result.text = tok.DecodeReply(result.tokens);
+  if (on_text && !cancelled) {
+    std::string rest = stream.Finish(result.tokens);
+    if (!rest.empty()) on_text(rest);
+  }
+  return result;
+}
+
+Session::Session(const Model& model, const SessionOptions& options)
+    : impl_(std::make_unique<SessionImpl>(model.impl(), options)) {}
+Session::~Session() = default;
+Result<ChatResult> Session::Chat(const ChatRequest& r, const TextCallback& on_text) { return impl_->Chat(r, on_text); }
+
+Model::Model(std::unique_ptr<ModelImpl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+Result<std::unique_ptr<Model>> Model::Load(const LoadOptions& o) {
+  IXC_ASSIGN_OR_RETURN(auto impl, LoadModelImpl(o.model_dir));
+  return std::unique_ptr<Model>(new Model(std::move(impl)));
+}
+
+bool Model::HasMode(TaskMode m) const { return CheckModeAvailable(*impl_, m).ok(); }
+bool Model::HasVision() const { return impl_->weights.vision.present; }
+
+std::string Model::Describe() const {
+  const DecoderConfig& c = impl_->config.text;
+  std::string modes = "base";
+  if (HasMode(TaskMode::kWeb)) modes += ", web";
+  if (HasMode(TaskMode::kWrite)) modes += ", write";
+  return StrFormat("%s: %s, %lld layers, hidden %lld, heads %lld/%lld, vocab %lld, vision %s, modes: %s",
+                   impl_->model_dir.c_str(), impl_->checkpoint->format().c_str(), (long long)c.num_hidden_layers,
+                   (long long)c.hidden_size, (long long)c.num_attention_heads, (long long)c.num_key_value_heads,
+                   (long long)c.vocab_size, HasVision() ? "yes" : "no", modes.c_str());
+}
+
+const char* ChatMetaInstruction() { return kChatMetaInstruction; }
+
+const char* TaskModeName(TaskMode m) {
+  switch (m) {
+    case TaskMode::kWeb: return "web";
+    case TaskMode::kWrite: return "write";
+    default: return "base";
+  }
+}
+
+Result<TaskMode> ParseTaskMode(std::string_view name) {
+  if (name == "base") return TaskMode::kBase;
+  if (name == "web") return TaskMode::kWeb;
+  if (name == "write") return TaskMode::kWrite;
+  return InvalidArgument("unknown mode '" + std::string(name) + "' (base, web or write)");
+}
+
+}  // namespace ixc

@@ -1,0 +1,26 @@
+// Turns the growing list of generated ids into text pieces for streaming, such that the concatenated pieces equal
+// the final reply exactly: text that a later token could still change (an incomplete UTF-8 character, a space
+// the clean-up rules may remove) is held back until it is settled.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "text/tokenizer.h"
+
+namespace ixc {
+
+class TextStream {
+ public:
+  explicit TextStream(const Tokenizer& tok) : tok_(tok) {}
+  // The new settled text after `ids` (all generated ids so far).
+  std::string Update(const std::vector<int>& ids);
+  // The rest of the final reply.
+  std::string Finish(const std::vector<int>& ids);
+
+ private:
+  const Tokenizer& tok_;
+  size_t emitted_ = 0;
+};
+
+}  // namespace ixc

@@ -1,0 +1,96 @@
+#include "model/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.h"
+
+namespace ixc {
+
+void EmbedTokens(const DecoderWeights& w, const int* ids, int64_t n, float* out) {
+  const int64_t D = w.tok_embeddings.dim(1);
+  for (int64_t i = 0; i < n; ++i) ConvertToF32(w.tok_embeddings.dtype, w.tok_embeddings.row(ids[i]), out + i * D, D);
+}
+
+void RopeCosSin(const DecoderConfig& c, double base, int64_t position, float* cos, float* sin) {
+  const int64_t d = c.head_dim();
+  double p = static_cast<double>(position);
+  if (c.rope_scaling_type == "linear") p /= c.rope_scaling_factor;
+  for (int64_t i = 0; i < d / 2; ++i) {
+    const double inv_freq = 1.0 / std::pow(base, static_cast<double>(2 * i) / static_cast<double>(d));
+    cos[i] = static_cast<float>(std::cos(p * inv_freq));
+    sin[i] = static_cast<float>(std::sin(p * inv_freq));
+  }
+}
+
+void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const DecoderStep& s, ThreadPool* pool,
+                    float* logits) {
+  const int64_t T = s.num_rows, D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const int64_t Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, G = Hq / Hkv, d = c.head_dim();
+  const int64_t qkv_dim = c.qkv_dim(), kv_dim = c.kv_dim(), group = (G + 2) * d;
+  const int64_t prefix_len = s.shared_prefix ? s.shared_prefix->length() : 0;
+  const int64_t own_start = s.cache->length();
+  const int64_t start = prefix_len + own_start;
+  const double base = RopeBaseForLength(c, std::max(start + T, s.rope_length));
+
+  std::vector<float> x(s.embeds, s.embeds + T * D), h(T * D), qkv(T * qkv_dim), attn(T * Hq * d), o(T * D);
+  std::vector<float> a(T * F), b(T * F);
+  std::vector<float> cos(T * d / 2), sin(T * d / 2);
+  for (int64_t t = 0; t < T; ++t) RopeCosSin(c, base, start + t, &cos[t * d / 2], &sin[t * d / 2]);
+
+  s.cache->Reserve(T);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const DecoderLayerWeights& L = w.layers[l];
+    RmsNorm(x.data(), L.attention_norm.data(), T, D, static_cast<float>(c.rms_norm_eps), h.data());
+    PartialLinear(L.wqkv, h.data(), T, s.image_mask, s.mode, qkv.data(), pool);
+
+    // Rotate q and k in place, then store k and v rows in the cache (layout §2.3: group g = [q.. G, k, v]).
+    for (int64_t t = 0; t < T; ++t) {
+      float* row = &qkv[t * qkv_dim];
+      float* kc = s.cache->k(l, own_start + t);
+      float* vc = s.cache->v(l, own_start + t);
+      for (int64_t g = 0; g < Hkv; ++g) {
+        float* grp = row + g * group;
+        for (int64_t j = 0; j < G + 1; ++j) RotateHalf(grp + j * d, d, &cos[t * d / 2], &sin[t * d / 2]);
+        std::memcpy(kc + g * d, grp + G * d, d * sizeof(float));
+        std::memcpy(vc + g * d, grp + (G + 1) * d, d * sizeof(float));
+      }
+    }
+
+    // Causal attention: row t sees the shared prefix and own rows [0, own_start + t].
+    pool->ParallelFor(T * Hq, [&](int64_t b0, int64_t b1, int) {
+      std::vector<float> scores(start + T);
+      for (int64_t job = b0; job < b1; ++job) {
+        const int64_t t = job / Hq, hq = job % Hq, g = hq / G;
+        const float* q = &qkv[t * qkv_dim + g * group + (hq % G) * d];
+        KvSegment segs[2];
+        int nseg = 0;
+        if (prefix_len) {
+          segs[nseg++] = {s.shared_prefix->k(l, 0) + g * d, s.shared_prefix->v(l, 0) + g * d, prefix_len, kv_dim};
+        }
+        segs[nseg++] = {s.cache->k(l, 0) + g * d, s.cache->v(l, 0) + g * d, own_start + t + 1, kv_dim};
+        Attention(q, d, std::span(segs, nseg), scale, &attn[(t * Hq + hq) * d], scores.data());
+      }
+    });
+
+    PartialLinear(L.wo, attn.data(), T, s.image_mask, s.mode, o.data(), pool);
+    for (int64_t i = 0; i < T * D; ++i) x[i] += o[i];
+
+    RmsNorm(x.data(), L.ffn_norm.data(), T, D, static_cast<float>(c.rms_norm_eps), h.data());
+    PartialLinear(L.w1, h.data(), T, s.image_mask, s.mode, a.data(), pool);
+    PartialLinear(L.w3, h.data(), T, s.image_mask, s.mode, b.data(), pool);
+    for (int64_t i = 0; i < T * F; ++i) a[i] = Silu(a[i]) * b[i];
+    PartialLinear(L.w2, a.data(), T, s.image_mask, s.mode, o.data(), pool);
+    for (int64_t i = 0; i < T * D; ++i) x[i] += o[i];
+  }
+  s.cache->Commit(T);
+
+  const int64_t first = s.all_logits ? 0 : T - 1, rows = T - first;
+  RmsNorm(&x[first * D], w.norm.data(), rows, D, static_cast<float>(c.rms_norm_eps), h.data());
+  MatMul(h.data(), rows, D, w.output, nullptr, logits, false, pool);
+  (void)V;
+}
+
+}  // namespace ixc

@@ -1,0 +1,26 @@
+// The vision path after preprocessing (spec §3.5–3.7): CLIP ViT over the views of one image, 2×2 merge, the
+// sub/global separator layout, and the projector into the decoder's embedding space.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace ixc {
+
+// Number of decoder tokens one image with a rows×cols tile grid becomes: (h·w+1)·m² + 1 + (h+1)·m (m = merged grid).
+int64_t ImageTokenCount(const VisionConfig& v, int64_t rows, int64_t cols);
+
+// CLIP forward of one view [C, S, S] (last layer, no post-layernorm, CLS dropped) -> [num_patches, H].
+void ClipForward(const VisionConfig& v, const VisionWeights& w, const float* view, ThreadPool* pool, float* features);
+
+// Encodes one image: `views` = [global, tiles row-major] (1 + rows·cols views of C·S·S floats) -> projected tokens
+// [ImageTokenCount, D] in sequence order. Views run in parallel on the pool.
+void EncodeImage(const ModelConfig& c, const VisionWeights& w, std::span<const float* const> views, int64_t rows,
+                 int64_t cols, ThreadPool* pool, std::vector<float>* tokens);
+
+}  // namespace ixc
