@@ -1,1 +1,223 @@
+// The public API end to end: hostile model folders, mode availability, placeholder checks, streaming, seeds, and a
+// checkpoint whose shapes differ from the golden one in every dimension the config controls.
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/testing.h"
+#include "io/safetensors.h"
+#include "ixc/ixc.h"
+#include "model/synthetic.h"
+
+namespace ixc {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+void WriteCheckpoint(const std::map<std::string, TensorView>& tensors, const std::string& path) {
+  std::vector<NamedTensor> out;
+  for (const auto& [name, t] : tensors) {
+    NamedTensor n{name, t.dtype, t.shape, {}};
+    n.bytes.resize(t.nbytes());
+    std::memcpy(n.bytes.data(), t.data, t.nbytes());
+    out.push_back(std::move(n));
+  }
+  ASSERT_TRUE(WriteSafetensors(path, out).ok());
+}
+
+// A model folder: config from `cfg`, synthetic weights for it, the golden tokenizer.
+std::string MakeModelDir(const json& cfg, const SyntheticOptions& so, const std::string& tag,
+                         std::map<std::string, TensorView>* edit_tensors = nullptr) {
+  std::string dir = testing::MakeTempDir(tag);
+  testing::WriteFile(dir + "/config.json", cfg.dump());
+  fs::copy_file(testing::GoldenDir() + "/model/tokenizer.model", dir + "/tokenizer.model");
+  ModelConfig mc;
+  auto& c = mc.text;
+  c.vocab_size = cfg["vocab_size"];
+  c.hidden_size = cfg["hidden_size"];
+  c.intermediate_size = cfg["intermediate_size"];
+  c.num_hidden_layers = cfg["num_hidden_layers"];
+  c.num_attention_heads = cfg["num_attention_heads"];
+  c.num_key_value_heads = cfg["num_key_value_heads"];
+  const json& v = cfg["vision_config"];
+  mc.vision.hidden_size = v["hidden_size"];
+  mc.vision.num_hidden_layers = v["num_hidden_layers"];
+  mc.vision.num_attention_heads = v["num_attention_heads"];
+  mc.vision.intermediate_size = v["intermediate_size"];
+  auto ck = MakeSyntheticCheckpoint(mc, so);
+  if (edit_tensors) {
+    *edit_tensors = ck->tensors;
+    return dir;  // caller edits and writes
+  }
+  WriteCheckpoint(ck->tensors, dir + "/model.safetensors");
+  return dir;
+}
+
+json OtherConfig() {
+  // Every size differs from the golden checkpoint: 3 layers, 6 query heads over 3 KV heads of width 16,
+  // NTK from 64 positions, another theta, and a vision tower of width 24 with 3 heads.
+  return json{{"vocab_size", 92544},      {"hidden_size", 96},
+              {"intermediate_size", 80},  {"num_hidden_layers", 3},
+              {"num_attention_heads", 6}, {"num_key_value_heads", 3},
+              {"max_position_embeddings", 64},
+              {"rms_norm_eps", 1e-6},     {"rope_theta", 50000},
+              {"rope_scaling", {{"type", "dynamic"}, {"factor", 3.0}}},
+              {"vision_config", {{"hidden_size", 24}, {"num_hidden_layers", 1}, {"num_attention_heads", 3},
+                                 {"intermediate_size", 40}, {"image_size", 560}, {"patch_size", 14}}}};
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { IXC_REQUIRE_GOLDEN(); }
+};
+
+TEST_F(EngineTest, AnotherShapeLoadsAndRunsTextAndImages) {
+  SyntheticOptions so;
+  so.plora_rank = 7;
+  so.web_rank = 0;
+  std::string dir = MakeModelDir(OtherConfig(), so, "other");
+  auto model = Model::Load({dir});
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  EXPECT_TRUE((*model)->HasVision());
+  EXPECT_FALSE((*model)->HasMode(TaskMode::kWeb));
+  EXPECT_TRUE((*model)->HasMode(TaskMode::kWrite));
+  Session s(**model, {2});
+  ChatRequest r;
+  r.query = "Describe <ImageHere> please, in a long answer that passes the NTK threshold of sixty-four tokens.";
+  r.images = {testing::GoldenDir() + "/images/synth3.png"};
+  r.generation.do_sample = false;
+  r.generation.max_new_tokens = 4;
+  auto res = s.Chat(r);
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  EXPECT_EQ(res->image_tokens, (std::vector<int64_t>{841}));
+  EXPECT_EQ(res->tokens.size(), 4u);
+  r.mode = TaskMode::kWeb;
+  auto web = s.Chat(r);
+  ASSERT_FALSE(web.ok());
+  EXPECT_NE(web.status().message().find("lora_web"), std::string::npos);
+}
+
+TEST_F(EngineTest, HostileModelFoldersGiveNamedErrors) {
+  std::map<std::string, TensorView> tensors;
+  SyntheticOptions so;
+  std::string dir = MakeModelDir(OtherConfig(), so, "hostile", &tensors);
+  auto expect_error = [&](const std::string& what) {
+    auto m = Model::Load({dir});
+    ASSERT_FALSE(m.ok()) << "expected an error mentioning " << what;
+    EXPECT_NE(m.status().message().find(what), std::string::npos) << m.status().message();
+  };
+  // No weights at all.
+  expect_error("no weights");
+  // A truncated file.
+  WriteCheckpoint(tensors, dir + "/full.safetensors");
+  {
+    std::ifstream in(dir + "/full.safetensors", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    testing::WriteFile(dir + "/model.safetensors", bytes.substr(0, bytes.size() / 2));
+  }
+  expect_error("model.safetensors");
+  // A tensor with the wrong shape, a missing tensor.
+  auto bad = tensors;
+  bad["model.layers.2.ffn_norm.weight"].shape = {95};
+  bad["model.layers.2.ffn_norm.weight"].data = tensors.at("model.norm.weight").data;
+  WriteCheckpoint(bad, dir + "/model.safetensors");
+  expect_error("model.layers.2.ffn_norm.weight");
+  bad = tensors;
+  bad.erase("vision_proj.2.bias");
+  WriteCheckpoint(bad, dir + "/model.safetensors");
+  expect_error("vision_proj.2.bias");
+  // Invalid config JSON, a config value of the wrong type.
+  WriteCheckpoint(tensors, dir + "/model.safetensors");
+  testing::WriteFile(dir + "/config.json", "{\"hidden_size\": 96,");
+  expect_error("config.json");
+  json cfg = OtherConfig();
+  cfg["num_attention_heads"] = "six";
+  testing::WriteFile(dir + "/config.json", cfg.dump());
+  expect_error("num_attention_heads");
+  // A config that disagrees with the weights.
+  cfg = OtherConfig();
+  cfg["num_hidden_layers"] = 2;
+  testing::WriteFile(dir + "/config.json", cfg.dump());
+  expect_error("model.layers.2");
+  // Missing tokenizer.
+  testing::WriteFile(dir + "/config.json", OtherConfig().dump());
+  fs::remove(dir + "/tokenizer.model");
+  expect_error("tokenizer.model");
+  fs::copy_file(testing::GoldenDir() + "/model/tokenizer.model", dir + "/tokenizer.model");
+  ASSERT_TRUE(Model::Load({dir}).ok());
+}
+
+const Model& Golden() {
+  static std::unique_ptr<Model> m = std::move(Model::Load({testing::GoldenDir() + "/model"})).value();
+  return *m;
+}
+
+TEST_F(EngineTest, BadRequestsAreRejectedWithReasons) {
+  Session s(Golden(), {1});
+  ChatRequest r;
+  r.query = "Image1 <ImageHere> Image2 <ImageHere>";
+  r.images = {testing::GoldenDir() + "/images/synth3.png"};
+  auto res = s.Chat(r);
+  ASSERT_FALSE(res.ok());
+  EXPECT_NE(res.status().message().find("2 <ImageHere> placeholders but 1 image"), std::string::npos);
+  r.query = "hi";
+  r.images = {testing::GoldenDir() + "/no_such_image.png"};
+  EXPECT_FALSE(s.Chat(r).ok());
+  r.images.clear();
+  r.generation.top_p = 0;
+  EXPECT_FALSE(s.Chat(r).ok());
+  r.generation.top_p = 0.8f;
+  r.generation.max_new_tokens = 0;
+  EXPECT_FALSE(s.Chat(r).ok());
+}
+
+TEST_F(EngineTest, StreamingPiecesConcatenateToTheReplyAndCancelStops) {
+  ChatRequest r;
+  r.query = "Tell me a story.";
+  r.generation.max_new_tokens = 40;
+  r.generation.seed = 7;
+  for (int threads : {1, 2}) {
+    Session s(Golden(), {threads});
+    std::string streamed;
+    auto res = s.Chat(r, [&](std::string_view piece) {
+      streamed += piece;
+      return true;
+    });
+    ASSERT_TRUE(res.ok());
+    EXPECT_EQ(streamed, res->text);
+    EXPECT_EQ(res->tokens.size(), 40u);
+    static std::vector<int> first;
+    if (threads == 1) first = res->tokens;
+    else EXPECT_EQ(res->tokens, first) << "the same seed must give the same tokens on any thread count";
+  }
+  Session s(Golden(), {1});
+  int pieces = 0;
+  auto res = s.Chat(r, [&](std::string_view) { return ++pieces < 3; });
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->stop_reason, "cancelled");
+  EXPECT_LT(res->tokens.size(), 40u);
+  r.generation.seed = 8;
+  auto other = s.Chat(r);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->tokens.size(), 40u);
+}
+
+TEST_F(EngineTest, BeamsOneEqualsGreedy) {
+  Session s(Golden(), {2});
+  ChatRequest r;
+  r.query = "Hello";
+  r.generation.do_sample = false;
+  r.generation.max_new_tokens = 6;
+  auto greedy = s.Chat(r);
+  r.generation.num_beams = 1;
+  auto beams = s.Chat(r);
+  ASSERT_TRUE(greedy.ok() && beams.ok());
+  EXPECT_EQ(greedy->tokens, beams->tokens);
+}
+
+}  // namespace
+}  // namespace ixc
