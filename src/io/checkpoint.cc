@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <set>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -88,12 +89,15 @@ Result<std::map<std::string, std::string>> ReadShardIndex(const std::string& ind
 Result<std::unique_ptr<Checkpoint>> Checkpoint::FromSources(std::vector<std::unique_ptr<TensorSource>> sources,
                                                             std::string format) {
   std::unique_ptr<Checkpoint> ck(new Checkpoint());
+  std::map<std::string_view, const TensorSource*> owner;  // which file each name came from, for the error
   for (const auto& s : sources) {
     for (const auto& [name, view] : s->tensors()) {
       auto [it, inserted] = ck->tensors_.emplace(name, view);
       if (!inserted) {
-        return DataLoss(StrFormat("tensor '%s' appears in more than one file (%s and another shard)", name.c_str(), s->path().c_str()));
+        return DataLoss(StrFormat("tensor '%s' appears in more than one file (%s and %s)", name.c_str(),
+                                  owner[it->first]->path().c_str(), s->path().c_str()));
       }
+      owner[it->first] = s.get();
     }
   }
   ck->sources_ = std::move(sources);
