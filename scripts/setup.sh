@@ -13,6 +13,7 @@ BUILD_PKGS=(
   libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev   # image decoding (Pillow uses the same libraries)
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video decoding
   libfreetype-dev fonts-wqy-zenhei  # video frame labels
+  ffmpeg                        # video tests generate their input files with the ffmpeg command
   zlib1g-dev                    # deflate-compressed members of PyTorch .bin archives
 )
 # Fixture scripts only (tests never need them at run time; they read the committed fixture files).

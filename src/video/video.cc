@@ -1,0 +1,72 @@
+// LoadVideo: the reference's load_video → frame2img → Video_transform.
+#include "video/video.h"
+
+#include <filesystem>
+
+#include "video/video_decoder.h"
+
+namespace ixc {
+namespace {
+
+bool IsFile(const std::string& p) {
+  std::error_code ec;
+  return !p.empty() && std::filesystem::is_regular_file(p, ec);
+}
+
+}  // namespace
+
+Result<VideoResult> LoadVideo(const std::string& path, const VideoOptions& opts) {
+  std::string font = opts.font_path;
+  if (font.empty()) {
+    IXC_ASSIGN_OR_RETURN(font, FindLabelFont(opts.model_dir, ""));
+  } else if (!IsFile(font)) {
+    return NotFound(StrFormat("label font %s not found", font.c_str()));
+  }
+
+  VideoDecoderOptions dopts;
+  dopts.max_pixels = opts.limits.max_pixels;
+  dopts.max_frames_total = opts.max_frames_total;
+  dopts.threads = opts.decode_threads;
+  IXC_ASSIGN_OR_RETURN(std::unique_ptr<VideoDecoder> decoder, VideoDecoder::Open(path, dopts));
+
+  VideoResult out;
+  out.probe = decoder->probe();
+  {
+    auto idx = SampleFrameIndices(out.probe.num_frames, out.probe.avg_fps, opts.max_frames);
+    if (!idx.ok()) return idx.status().WithContext(path);
+    out.frame_indices = std::move(idx).value();
+  }
+
+  // Every frame is converted to the stream's size, so the composite's size is known before decoding anything.
+  int fw, fh;
+  CompositeFrameSize(out.probe.width, out.probe.height, &fw, &fh);
+  if (fw <= 0 || fh <= 0) {
+    return InvalidArgument(StrFormat("%s: frames of %d x %d are too elongated for the composite", path.c_str(),
+                                     out.probe.width, out.probe.height));
+  }
+  const bool landscape = out.probe.width > out.probe.height;
+  const int64_t n = static_cast<int64_t>(out.frame_indices.size());
+  const int64_t cw = landscape ? fw : n * (fw + 10), ch = landscape ? n * (fh + 50) : fh + 40;
+  if (cw * ch > opts.max_composite_pixels) {
+    return ResourceExhausted(
+        StrFormat("%s: the composite of %lld frames (%lld x %lld) is over the limit of %lld pixels", path.c_str(),
+                  (long long)n, (long long)cw, (long long)ch, (long long)opts.max_composite_pixels));
+  }
+
+  // Resize each frame as soon as it is decoded: only the 1120-pixel versions are held.
+  std::vector<Image> resized;
+  resized.reserve(out.frame_indices.size());
+  IXC_RETURN_IF_ERROR(decoder->DecodeFrames(out.frame_indices, [&](int64_t, Image&& frame) {
+    resized.push_back(ResizeForComposite(frame));
+    return Status::Ok();
+  }));
+  IXC_ASSIGN_OR_RETURN(out.composite, ComposeResizedFrames(resized, landscape, font, opts.max_composite_pixels));
+  resized.clear();
+  out.transformed = VideoTransform(out.composite);
+  out.rows = out.transformed.height / 560;
+  out.cols = out.transformed.width / 560;
+  out.num_tokens = VideoImageTokenCount(out.rows, out.cols);
+  return out;
+}
+
+}  // namespace ixc
