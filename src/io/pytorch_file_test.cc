@@ -284,6 +284,28 @@ TEST(PyTorchFile, RejectsBrokenZipStructure) {
   }
 }
 
+// torch >= 2.1 writes <archive>/byteorder ("little") and <archive>/.data/serialization_id beside data.pkl.
+TEST(PyTorchFile, ByteOrderMember) {
+  PickleWriter p;
+  p.Op('}').Op('(').Str("w").Tensor("FloatStorage", "0", 6, 0, {6}, {1}).Op('u').Op('.');
+  for (const std::string order : {"little", "big"}) {
+    auto z = WriteZip({{"archive/data.pkl", p.s},
+                       {"archive/byteorder", order},
+                       {"archive/data/0", Floats({1, 2, 3, 4, 5, 6})},
+                       {"archive/version", "3\n"},
+                       {"archive/.data/serialization_id", "1234567890"}});
+    ASSERT_TRUE(z.ok());
+    auto src = ParseBytes(*z);
+    if (order == "little") {
+      ASSERT_TRUE(src.ok()) << src.status().message();
+      EXPECT_EQ(static_cast<const float*>((*src)->tensors().at("w").data)[5], 6.f);
+    } else {
+      ASSERT_FALSE(src.ok());
+      EXPECT_NE(src.status().message().find("'big' byte order"), std::string::npos) << src.status().message();
+    }
+  }
+}
+
 TEST(PyTorchFile, RejectsDuplicateMembers) {
   PickleWriter p;
   p.Op('}').Op('(').Str("w").Tensor("FloatStorage", "0", 6, 0, {6}, {1}).Op('u').Op('.');

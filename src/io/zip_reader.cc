@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <set>
 
 namespace ixc {
 
@@ -153,7 +152,6 @@ Result<ZipReader> ZipReader::Parse(const uint8_t* data, size_t size, std::string
   r.size_ = size;
   r.name_ = name;
   r.entries_.reserve(n_total);
-  std::set<std::string_view> names;
   const uint8_t* cd = data + cd_offset;
   uint64_t pos = 0;
   for (uint64_t i = 0; i < n_total; ++i) {
@@ -212,9 +210,9 @@ Result<ZipReader> ZipReader::Parse(const uint8_t* data, size_t size, std::string
     }
     r.entries_.push_back(std::move(ent));
   }
-  // Names are checked after the vector stops moving (the set holds views into it).
-  for (const auto& ent : r.entries_) {
-    if (!names.insert(ent.name).second) return bad("member '" + ent.name + "' appears twice");
+  // One index entry per name; a second one is a duplicate.
+  for (size_t i = 0; i < r.entries_.size(); ++i) {
+    if (!r.by_name_.emplace(r.entries_[i].name, i).second) return bad("member '" + r.entries_[i].name + "' appears twice");
   }
   // Members may not share bytes: a hostile archive could otherwise alias one storage as another's header.
   std::vector<const ZipEntry*> by_offset;
@@ -231,10 +229,8 @@ Result<ZipReader> ZipReader::Parse(const uint8_t* data, size_t size, std::string
 }
 
 const ZipEntry* ZipReader::Find(std::string_view member) const {
-  for (const auto& e : entries_) {
-    if (e.name == member) return &e;
-  }
-  return nullptr;
+  auto it = by_name_.find(std::string(member));
+  return it == by_name_.end() ? nullptr : &entries_[it->second];
 }
 
 Result<std::span<const uint8_t>> ZipReader::Read(const ZipEntry& e, AlignedBuffer* owned, uint64_t max_inflated_bytes,

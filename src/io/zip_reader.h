@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
@@ -67,6 +68,9 @@ class ZipReader {
   size_t size_ = 0;
   std::string name_;
   std::vector<ZipEntry> entries_;
+  // name -> index into entries_ (owning keys, so copies stay valid); a linear Find would make a
+  // many-member hostile archive quadratic to load.
+  std::unordered_map<std::string, size_t> by_name_;
 };
 
 // One member for WriteZip.
