@@ -46,8 +46,14 @@ struct GenerationOptions {
   int top_k = 50;
   float repetition_penalty = 1.005f;  // on generated tokens only, as the reference
   uint64_t seed = 0;
-  std::vector<int> stop_ids;     // empty: the tokenizer's eos and the end-of-turn marker
+  bool stop_at_end_of_turn = true;  // stop at the end-of-turn marker as well as at the tokenizer's eos
+  std::vector<int> stop_ids;     // further stop ids
+  int max_total_tokens = 0;      // >0: also stop when prompt + generated reaches this (write_artical's 8192)
 };
+
+// How generated ids become the reply: chat() cuts at the first end-of-turn marker; the composition methods
+// delete every start/end-of-turn marker instead.
+enum class ReplyStyle { kChat, kCompose };
 
 struct ChatTurnText {
   std::string user;
@@ -62,6 +68,7 @@ struct ChatRequest {
   int hd_num = 0;                     // 0: 24 for one image, 6 for several (the reference's rule)
   TaskMode mode = TaskMode::kBase;
   GenerationOptions generation;
+  ReplyStyle reply_style = ReplyStyle::kChat;
   bool capture_tensors = false;       // fill ChatResult::tensors (for --dump-tensors and tests)
 };
 
@@ -138,4 +145,27 @@ Status SaveDebugTensors(const ChatResult& result, const std::string& path);
 namespace ixc {
 // The reference chat()'s meta instruction (what --meta uses).
 const char* ChatMetaInstruction();
+}  // namespace ixc
+
+// Composition tasks (spec §5.2–5.4): requests preset exactly as the reference's methods, and their text steps.
+namespace ixc {
+
+// write_artical: write adapter, sampling with top-p 0.8, top-k 40, penalty 1.005, up to 8192 tokens in all,
+// stop at eos or end-of-turn; the article meta instruction only when use_meta.
+ChatRequest MakeArticleRequest(const std::string& instruction, const std::vector<std::string>& images, bool use_meta);
+// write_webpage and friends: web adapter, beam sampling with 2 beams, penalty 3.0, 4800 new tokens, top-k 50,
+// top-p 1.0, stop at eos only (the reference passes no end-of-turn stop here).
+ChatRequest MakeWebpageRequest(const std::string& instruction, const std::vector<std::string>& images);
+// The reference's fixed instructions (note their leading spaces).
+std::string ResumePageInstruction(const std::string& resume_markdown);
+std::string JavaScriptInstruction(const std::string& html);
+const char* ScreenshotInstruction();
+// https://source.unsplash.com/random/WxH/?q -> https://picsum.photos/W/H, as the reference post-processes pages.
+std::string RewriteImageUrls(const std::string& html);
+// resume_2_webpage's merge, done as it evidently meant: the JavaScript (the bodies of the <script> elements of the
+// second answer, or all of it when it has none) goes into one new <script> element before </body> (else before
+// </html>, else at the end), inserted literally. The reference instead pastes a Python list's repr before every
+// </script> and runs the code through a regex replacement template.
+std::string MergeJavaScript(const std::string& html, const std::string& js);
+
 }  // namespace ixc

@@ -221,3 +221,53 @@ TEST_F(EngineTest, BeamsOneEqualsGreedy) {
 
 }  // namespace
 }  // namespace ixc
+
+namespace ixc {
+namespace {
+
+TEST(Compose, RequestsCarryTheReferenceDefaults) {
+  ChatRequest a = MakeArticleRequest("x", {}, true);
+  EXPECT_EQ(a.mode, TaskMode::kWrite);
+  EXPECT_EQ(a.generation.top_k, 40);
+  EXPECT_FLOAT_EQ(a.generation.top_p, 0.8f);
+  EXPECT_EQ(a.generation.max_total_tokens, 8192);
+  EXPECT_TRUE(a.generation.stop_at_end_of_turn);
+  EXPECT_NE(a.system.find("conversational language model"), std::string::npos);
+  EXPECT_TRUE(MakeArticleRequest("x", {}, false).system.empty());
+  ChatRequest w = MakeWebpageRequest("x", {});
+  EXPECT_EQ(w.mode, TaskMode::kWeb);
+  EXPECT_EQ(w.generation.num_beams, 2);
+  EXPECT_TRUE(w.generation.do_sample);
+  EXPECT_FLOAT_EQ(w.generation.repetition_penalty, 3.0f);
+  EXPECT_EQ(w.generation.max_new_tokens, 4800);
+  EXPECT_FALSE(w.generation.stop_at_end_of_turn);  // the reference stops web generation at eos only
+}
+
+TEST(Compose, ImageUrlRewriteAndScriptMerge) {
+  EXPECT_EQ(RewriteImageUrls("<img src=\"https://source.unsplash.com/random/800x600/?bread,cake\">"),
+            "<img src=\"https://picsum.photos/800/600\">");
+  EXPECT_EQ(RewriteImageUrls("no urls"), "no urls");
+  std::string html = "<html><body><p>hi</p><script src=\"x.js\"></script></body></html>";
+  std::string merged = MergeJavaScript(html, "Here: <script>a();</script> and <script>b();</script>");
+  EXPECT_EQ(merged, "<html><body><p>hi</p><script src=\"x.js\"></script><script>\na();\nb();\n</script>\n</body></html>");
+  EXPECT_EQ(MergeJavaScript("<p>x</p>", "c();"), "<p>x</p>\n<script>\nc();\n</script>\n");
+  // Backslashes and $ stay literal (the reference used the text as a regex replacement template).
+  EXPECT_NE(MergeJavaScript("</html>", "s.replace(/\\d/, '$1');").find("s.replace(/\\d/, '$1');"), std::string::npos);
+}
+
+TEST_F(EngineTest, CompositionStopsOnlyAtItsStopTokens) {
+  Session s(Golden(), {2});
+  ChatRequest r = MakeArticleRequest("Write.", {}, false);
+  r.generation.max_new_tokens = 5;
+  auto a = s.Chat(r);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  for (size_t i = 0; i + 1 < a->tokens.size(); ++i) EXPECT_NE(a->tokens[i], 92542);
+  ChatRequest w = MakeWebpageRequest("Page.", {});
+  w.generation.max_new_tokens = 4;
+  auto p = s.Chat(w);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->text.find("[UNUSED_TOKEN_14"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ixc

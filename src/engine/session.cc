@@ -69,10 +69,23 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
   IXC_RETURN_IF_ERROR(CheckModeAvailable(model_, r.mode));
   GenerationOptions gen = r.generation;
   IXC_RETURN_IF_ERROR(ValidateGeneration(gen, c));
-  if (gen.stop_ids.empty()) gen.stop_ids = {tok.eos_id(), tok.im_end_id()};
+  gen.stop_ids.push_back(tok.eos_id());
+  if (gen.stop_at_end_of_turn) gen.stop_ids.push_back(tok.im_end_id());
+  std::sort(gen.stop_ids.begin(), gen.stop_ids.end());
+  gen.stop_ids.erase(std::unique(gen.stop_ids.begin(), gen.stop_ids.end()), gen.stop_ids.end());
 
   ChatResult result;
   IXC_ASSIGN_OR_RETURN(PromptSequence seq, BuildPrompt(model_, r, &pool_, &result));
+  if (gen.max_total_tokens > 0) {
+    if (seq.length >= gen.max_total_tokens) {
+      return ResourceExhausted(StrFormat("the prompt is %lld tokens; this task allows %d in all", (long long)seq.length,
+                                         gen.max_total_tokens));
+    }
+    gen.max_new_tokens = std::min<int64_t>(gen.max_new_tokens, gen.max_total_tokens - seq.length);
+  }
+  auto decode = [&](const std::vector<int>& ids) {
+    return r.reply_style == ReplyStyle::kChat ? tok.DecodeReply(ids) : tok.DecodeComposition(ids);
+  };
   const AdapterMode mode = ToAdapter(r.mode);
   const int64_t D = c.hidden_size, V = c.vocab_size;
 
@@ -96,7 +109,7 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
   seq.embeds.shrink_to_fit();
 
   t0 = std::chrono::steady_clock::now();
-  TextStream stream(tok);
+  TextStream stream(decode);
   bool cancelled = false;
   auto emit = [&](const std::vector<int>& ids) {
     if (!on_text || cancelled) return;
@@ -111,7 +124,7 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
     bp.max_new_tokens = gen.max_new_tokens;
     bp.repetition_penalty = gen.repetition_penalty;
     bp.eos_ids = gen.stop_ids;
-    bp.pad_eos_id = tok.eos_id();
+    bp.pad_eos_id = tok.eos_id();  // HF pads with the first eos id, which is the tokenizer's
     bp.do_sample = gen.do_sample;
     bp.temperature = gen.temperature;
     bp.top_k = gen.top_k;
@@ -157,7 +170,7 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
   }
   result.timings.decode_ms = MsSince(t0);
   result.timings.decoded_tokens = static_cast<int64_t>(result.tokens.size());
-  result.text = tok.DecodeReply(result.tokens);
+  result.text = decode(result.tokens);
   if (on_text && !cancelled) {
     std::string rest = stream.Finish(result.tokens);
     if (!rest.empty()) on_text(rest);

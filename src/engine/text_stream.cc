@@ -1,5 +1,7 @@
 #include "engine/text_stream.h"
 
+#include "text/tokenizer.h"
+
 namespace ixc {
 
 namespace {
@@ -8,7 +10,7 @@ constexpr size_t kHoldAfterSpace = 4;
 }  // namespace
 
 std::string TextStream::Update(const std::vector<int>& ids) {
-  std::string text = tok_.DecodeReply(ids);
+  std::string text = decode_(ids);
   size_t settled = text.size();
   // An unfinished multi-byte character decodes to U+FFFD at the end: wait for its remaining bytes.
   const std::string kReplacement = "\xEF\xBF\xBD";
@@ -31,7 +33,7 @@ std::string TextStream::Update(const std::vector<int>& ids) {
 }
 
 std::string TextStream::Finish(const std::vector<int>& ids) {
-  std::string text = tok_.DecodeReply(ids);
+  std::string text = decode_(ids);
   std::string rest = emitted_ < text.size() ? text.substr(emitted_) : "";
   emitted_ = text.size();
   return rest;

@@ -3,23 +3,23 @@
 // the clean-up rules may remove) is held back until it is settled.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
-
-#include "text/tokenizer.h"
 
 namespace ixc {
 
 class TextStream {
  public:
-  explicit TextStream(const Tokenizer& tok) : tok_(tok) {}
+  // `decode` turns all generated ids into the reply text (the chat or composition rule).
+  explicit TextStream(std::function<std::string(const std::vector<int>&)> decode) : decode_(std::move(decode)) {}
   // The new settled text after `ids` (all generated ids so far).
   std::string Update(const std::vector<int>& ids);
   // The rest of the final reply.
   std::string Finish(const std::vector<int>& ids);
 
  private:
-  const Tokenizer& tok_;
+  std::function<std::string(const std::vector<int>&)> decode_;
   size_t emitted_ = 0;
 };
 

@@ -111,21 +111,31 @@ std::string Tokenizer::DecodeReply(const std::vector<int>& ids) const {
   return text;
 }
 
+// Python's str.replace: one left-to-right pass over non-overlapping matches.
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
+  std::string out;
+  size_t pos = 0;
+  for (size_t hit; (hit = text.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
+    out.append(text, pos, hit - pos);
+    out += to;
+  }
+  out.append(text, pos, std::string::npos);
+  return out;
+}
+
+std::string Tokenizer::DecodeComposition(const std::vector<int>& ids) const {
+  std::vector<int> kept;
+  for (int id : ids)
+    if (id != unk_id_ && id != bos_id_ && id != eos_id_) kept.push_back(id);
+  std::string text = CleanUpTokenization(DecodeRaw(kept));
+  return ReplaceAll(ReplaceAll(std::move(text), kImEnd, ""), kImStart, "");
+}
+
 std::string CleanUpTokenization(std::string text) {
   static const std::pair<const char*, const char*> kRules[] = {
       {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
       {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
-  for (const auto& [from, to] : kRules) {
-    const std::string f(from), t(to);
-    std::string out;
-    size_t pos = 0;
-    for (size_t hit; (hit = text.find(f, pos)) != std::string::npos; pos = hit + f.size()) {
-      out.append(text, pos, hit - pos);
-      out += t;
-    }
-    out.append(text, pos, std::string::npos);
-    text = std::move(out);
-  }
+  for (const auto& [from, to] : kRules) text = ReplaceAll(std::move(text), from, to);
   return text;
 }
 

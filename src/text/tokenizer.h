@@ -27,6 +27,9 @@ class Tokenizer {
   // What the reference's chat() returns for generated ids: drops unk/bos/eos, decodes, applies the ten clean-up
   // replacements, then cuts at the first end-of-turn marker.
   std::string DecodeReply(const std::vector<int>& ids) const;
+  // What the composition methods (write_artical, write_webpage, ...) return: the same decoding, but every start-
+  // and end-of-turn marker is deleted instead of cutting at the first.
+  std::string DecodeComposition(const std::vector<int>& ids) const;
 
   int vocab_size() const { return vocab_size_; }
   int PieceToId(const std::string& piece) const;  // -1 when absent
@@ -45,6 +48,9 @@ class Tokenizer {
 
 inline constexpr char kImStart[] = "[UNUSED_TOKEN_146]";
 inline constexpr char kImEnd[] = "[UNUSED_TOKEN_145]";
+
+// Python's str.replace semantics (one pass, non-overlapping).
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to);
 
 // transformers' clean_up_tokenization: " ." -> "." and nine more, in the reference's order.
 std::string CleanUpTokenization(std::string text);

@@ -1,0 +1,128 @@
+// ixc chat: one-shot (-p) or interactive multi-turn chat.
+#include <cstdio>
+#include <iostream>
+
+#include "commands.h"
+#include "common.h"
+
+namespace ixc::cli {
+
+namespace {
+
+using json = nlohmann::json;
+
+Status ReadHistory(const std::string& path, std::vector<ChatTurnText>* out) {
+  auto text = ReadTextFile(path, 64u << 20);
+  if (!text.ok()) return text.status();
+  json j = json::parse(*text, nullptr, false);
+  const std::string bad = path + ": expected a JSON list of [user, assistant] pairs";
+  if (j.is_discarded() || !j.is_array()) return InvalidArgument(bad);
+  for (const auto& turn : j) {
+    if (!turn.is_array() || turn.size() != 2 || !turn[0].is_string() || !turn[1].is_string()) return InvalidArgument(bad);
+    out->push_back({turn[0].get<std::string>(), turn[1].get<std::string>()});
+  }
+  return Status::Ok();
+}
+
+int RunInteractive(Session& session, const ChatRequest& base) {
+  std::vector<ChatTurnText> history = base.history;
+  std::vector<std::string> images = base.images;  // the images belong to the first question
+  std::fprintf(stderr, "Interactive chat. Ctrl-C stops an answer; Ctrl-D or /exit quits; /reset clears the history.\n");
+  std::string line;
+  while (true) {
+    std::fprintf(stderr, "\n> ");
+    g_interrupted = false;
+    if (!std::getline(std::cin, line)) break;
+    if (line == "/exit" || line == "/quit") break;
+    if (line == "/reset") {
+      history.clear();
+      images.clear();
+      continue;
+    }
+    if (line.empty()) continue;
+    ChatRequest req = base;
+    req.history = history;
+    req.query = line;
+    req.images = images;
+    auto res = session.Chat(req, StdoutStreamer(true));
+    std::printf("\n");
+    if (!res.ok()) {
+      std::fprintf(stderr, "ixc: error: %s\n", res.status().message().c_str());
+      continue;
+    }
+    if (res->stop_reason == "cancelled") std::fprintf(stderr, "[stopped]\n");
+    // The turn stays in the history (a stopped answer as far as it got), so the conversation goes on.
+    history.push_back({line, res->text});
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RunChat(int argc, char** argv) {
+  CommonArgs common;
+  ChatRequest req;
+  std::string prompt, system, history_file, mode = "base", dump_path;
+  bool has_prompt = false, meta = false;
+  FlagSet fs;
+  AddCommonFlags(fs, common);
+  fs.Add({"--prompt", "-p", "TEXT", "the question; without it, an interactive chat starts",
+          [&](const std::string& v) { prompt = v; has_prompt = true; return Status::Ok(); }});
+  AddMediaFlags(fs, req);
+  fs.Add({"--system", "", "TEXT", "system text placed before the conversation",
+          [&](const std::string& v) { system = v; return Status::Ok(); }});
+  fs.Add({"--meta", "", "", "use the reference chat()'s meta instruction as system text",
+          [&](const std::string&) { meta = true; return Status::Ok(); }});
+  fs.Add({"--history", "", "FILE.json", "earlier turns: a JSON list of [user, assistant] pairs",
+          [&](const std::string& v) { history_file = v; return Status::Ok(); }});
+  fs.Add({"--mode", "", "MODE", "base (default), web or write: which task adapter runs",
+          [&](const std::string& v) { mode = v; return Status::Ok(); }});
+  AddGenerationFlags(fs, req.generation);
+  fs.Add({"--preset", "", "NAME", "readme: the model card's settings (3 beams, no sampling, meta instruction on)",
+          [&](const std::string& v) {
+            if (v != "readme") return InvalidArgument("unknown preset '" + v + "' (readme)");
+            req.generation.do_sample = false;
+            req.generation.num_beams = 3;
+            meta = true;
+            return Status::Ok();
+          }});
+  fs.Add({"--dump-tensors", "", "OUT", "write last_logits (and image_embeds, pixels0) as safetensors",
+          [&](const std::string& v) { dump_path = v; req.capture_tensors = true; return Status::Ok(); }});
+  Status s = fs.Parse(argc, argv, 2);
+  if (common.help) {
+    std::printf("usage: ixc chat -m MODEL_DIR [-p TEXT] [options]\n\n"
+                "Defaults follow the reference chat(): sampling with top-p 0.8, top-k 50, temperature 1.0,\n"
+                "repetition penalty 1.005, up to 1024 new tokens.\n\n%s", fs.Help().c_str());
+    return 0;
+  }
+  if (!s.ok()) return Fail(s);
+  if (meta && !system.empty()) return Fail(InvalidArgument("--meta and --system are exclusive"));
+  auto m = ParseTaskMode(mode);
+  if (!m.ok()) return Fail(m.status());
+  req.mode = *m;
+  req.system = meta ? ChatMetaInstruction() : system;
+  if (!history_file.empty()) {
+    s = ReadHistory(history_file, &req.history);
+    if (!s.ok()) return Fail(s);
+  }
+  if (common.json_out && !has_prompt) return Fail(InvalidArgument("--json needs -p (one-shot mode)"));
+
+  auto model = LoadModel(common);
+  if (!model.ok()) return Fail(model.status());
+  Session session(**model, {common.threads});
+  InstallInterruptHandler();
+  if (!has_prompt) return RunInteractive(session, req);
+
+  req.query = prompt;
+  auto res = session.Chat(req, StdoutStreamer(!common.json_out));
+  if (!res.ok()) return Fail(res.status());
+  if (!dump_path.empty()) {
+    s = SaveDebugTensors(*res, dump_path);
+    if (!s.ok()) return Fail(s);
+  }
+  if (common.json_out) std::printf("%s\n", ResultJson(*res).dump().c_str());
+  else std::printf("\n");
+  return ExitCodeFor(*res);
+}
+
+}  // namespace ixc::cli

@@ -1,0 +1,131 @@
+// The ixc binary as users run it: exit codes, error messages, --json, --dump-tensors, and the composition
+// commands end to end on the golden checkpoint.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/testing.h"
+#include "io/safetensors.h"
+
+namespace {
+
+using json = nlohmann::json;
+
+struct CliRun {
+  int code;
+  std::string out;  // stdout and stderr together
+};
+
+CliRun Ixc(const std::string& args) {
+  std::string cmd = std::string(IXC_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string Model() { return ixc::testing::GoldenDir() + "/model"; }
+std::string Image(const std::string& n) { return ixc::testing::GoldenDir() + "/images/" + n; }
+
+TEST(Cli, UsageErrorsExitTwoAndNameTheProblem) {
+  CliRun r = Ixc("chat --bogus");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("unknown flag '--bogus'"), std::string::npos) << r.out;
+  r = Ixc("chat -m");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("needs a value"), std::string::npos) << r.out;
+  r = Ixc("frobnicate");
+  EXPECT_EQ(r.code, 2);
+  r = Ixc("chat -m x -p hi -n many");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("expects an integer"), std::string::npos) << r.out;
+  r = Ixc("chat -p hi");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("-m MODEL_DIR"), std::string::npos) << r.out;
+  EXPECT_EQ(Ixc("chat --help").code, 0);
+}
+
+TEST(Cli, BadFilesExitOneWithTheFileNamed) {
+  IXC_REQUIRE_GOLDEN();
+  CliRun r = Ixc("chat -m /nonexistent/model -p hi");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("/nonexistent/model"), std::string::npos);
+  std::string dir = ixc::testing::MakeTempDir("cli");
+  ixc::testing::WriteFile(dir + "/broken.png", "\x89PNG\r\n\x1a\nnot really");
+  r = Ixc("chat -m " + Model() + " --image " + dir + "/broken.png -p hi -n 2");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("broken.png"), std::string::npos) << r.out;
+  ixc::testing::WriteFile(dir + "/h.json", "{\"not\": \"a list\"}");
+  r = Ixc("chat -m " + Model() + " --history " + dir + "/h.json -p hi -n 2");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("h.json"), std::string::npos) << r.out;
+}
+
+TEST(Cli, JsonAndTensorDump) {
+  IXC_REQUIRE_GOLDEN();
+  std::string dir = ixc::testing::MakeTempDir("cli");
+  CliRun r = Ixc("chat -m " + Model() + " --image " + Image("synth3.png") + " -p 'What colour is the circle?' --greedy -n 3 "
+              "--json --dump-tensors " + dir + "/t.safetensors");
+  ASSERT_EQ(r.code, 0) << r.out;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["tokens"].size(), 3u);
+  EXPECT_EQ(j["image_tokens"], json::array({841}));
+  EXPECT_EQ(j["grids"], json::parse("[[1,1]]"));
+  EXPECT_EQ(j["prompt_tokens"], 857);
+  EXPECT_TRUE(j["timings"].contains("prefill_ms"));
+  auto f = ixc::SafetensorsFile::Open(dir + "/t.safetensors");
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ((*f)->tensors().at("last_logits").shape, (ixc::Shape{92544}));
+  EXPECT_EQ((*f)->tensors().at("image_embeds").shape, (ixc::Shape{841, 128}));
+  EXPECT_EQ((*f)->tensors().at("pixels0").shape, (ixc::Shape{1, 3, 560, 560}));
+}
+
+TEST(Cli, HistoryFileFeedsEarlierTurns) {
+  IXC_REQUIRE_GOLDEN();
+  std::string dir = ixc::testing::MakeTempDir("cli");
+  ixc::testing::WriteFile(dir + "/h.json", R"([["Name two colours.", "Red and blue."]])");
+  CliRun r = Ixc("chat -m " + Model() + " --history " + dir + "/h.json -p 'And what about the second one?' --greedy -n 2 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_GT(json::parse(r.out)["prompt_tokens"].get<int>(), 30);
+}
+
+TEST(Cli, WriteArticleRunsInWriteModeAndWritesItsFile) {
+  IXC_REQUIRE_GOLDEN();
+  std::string dir = ixc::testing::MakeTempDir("cli");
+  CliRun r = Ixc("write-article -m " + Model() + " --image " + Image("synth1.png") + " -p 'Write about the picture.' -n 6 "
+              "--seed 8192 --json -o " + dir + "/a.txt");
+  ASSERT_EQ(r.code, 0) << r.out;
+  json j = json::parse(r.out);
+  std::ifstream in(dir + "/a.txt");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(text, j["text"].get<std::string>());
+  EXPECT_LE(j["tokens"].size(), 6u);
+}
+
+TEST(Cli, WebpageFromInstructionResumeAndScreenshot) {
+  IXC_REQUIRE_GOLDEN();
+  std::string dir = ixc::testing::MakeTempDir("cli");
+  CliRun r = Ixc("webpage -m " + Model() + " --from instruction -p 'A bakery page.' -n 5 --json -o " + dir + "/p.html");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/p.html"));
+  ixc::testing::WriteFile(dir + "/cv.md", "# Ada Lovelace\n\n- Mathematician\n- First programmer\n");
+  r = Ixc("webpage -m " + Model() + " --from resume --resume " + dir + "/cv.md -n 4 -o " + dir + "/cv.html");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream in(dir + "/cv.html");
+  std::string html((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(html.find("<script>"), std::string::npos) << "the JavaScript stage is merged into the page";
+  r = Ixc("webpage -m " + Model() + " --from screenshot -n 3 -o " + dir + "/s.html");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("--image"), std::string::npos);
+  r = Ixc("webpage -m " + Model() + " --from screenshot --image " + Image("synth3.png") + " -n 3 -o " + dir + "/s.html");
+  ASSERT_EQ(r.code, 0) << r.out;
+}
+
+}  // namespace

@@ -1,0 +1,10 @@
+// The ixc subcommands; each parses its own flags from argv[2..] and returns the process exit code.
+#pragma once
+
+namespace ixc::cli {
+
+int RunChat(int argc, char** argv);
+int RunWriteArticle(int argc, char** argv);
+int RunWebpage(int argc, char** argv);
+
+}  // namespace ixc::cli

@@ -1,0 +1,124 @@
+#include "common.h"
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace ixc::cli {
+
+std::atomic<bool> g_interrupted{false};
+
+namespace {
+void OnSigint(int) { g_interrupted = true; }
+}  // namespace
+
+void InstallInterruptHandler() {
+  struct sigaction sa = {};
+  sa.sa_handler = OnSigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "ixc: error: %s\n", s.message().c_str());
+  return s.code() == StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+void AddCommonFlags(FlagSet& fs, CommonArgs& a) {
+  fs.Add({"--model", "-m", "DIR", "model folder (Hugging Face layout: config.json, *.safetensors or *.bin, tokenizer.model)",
+          [&](const std::string& v) { a.model_dir = v; return Status::Ok(); }});
+  fs.Add({"--threads", "-t", "N", "worker threads (default: all cores)",
+          [&](const std::string& v) { return ParseInt("--threads", v, 1, 1024, &a.threads); }});
+  fs.Add({"--json", "", "", "print one JSON object (text, tokens, prompt_tokens, timings, ...) instead of the text",
+          [&](const std::string&) { a.json_out = true; return Status::Ok(); }});
+  fs.Add({"--help", "-h", "", "show this help", [&](const std::string&) { a.help = true; return Status::Ok(); }});
+}
+
+void AddMediaFlags(FlagSet& fs, ChatRequest& r) {
+  fs.Add({"--image", "", "PATH", "an image (repeatable; matched to <ImageHere> markers in order; one image needs none)",
+          [&](const std::string& v) { r.images.push_back(v); return Status::Ok(); }});
+  fs.Add({"--hd-num", "", "N", "max 560x560 tiles per image (default 24; the reference uses 6 whenever several images are given)",
+          [&](const std::string& v) { return ParseInt("--hd-num", v, 1, 100, &r.hd_num); }});
+}
+
+void AddGenerationFlags(FlagSet& fs, GenerationOptions& g) {
+  fs.Add({"--greedy", "", "", "greedy decoding (no sampling, one beam)",
+          [&](const std::string&) { g.do_sample = false; g.num_beams = 1; return Status::Ok(); }});
+  fs.Add({"--beams", "", "N", "beam search with N beams, no sampling (add --sample after it for beam sampling)",
+          [&](const std::string& v) { g.do_sample = false; return ParseInt("--beams", v, 1, 16, &g.num_beams); }});
+  fs.Add({"--sample", "", "", "sample the next token (with --beams: beam sampling)",
+          [&](const std::string&) { g.do_sample = true; return Status::Ok(); }});
+  fs.Add({"--temperature", "", "T", "sampling temperature",
+          [&](const std::string& v) { return ParseFloat("--temperature", v, 1e-4, 100, &g.temperature); }});
+  fs.Add({"--top-p", "", "P", "nucleus sampling mass",
+          [&](const std::string& v) { return ParseFloat("--top-p", v, 1e-6, 1, &g.top_p); }});
+  fs.Add({"--top-k", "", "K", "keep the K most likely tokens when sampling (0 = off)",
+          [&](const std::string& v) { return ParseInt("--top-k", v, 0, 1 << 20, &g.top_k); }});
+  fs.Add({"--repetition-penalty", "", "R", "penalty on already generated tokens",
+          [&](const std::string& v) { return ParseFloat("--repetition-penalty", v, 1e-3, 100, &g.repetition_penalty); }});
+  fs.Add({"--seed", "", "S", "random seed for sampling (default 0)",
+          [&](const std::string& v) {
+            unsigned long long s = 0;
+            Status st = ParseU64("--seed", v, &s);
+            g.seed = s;
+            return st;
+          }});
+  fs.Add({"--max-new-tokens", "-n", "N", "generate at most N tokens",
+          [&](const std::string& v) { return ParseInt("-n", v, 1, 1 << 20, &g.max_new_tokens); }});
+}
+
+Result<std::unique_ptr<Model>> LoadModel(const CommonArgs& a) {
+  if (a.model_dir.empty()) return InvalidArgument("no model: pass -m MODEL_DIR");
+  return Model::Load({a.model_dir});
+}
+
+TextCallback StdoutStreamer(bool enabled) {
+  return [enabled](std::string_view piece) {
+    if (enabled) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }
+    return !g_interrupted.load();
+  };
+}
+
+nlohmann::json ResultJson(const ChatResult& r) {
+  nlohmann::json j;
+  j["text"] = r.text;
+  j["tokens"] = r.tokens;
+  j["prompt_tokens"] = r.prompt_tokens;
+  j["prompt_text_ids"] = r.prompt_text_ids;
+  j["image_tokens"] = r.image_tokens;
+  nlohmann::json grids = nlohmann::json::array();
+  for (auto [rows, cols] : r.grids) grids.push_back({rows, cols});
+  j["grids"] = grids;
+  j["stop_reason"] = r.stop_reason;
+  const Timings& t = r.timings;
+  j["timings"] = {{"load_media_ms", t.load_media_ms},
+                  {"encode_images_ms", t.encode_images_ms},
+                  {"prefill_ms", t.prefill_ms},
+                  {"decode_ms", t.decode_ms},
+                  {"decoded_tokens", t.decoded_tokens},
+                  {"prefill_tokens_per_s", t.prefill_ms > 0 ? r.prompt_tokens * 1000.0 / t.prefill_ms : 0.0},
+                  {"decode_tokens_per_s", t.decode_ms > 0 ? t.decoded_tokens * 1000.0 / t.decode_ms : 0.0}};
+  return j;
+}
+
+Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return NotFound("cannot open " + path);
+  const std::streamoff size = in.tellg();
+  if (size < 0 || static_cast<size_t>(size) > max_bytes) {
+    return ResourceExhausted(path + " is larger than " + std::to_string(max_bytes) + " bytes");
+  }
+  in.seekg(0);
+  std::string text(static_cast<size_t>(size), '\0');
+  in.read(text.data(), size);
+  if (!in) return DataLoss("cannot read " + path);
+  return text;
+}
+
+int ExitCodeFor(const ChatResult& r) { return r.stop_reason == "cancelled" ? 130 : 0; }
+
+}  // namespace ixc::cli

@@ -1,0 +1,47 @@
+// Pieces shared by the ixc subcommands: flag groups, error reporting, streaming output, JSON results.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "flags.h"
+#include "ixc/ixc.h"
+
+namespace ixc::cli {
+
+// Set by SIGINT; generation callbacks return false once it is set, which stops generation cleanly.
+extern std::atomic<bool> g_interrupted;
+void InstallInterruptHandler();
+
+// Prints "ixc: error: ..." and returns the exit code: 2 for usage errors, 1 otherwise.
+int Fail(const Status& s);
+
+struct CommonArgs {
+  std::string model_dir;
+  int threads = 0;
+  bool json_out = false;
+  bool help = false;
+};
+
+void AddCommonFlags(FlagSet& fs, CommonArgs& a);
+void AddMediaFlags(FlagSet& fs, ChatRequest& r);
+void AddGenerationFlags(FlagSet& fs, GenerationOptions& g);
+
+// Loads the model named by -m (errors when none was given).
+Result<std::unique_ptr<Model>> LoadModel(const CommonArgs& a);
+
+// Streams reply pieces to stdout; stops on Ctrl-C.
+TextCallback StdoutStreamer(bool enabled);
+
+nlohmann::json ResultJson(const ChatResult& r);
+
+// Reads a (small) text file given on the command line.
+Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes);
+
+// Exit code for a finished generation: 130 when Ctrl-C stopped it.
+int ExitCodeFor(const ChatResult& r);
+
+}  // namespace ixc::cli
