@@ -309,8 +309,8 @@ Result<Image> VideoDecoder::Impl::Convert(const AVFrame* f) {
     if (int err = sws_init_context(sws, nullptr, nullptr); err < 0) {
       sws_freeContext(sws);
       sws = nullptr;
-      return Unimplemented(StrFormat("%s: cannot convert %s frames to RGB: %s", path.c_str(),
-                                     av_get_pix_fmt_name(static_cast<AVPixelFormat>(f->format)) ?: "unknown",
+      const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(f->format));
+      return Unimplemented(StrFormat("%s: cannot convert %s frames to RGB: %s", path.c_str(), name ? name : "unknown",
                                      AvError(err).c_str()));
     }
     int *inv_table, *table, src_full, dst_full, brightness, contrast, saturation;

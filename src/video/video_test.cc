@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 
 #include "core/testing.h"
@@ -166,6 +167,32 @@ TEST_F(LoadVideoTest, TruncatedFiles) {
           std::memcpy(frame.row(y), v->composite.row(static_cast<int>(i) * 890 + 40 + y), 1120 * 3);
         EXPECT_EQ(DecodeIndex(frame), v->frame_indices[i]) << name << " keep " << keep;
       }
+    }
+  }
+}
+
+TEST_F(LoadVideoTest, CorruptedBytesNeverCrash) {
+  // Seeded byte flips anywhere in the file (headers, index, frame data): a Status or a consistent result.
+  for (const auto& [name, args] : std::vector<std::pair<std::string, std::string>>{
+           {"c.mp4", "-c:v mpeg4 -q:v 2 -g 10 -movflags +faststart"}, {"c.mkv", "-c:v ffv1 -g 10"}}) {
+    const std::string p = Make(name, 64, 48, "25", 100, args);
+    std::ifstream in(p, std::ios::binary);
+    const std::string original((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::mt19937 rng(1234);
+    for (int trial = 0; trial < 12; ++trial) {
+      std::string bytes = original;
+      const int flips = 1 + trial % 8;
+      for (int k = 0; k < flips; ++k) bytes[rng() % bytes.size()] ^= static_cast<char>(1 + rng() % 255);
+      const std::string q = p + ".bad";
+      testing::WriteFile(q, bytes);
+      auto v = LoadVideo(q, opts_);
+      if (!v.ok()) {
+        EXPECT_FALSE(v.status().message().empty());
+        continue;
+      }
+      EXPECT_EQ(v->transformed.width % 560, 0);
+      EXPECT_EQ(v->transformed.height % 560, 0);
+      EXPECT_EQ(v->rows * 560, v->transformed.height);
     }
   }
 }
