@@ -24,7 +24,12 @@
 namespace ixc {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IXC_FUZZ_UNDER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(IXC_FUZZ_UNDER_ASAN)
 constexpr int kDefaultCases = 2500;
 #else
 constexpr int kDefaultCases = 10000;

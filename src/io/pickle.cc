@@ -81,6 +81,11 @@ bool PlausibleGlobalPart(std::string_view s) {
   return true;
 }
 
+// A 7B shard's data.pkl makes ~25k values; these caps stop a hostile pickle of one-byte opcodes from turning
+// each byte into a ~150-byte node or memo entry.
+constexpr size_t kMaxNodes = size_t{4} << 20;
+constexpr size_t kMaxMemo = size_t{4} << 20;
+
 }  // namespace
 
 Result<Pickle> Unpickle(const uint8_t* data, size_t size,
@@ -125,6 +130,9 @@ Result<Pickle> Unpickle(const uint8_t* data, size_t size,
   while (!stopped) {
     if (pos >= size) return DataLoss(StrFormat("pickle ends at offset %zu without a STOP opcode (truncated?)", size));
     op_pos = pos;
+    if (p.nodes_.size() > kMaxNodes || memo.size() > kMaxMemo) {
+      return ResourceExhausted(StrFormat("pickle builds more than %zu values; not a state dict", kMaxNodes));
+    }
     const uint8_t op = data[pos++];
     switch (op) {
       case kProto: {

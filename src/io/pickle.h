@@ -7,7 +7,8 @@
 // EMPTY_DICT EMPTY_LIST EMPTY_TUPLE DICT LIST TUPLE TUPLE1-3 BINUNICODE SHORT_BINUNICODE BINUNICODE8 BINBYTES
 // SHORT_BINBYTES BININT BININT1 BININT2 LONG1 BINFLOAT NONE NEWTRUE NEWFALSE BINPUT LONG_BINPUT MEMOIZE BINGET
 // LONG_BINGET GLOBAL STACK_GLOBAL REDUCE BUILD SETITEM SETITEMS APPEND APPENDS BINPERSID. Anything else is an
-// error naming the opcode and its offset.
+// error naming the opcode and its offset. At most 4 Mi values and 4 Mi memo entries are built (ResourceExhausted
+// beyond), far above any state dict but bounding what a hostile pickle can allocate.
 #pragma once
 
 #include <cstdint>

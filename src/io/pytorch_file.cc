@@ -15,7 +15,7 @@ namespace ixc {
 namespace {
 
 // data.pkl of a 7B shard is ~100 KB; a limit far above that keeps a hostile pickle's value tree bounded.
-constexpr uint64_t kMaxPickleBytes = 64u << 20;
+constexpr uint64_t kMaxPickleBytes = 16u << 20;
 // Copies beyond the archive's own size can only come from expanded/overlapping strides (see the header).
 constexpr uint64_t kCopySlackBytes = 64u << 20;
 constexpr size_t kMaxDims = 8;
