@@ -348,6 +348,21 @@ TEST(PyTorchFile, DeflatedMemberThatLiesAboutItsSize) {
       << src.status().message();
 }
 
+// Regression test for WriteSafetensors (kept here because safetensors_test.cc has another owner): an F32 after
+// an odd-length F16 used to land on a misaligned offset that the reader then refused.
+TEST(SafetensorsWriter, MixedElementSizesStayAligned) {
+  const std::string path = testing::MakeTempDir("stw") + "/mixed.safetensors";
+  NamedTensor h{"h", DType::kF16, {3}, {1, 2, 3, 4, 5, 6}};
+  NamedTensor b{"b", DType::kU8, {1}, {9}};
+  const float f[2] = {1.5f, -2.f};
+  ASSERT_TRUE(WriteSafetensors(path, {h, b, MakeF32Tensor("f", {2}, f)}).ok());
+  auto r = SafetensorsFile::Open(path);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(static_cast<const float*>((*r)->tensors().at("f").data)[1], -2.f);
+  EXPECT_EQ(static_cast<const uint8_t*>((*r)->tensors().at("h").data)[5], 6);
+  EXPECT_EQ(static_cast<const uint8_t*>((*r)->tensors().at("b").data)[0], 9);
+}
+
 // ---- Checkpoint folders ---------------------------------------------------------------------------------------
 
 TEST(PyTorchCheckpoint, ShardedFolder) {

@@ -1,5 +1,6 @@
 #include "io/safetensors.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -104,11 +105,18 @@ NamedTensor MakeI32Tensor(std::string name, Shape shape, const int32_t* data) {
 }
 
 Status WriteSafetensors(const std::string& path, const std::vector<NamedTensor>& tensors) {
+  // Data goes largest element first: every tensor then starts on a multiple of its element size (the reader
+  // checks), with no gaps between tensors (which other safetensors readers reject). Caller order would put
+  // e.g. an F32 after an odd-length F16 at a misaligned offset.
+  std::vector<const NamedTensor*> order;
+  for (const auto& t : tensors) order.push_back(&t);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const NamedTensor* a, const NamedTensor* b) { return DTypeSize(a->dtype) > DTypeSize(b->dtype); });
   json header = json::object();
   uint64_t offset = 0;
-  for (const auto& t : tensors) {
-    header[t.name] = {{"dtype", DTypeName(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
+  for (const NamedTensor* t : order) {
+    header[t->name] = {{"dtype", DTypeName(t->dtype)}, {"shape", t->shape}, {"data_offsets", {offset, offset + t->bytes.size()}}};
+    offset += t->bytes.size();
   }
   std::string h = header.dump();
   while ((h.size() + 8) % 8) h.push_back(' ');  // keep tensor data 8-byte aligned
@@ -119,7 +127,7 @@ Status WriteSafetensors(const std::string& path, const std::vector<NamedTensor>&
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
   out.write(reinterpret_cast<const char*>(len), 8);
   out.write(h.data(), h.size());
-  for (const auto& t : tensors) out.write(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+  for (const NamedTensor* t : order) out.write(reinterpret_cast<const char*>(t->bytes.data()), t->bytes.size());
   if (!out) return DataLoss(StrFormat("short write to %s", path.c_str()));
   return Status::Ok();
 }
