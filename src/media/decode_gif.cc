@@ -34,6 +34,15 @@ struct GifCloser {
   }
 };
 
+bool IsGreyRamp(const ColorMapObject* m) {
+  if (!m->Colors) return false;
+  for (int i = 0; i < m->ColorCount; ++i) {
+    const GifColorType& c = m->Colors[i];
+    if (c.Red != i || c.Green != i || c.Blue != i) return false;
+  }
+  return true;
+}
+
 Status GifError(const char* what, int code) {
   const char* msg = GifErrorString(code);
   return DataLoss(StrFormat("%s (giflib: %s)", what, msg ? msg : "unknown error"));
@@ -73,7 +82,10 @@ Result<Image> DecodeGif(const uint8_t* data, size_t size, const ImageLimits& lim
     if (d.Width > 0 && d.Height > 0) IXC_RETURN_IF_ERROR(CheckImageSize(d.Width, d.Height, limits));
 
     Palette pal;
-    const ColorMapObject* cmap = d.ColorMap ? d.ColorMap : gif->SColorMap;
+    // Pillow treats a colour table that is exactly the grey ramp (i, i, i) as "not needed" and, for a local
+    // table, then falls back to the global one: reproduced, odd as it is.
+    const bool local_usable = d.ColorMap && !IsGreyRamp(d.ColorMap);
+    const ColorMapObject* cmap = local_usable ? d.ColorMap : gif->SColorMap;
     if (cmap && cmap->Colors) {
       for (int i = 0; i < cmap->ColorCount && i < 256; ++i) {
         pal.rgb[i][0] = cmap->Colors[i].Red;
