@@ -78,7 +78,8 @@ Result<Image> DecodeBmp(const uint8_t* data, size_t size, const ImageLimits& lim
       for (int c = 0; c < 3; ++c) {
         rgb_byte[c] = MaskByte(masks[c]);
         if (rgb_byte[c] < 0 || rgb_byte[c] >= bits / 8) {
-          return Unimplemented(StrFormat("unsupported BMP bitfield masks %08x/%08x/%08x", masks[0], masks[1], masks[2]));
+          return Unimplemented(
+              StrFormat("unsupported BMP bitfield masks %08x/%08x/%08x", masks[0], masks[1], masks[2]));
         }
       }
     }

@@ -40,6 +40,19 @@ void OnJpegMessage(j_common_ptr cinfo, int msg_level) {
 
 void SilentOutput(j_common_ptr) {}
 
+// A progressive file may hold any number of scans, each a full pass over the coefficients: a small hostile file
+// can make decoding take hours. Real encoders write about ten; libjpeg-turbo's own tools suggest capping at 100s.
+constexpr int kMaxScans = 1000;
+
+void OnJpegProgress(j_common_ptr cinfo) {
+  auto* dinfo = reinterpret_cast<j_decompress_ptr>(cinfo);
+  if (dinfo->input_scan_number > kMaxScans) {
+    auto* err = reinterpret_cast<JpegError*>(cinfo->err);
+    std::snprintf(err->message, sizeof(err->message), "more than %d progressive scans", kMaxScans);
+    longjmp(err->jump, 1);
+  }
+}
+
 // Pillow's "CMYK;I" unpacking (invert) followed by its cmyk2rgb.
 inline uint8_t Muldiv255(int a, int b) {
   int t = a * b + 128;
@@ -59,10 +72,12 @@ enum class JpegOutcome { kOk, kLibjpegError, kUnsupported, kOverLimit, kTruncate
 
 // Everything that can longjmp lives in this frame, whose locals are all trivially destructible; the caller owns
 // the Image (so a jump after it was sized leaks nothing) and destroys the decompressor.
-JpegOutcome RunJpeg(jpeg_decompress_struct* cinfo, JpegError* err, const uint8_t* data, size_t size,
+JpegOutcome RunJpeg(jpeg_decompress_struct* cinfo, JpegError* err, jpeg_progress_mgr* progress,
+                    const uint8_t* data, size_t size,
                     const ImageLimits* limits, Image* out, std::vector<uint8_t>* scratch, Status* size_status) {
   if (setjmp(err->jump)) return JpegOutcome::kLibjpegError;
   jpeg_create_decompress(cinfo);
+  cinfo->progress = progress;
   jpeg_mem_src(cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(cinfo, TRUE);
   if (err->hit_eof) return JpegOutcome::kTruncated;
@@ -108,10 +123,13 @@ Result<Image> DecodeJpeg(const uint8_t* data, size_t size, const ImageLimits& li
   err.pub.error_exit = OnJpegError;
   err.pub.emit_message = OnJpegMessage;
   err.pub.output_message = SilentOutput;
+  jpeg_progress_mgr progress;
+  std::memset(&progress, 0, sizeof(progress));
+  progress.progress_monitor = OnJpegProgress;
   Image im;
   std::vector<uint8_t> scratch;
   Status size_status;
-  JpegOutcome outcome = RunJpeg(&cinfo, &err, data, size, &limits, &im, &scratch, &size_status);
+  JpegOutcome outcome = RunJpeg(&cinfo, &err, &progress, data, size, &limits, &im, &scratch, &size_status);
   const int components = cinfo.num_components;
   jpeg_destroy_decompress(&cinfo);
   switch (outcome) {

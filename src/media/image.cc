@@ -99,9 +99,10 @@ Status CheckImageSize(int64_t width, int64_t height, const ImageLimits& limits) 
   }
   // Sides first, so the product below cannot overflow (row offsets elsewhere are size_t of int sides).
   if (width > (1 << 28) || height > (1 << 28) || width * height > limits.max_pixels) {
-    return ResourceExhausted(StrFormat("image size %lldx%lld is over the limit of %lld pixels (ImageLimits::max_pixels)",
-                                       static_cast<long long>(width), static_cast<long long>(height),
-                                       static_cast<long long>(limits.max_pixels)));
+    return ResourceExhausted(
+        StrFormat("image size %lldx%lld is over the limit of %lld pixels (ImageLimits::max_pixels)",
+                  static_cast<long long>(width), static_cast<long long>(height),
+                  static_cast<long long>(limits.max_pixels)));
   }
   return Status::Ok();
 }

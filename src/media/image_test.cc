@@ -187,7 +187,8 @@ std::string PngWithSize(uint32_t w, uint32_t h) {
   ihdr[8] = 8;  // bit depth
   ihdr[9] = 2;  // RGB
   // A tiny (invalid for that size) IDAT: the size check must fire before any of it is inflated.
-  return std::string("\x89PNG\r\n\x1a\n", 8) + PngChunk("IHDR", ihdr) + PngChunk("IDAT", std::string("\x78\x9c\x03\x00\x00\x00\x00\x01", 8)) +
+  const std::string empty_zlib("\x78\x9c\x03\x00\x00\x00\x00\x01", 8);
+  return std::string("\x89PNG\r\n\x1a\n", 8) + PngChunk("IHDR", ihdr) + PngChunk("IDAT", empty_zlib) +
          PngChunk("IEND", "");
 }
 
@@ -238,6 +239,28 @@ TEST(DecodeTest, DecompressionBombsAreRejectedFromTheHeader) {
   }
   small.max_pixels = 23 * 17;
   EXPECT_TRUE(DecodeImageFile(DecodeDir() + "rgb8.png", small).ok());
+}
+
+// A progressive JPEG's last scan repeated 1200 times: each repeat is a full pass over the coefficients, the CPU
+// version of a decompression bomb. It is stopped at 1000 scans.
+TEST(DecodeTest, JpegScanFloodIsRejected) {
+  const std::string jpg = ReadBytes(DecodeDir() + "rgb_progressive.jpg");
+  const size_t last_sos = jpg.rfind("\xFF\xDA");
+  const size_t eoi = jpg.rfind("\xFF\xD9");
+  ASSERT_NE(last_sos, std::string::npos);
+  ASSERT_NE(eoi, std::string::npos);
+  ASSERT_LT(last_sos, eoi);
+  const std::string scan = jpg.substr(last_sos, eoi - last_sos);
+  std::string flood = jpg.substr(0, eoi);
+  for (int i = 0; i < 1200; ++i) flood += scan;
+  flood += "\xFF\xD9";
+  auto r = DecodeBytes(flood, "flood.jpg");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(r.status().message().find("progressive scans"), std::string::npos) << r.status().message();
+  // The same file with only a few extra scans still decodes (libjpeg warns, Pillow and we carry on).
+  std::string few = jpg.substr(0, eoi) + scan + scan + "\xFF\xD9";
+  EXPECT_TRUE(DecodeBytes(few, "few.jpg").ok());
 }
 
 TEST(DecodeTest, ZeroSizedImagesAreErrors) {
