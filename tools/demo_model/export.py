@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""Writes a trained demo checkpoint as an engine model folder: config.json (the real keys plus vision_config),
+model.safetensors (float32, the real tensor names) and tokenizer.model.
+
+  /usr/bin/python3 tools/demo_model/export.py --ckpt build/demo_model/ckpt.pt \
+      --tokenizer build/demo_model/tokenizer.model --out models/demo
+"""
+import argparse
+import json
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model as M  # noqa: E402
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """Minimal safetensors writer: u64 LE header length, JSON header padded with spaces to a multiple of 8,
+    then the raw little-endian data of each tensor in header order."""
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        dtype = {np.dtype("float32"): "F32", np.dtype("float16"): "F16"}[a.dtype]
+        raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    if metadata:
+        header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * (-len(h) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+def state_for_export(net):
+    """The engine's tensor names are the module paths; only Partial-LoRA adapters, no web/write LoRAs."""
+    out = {}
+    for name, t in net.state_dict().items():
+        out[name] = t.detach().float().cpu().numpy()
+    return out
+
+
+def export(net, tokenizer, out_dir, extra_meta=None):
+    os.makedirs(out_dir, exist_ok=True)
+    cfg = dict(net.config)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+    meta = {"format": "pt", "producer": "tools/demo_model/export.py"}
+    meta.update(extra_meta or {})
+    write_safetensors(os.path.join(out_dir, "model.safetensors"), state_for_export(net), meta)
+    if os.path.abspath(tokenizer) != os.path.abspath(os.path.join(out_dir, "tokenizer.model")):
+        shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
+
+
+def load_checkpoint(path):
+    ck = torch.load(path, map_location="cpu")
+    net = M.IXCDemo(ck["config"])
+    net.load_state_dict(ck["model"])
+    net.eval()
+    return net, ck
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--tokenizer", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    net, ck = load_checkpoint(a.ckpt)
+    export(net, a.tokenizer, a.out, {"train_step": ck.get("step", 0)})
+    total = sum(os.path.getsize(os.path.join(a.out, f)) for f in os.listdir(a.out))
+    print(f"wrote {a.out}: {sum(p.numel() for p in net.parameters())} parameters, {total / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()
