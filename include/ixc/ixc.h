@@ -60,12 +60,21 @@ struct ChatTurnText {
   std::string assistant;
 };
 
+// An image or video file given with a request. Videos become one labelled composite picture (spec §6).
+struct MediaInput {
+  MediaInput(std::string p, bool video = false) : path(std::move(p)), is_video(video) {}  // NOLINT: implicit
+  MediaInput(const char* p) : path(p) {}                                                   // NOLINT: implicit
+  std::string path;
+  bool is_video = false;
+};
+
 struct ChatRequest {
   std::string query;
   std::vector<ChatTurnText> history;  // earlier turns; their <ImageHere> markers take images in order
   std::string system;                 // system text; empty: none
-  std::vector<std::string> images;    // image files, matched to <ImageHere> markers across history and query
-  int hd_num = 0;                     // 0: 24 for one image, 6 for several (the reference's rule)
+  std::vector<MediaInput> images;     // images/videos, matched to <ImageHere> markers across history and query
+  int hd_num = 0;                     // 0: 24 for one image, 6 for several (the reference's rule); videos ignore it
+  std::string font_path;              // video frame labels: empty = SimHei.ttf in the model folder, else a CJK system font
   TaskMode mode = TaskMode::kBase;
   GenerationOptions generation;
   ReplyStyle reply_style = ReplyStyle::kChat;
@@ -85,13 +94,20 @@ struct DebugTensors {
   int64_t pixels0_height = 0, pixels0_width = 0;
 };
 
+struct VideoSummary {
+  std::vector<int64_t> frame_indices;    // the sampled frames
+  int composite_width = 0, composite_height = 0;  // the labelled composite before Video_transform
+  int rows = 0, cols = 0;                // its 560-tile grid after Video_transform
+};
+
 struct ChatResult {
   std::string text;                      // the reply, decoded and cleaned as the reference's chat()
   std::vector<int> tokens;               // generated ids (including the stop token when one was produced)
   int64_t prompt_tokens = 0;             // sequence length of the prompt (text + image tokens)
   std::vector<std::vector<int>> prompt_text_ids;  // token ids of each text segment, in order (BOS included)
-  std::vector<int64_t> image_tokens;     // tokens per image
-  std::vector<std::pair<int, int>> grids;  // [rows, cols] tile grid per image
+  std::vector<int64_t> image_tokens;     // tokens per image or video
+  std::vector<std::pair<int, int>> grids;  // [rows, cols] tile grid per image or video
+  std::vector<VideoSummary> videos;      // one per video input, in order
   std::string stop_reason;               // "stop_token", "max_new_tokens" or "cancelled"
   Timings timings;
   DebugTensors tensors;
@@ -152,10 +168,10 @@ namespace ixc {
 
 // write_artical: write adapter, sampling with top-p 0.8, top-k 40, penalty 1.005, up to 8192 tokens in all,
 // stop at eos or end-of-turn; the article meta instruction only when use_meta.
-ChatRequest MakeArticleRequest(const std::string& instruction, const std::vector<std::string>& images, bool use_meta);
+ChatRequest MakeArticleRequest(const std::string& instruction, const std::vector<MediaInput>& images, bool use_meta);
 // write_webpage and friends: web adapter, beam sampling with 2 beams, penalty 3.0, 4800 new tokens, top-k 50,
 // top-p 1.0, stop at eos only (the reference passes no end-of-turn stop here).
-ChatRequest MakeWebpageRequest(const std::string& instruction, const std::vector<std::string>& images);
+ChatRequest MakeWebpageRequest(const std::string& instruction, const std::vector<MediaInput>& images);
 // The reference's fixed instructions (note their leading spaces).
 std::string ResumePageInstruction(const std::string& resume_markdown);
 std::string JavaScriptInstruction(const std::string& html);

@@ -5,7 +5,7 @@
 
 namespace ixc {
 
-ChatRequest MakeArticleRequest(const std::string& instruction, const std::vector<std::string>& images, bool use_meta) {
+ChatRequest MakeArticleRequest(const std::string& instruction, const std::vector<MediaInput>& images, bool use_meta) {
   ChatRequest r;
   r.query = instruction;
   r.images = images;
@@ -24,7 +24,7 @@ ChatRequest MakeArticleRequest(const std::string& instruction, const std::vector
   return r;
 }
 
-ChatRequest MakeWebpageRequest(const std::string& instruction, const std::vector<std::string>& images) {
+ChatRequest MakeWebpageRequest(const std::string& instruction, const std::vector<MediaInput>& images) {
   ChatRequest r;
   r.query = instruction;
   r.images = images;

@@ -271,3 +271,67 @@ TEST_F(EngineTest, CompositionStopsOnlyAtItsStopTokens) {
 
 }  // namespace
 }  // namespace ixc
+
+#include "video/video.h"
+
+namespace ixc {
+namespace {
+
+// 24-bit bottom-up BMP, the simplest lossless format our decoder reads.
+void WriteBmp(const Image& im, const std::string& path) {
+  const int row = (im.width * 3 + 3) & ~3;
+  const uint32_t size = 54 + row * im.height;
+  std::string b(size, '\0');
+  auto put32 = [&](int off, uint32_t v) { for (int i = 0; i < 4; ++i) b[off + i] = static_cast<char>(v >> (8 * i)); };
+  b[0] = 'B';
+  b[1] = 'M';
+  put32(2, size);
+  put32(10, 54);
+  put32(14, 40);
+  put32(18, im.width);
+  put32(22, im.height);
+  b[26] = 1;
+  b[28] = 24;
+  for (int y = 0; y < im.height; ++y)
+    for (int x = 0; x < im.width; ++x)
+      for (int c = 0; c < 3; ++c)
+        b[54 + (im.height - 1 - y) * row + x * 3 + c] = static_cast<char>(im.rgb[(y * im.width + x) * 3 + (2 - c)]);
+  testing::WriteFile(path, b);
+}
+
+TEST_F(EngineTest, VideoEqualsItsCompositeGivenAsAnImage) {
+  if (std::system("ffmpeg -version > /dev/null 2>&1") != 0) GTEST_SKIP() << "the ffmpeg command is not installed";
+  std::string dir = testing::MakeTempDir("video");
+  const std::string clip = dir + "/clip.mp4";
+  ASSERT_EQ(std::system(("ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc=size=160x120:rate=25 -t 3 "
+                         "-pix_fmt yuv420p -y " + clip).c_str()), 0);
+  Session s(Golden(), {2});
+  ChatRequest r;
+  r.query = "Describe this video.";
+  r.images = {MediaInput(clip, /*video=*/true)};
+  r.generation.do_sample = false;
+  r.generation.max_new_tokens = 5;
+  auto video = s.Chat(r);
+  ASSERT_TRUE(video.ok()) << video.status().message();
+  ASSERT_EQ(video->videos.size(), 1u);
+  EXPECT_EQ(video->videos[0].frame_indices, (std::vector<int64_t>{0, 25, 50}));
+  const auto [rows, cols] = video->grids[0];
+  EXPECT_EQ(video->image_tokens[0], (rows * cols + 1) * 400 + 1 + (rows + 1) * 20);
+
+  // The same composite, fitted to the 560 grid, given as a picture: the HD partition leaves it as it is.
+  VideoOptions vo;
+  auto font = FindLabelFont(testing::GoldenDir() + "/model", "");
+  ASSERT_TRUE(font.ok()) << font.status().message();
+  vo.font_path = *font;
+  auto loaded = LoadVideo(clip, vo);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  WriteBmp(loaded->transformed, dir + "/composite.bmp");
+  r.images = {dir + "/composite.bmp"};
+  auto image = s.Chat(r);
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  EXPECT_EQ(image->grids, video->grids);
+  EXPECT_EQ(image->tokens, video->tokens);
+}
+
+}  // namespace
+}  // namespace ixc

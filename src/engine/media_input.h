@@ -13,6 +13,9 @@ struct PreparedImage {
   int rows = 0, cols = 0;                 // tile grid
   std::vector<float> pixels;              // the normalised HD tensor [3, H, W] (kept only when asked)
   int height = 0, width = 0;              // its size
+  // Videos only: the sampled frames and the composite's size before Video_transform.
+  std::vector<int64_t> frame_indices;
+  int composite_width = 0, composite_height = 0;
 };
 
 struct MediaOptions {
@@ -25,5 +28,9 @@ struct MediaOptions {
 
 // Decodes an image file, applies the HD partition with `hd_num`, normalises and cuts the views.
 Result<PreparedImage> PrepareImageFile(const std::string& path, int hd_num, const MediaOptions& opts);
+
+// Samples and labels a video's frames into one composite, applies Video_transform (not the HD partition: its
+// tile count is not capped by hd_num) and cuts the views.
+Result<PreparedImage> PrepareVideoFile(const std::string& path, const MediaOptions& opts);
 
 }  // namespace ixc

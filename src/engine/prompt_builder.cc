@@ -46,11 +46,17 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
   MediaOptions mo;
   mo.tile = static_cast<int>(m.config.vision.image_size);
   mo.model_dir = m.model_dir;
+  mo.font_path = r.font_path;
   for (size_t i = 0; i < r.images.size(); ++i) {
     auto t0 = std::chrono::steady_clock::now();
     mo.keep_pixels = r.capture_tensors && i == 0;
-    auto prepared = PrepareImageFile(r.images[i], hd_num, mo);
+    const MediaInput& in = r.images[i];
+    auto prepared = in.is_video ? PrepareVideoFile(in.path, mo) : PrepareImageFile(in.path, hd_num, mo);
     if (!prepared.ok()) return prepared.status();
+    if (in.is_video) {
+      result->videos.push_back({prepared->frame_indices, prepared->composite_width, prepared->composite_height,
+                                prepared->rows, prepared->cols});
+    }
     result->timings.load_media_ms += MsSince(t0);
     t0 = std::chrono::steady_clock::now();
     std::vector<const float*> views;

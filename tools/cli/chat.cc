@@ -26,7 +26,7 @@ Status ReadHistory(const std::string& path, std::vector<ChatTurnText>* out) {
 
 int RunInteractive(Session& session, const ChatRequest& base) {
   std::vector<ChatTurnText> history = base.history;
-  std::vector<std::string> images = base.images;  // the images belong to the first question
+  std::vector<MediaInput> images = base.images;  // the images belong to the first question
   std::fprintf(stderr, "Interactive chat. Ctrl-C stops an answer; Ctrl-D or /exit quits; /reset clears the history.\n");
   std::string line;
   while (true) {

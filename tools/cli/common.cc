@@ -38,6 +38,10 @@ void AddCommonFlags(FlagSet& fs, CommonArgs& a) {
 void AddMediaFlags(FlagSet& fs, ChatRequest& r) {
   fs.Add({"--image", "", "PATH", "an image (repeatable; matched to <ImageHere> markers in order; one image needs none)",
           [&](const std::string& v) { r.images.push_back(v); return Status::Ok(); }});
+  fs.Add({"--video", "", "PATH", "a video (MP4, MKV, AVI, MOV, WebM): about one frame per second, up to 32, as one labelled picture",
+          [&](const std::string& v) { r.images.push_back(MediaInput(v, /*video=*/true)); return Status::Ok(); }});
+  fs.Add({"--font", "", "PATH", "font for video frame labels (default: SimHei.ttf in the model folder, else a CJK system font)",
+          [&](const std::string& v) { r.font_path = v; return Status::Ok(); }});
   fs.Add({"--hd-num", "", "N", "max 560x560 tiles per image (default 24; the reference uses 6 whenever several images are given)",
           [&](const std::string& v) { return ParseInt("--hd-num", v, 1, 100, &r.hd_num); }});
 }
@@ -94,6 +98,16 @@ nlohmann::json ResultJson(const ChatResult& r) {
   for (auto [rows, cols] : r.grids) grids.push_back({rows, cols});
   j["grids"] = grids;
   j["stop_reason"] = r.stop_reason;
+  nlohmann::json videos = nlohmann::json::array();
+  for (const VideoSummary& v : r.videos) {
+    videos.push_back({{"frame_indices", v.frame_indices},
+                      {"composite_size", {v.composite_width, v.composite_height}},
+                      {"grid", {v.rows, v.cols}}});
+  }
+  if (!videos.empty()) {
+    j["video"] = videos[0];
+    j["videos"] = videos;
+  }
   const Timings& t = r.timings;
   j["timings"] = {{"load_media_ms", t.load_media_ms},
                   {"encode_images_ms", t.encode_images_ms},
