@@ -75,6 +75,7 @@ struct ChatRequest {
   std::vector<MediaInput> images;     // images/videos, matched to <ImageHere> markers across history and query
   int hd_num = 0;                     // 0: 24 for one image, 6 for several (the reference's rule); videos ignore it
   std::string font_path;              // video frame labels: empty = SimHei.ttf in the model folder, else a CJK system font
+  int64_t max_image_pixels = 200'000'000;  // decoded images/frames larger than this are refused (decompression bombs)
   TaskMode mode = TaskMode::kBase;
   GenerationOptions generation;
   ReplyStyle reply_style = ReplyStyle::kChat;

@@ -47,6 +47,7 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
   mo.tile = static_cast<int>(m.config.vision.image_size);
   mo.model_dir = m.model_dir;
   mo.font_path = r.font_path;
+  mo.max_pixels = r.max_image_pixels;
   for (size_t i = 0; i < r.images.size(); ++i) {
     auto t0 = std::chrono::steady_clock::now();
     mo.keep_pixels = r.capture_tensors && i == 0;

@@ -62,6 +62,9 @@ TEST(Cli, BadFilesExitOneWithTheFileNamed) {
   r = Ixc("chat -m " + Model() + " --image " + dir + "/broken.png -p hi -n 2");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("broken.png"), std::string::npos) << r.out;
+  r = Ixc("chat -m " + Model() + " --image " + Image("synth0.png") + " --max-image-pixels 1000 -p hi -n 2");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("synth0.png"), std::string::npos) << r.out;
   ixc::testing::WriteFile(dir + "/h.json", "{\"not\": \"a list\"}");
   r = Ixc("chat -m " + Model() + " --history " + dir + "/h.json -p hi -n 2");
   EXPECT_NE(r.code, 0);

@@ -42,6 +42,14 @@ void AddMediaFlags(FlagSet& fs, ChatRequest& r) {
           [&](const std::string& v) { r.images.push_back(MediaInput(v, /*video=*/true)); return Status::Ok(); }});
   fs.Add({"--font", "", "PATH", "font for video frame labels (default: SimHei.ttf in the model folder, else a CJK system font)",
           [&](const std::string& v) { r.font_path = v; return Status::Ok(); }});
+  fs.Add({"--max-image-pixels", "", "N", "refuse images and video frames with more pixels than this (default 200000000)",
+          [&](const std::string& v) {
+            unsigned long long n = 0;
+            Status st = ParseU64("--max-image-pixels", v, &n);
+            if (st.ok() && (n < 1 || n > (1ull << 40))) st = InvalidArgument("--max-image-pixels is out of range");
+            r.max_image_pixels = static_cast<int64_t>(n);
+            return st;
+          }});
   fs.Add({"--hd-num", "", "N", "max 560x560 tiles per image (default 24; the reference uses 6 whenever several images are given)",
           [&](const std::string& v) { return ParseInt("--hd-num", v, 1, 100, &r.hd_num); }});
 }
