@@ -29,9 +29,10 @@ void WriteCheckpoint(const std::map<std::string, TensorView>& tensors, const std
   ASSERT_TRUE(WriteSafetensors(path, out).ok());
 }
 
-// A model folder: config from `cfg`, synthetic weights for it, the golden tokenizer.
+// A model folder: config from `cfg`, synthetic weights for it, the golden tokenizer. With `keep`, the weights are
+// not written but handed back (their storage lives in *keep) for the caller to edit and write.
 std::string MakeModelDir(const json& cfg, const SyntheticOptions& so, const std::string& tag,
-                         std::map<std::string, TensorView>* edit_tensors = nullptr) {
+                         std::unique_ptr<SyntheticCheckpoint>* keep = nullptr) {
   std::string dir = testing::MakeTempDir(tag);
   testing::WriteFile(dir + "/config.json", cfg.dump());
   fs::copy_file(testing::GoldenDir() + "/model/tokenizer.model", dir + "/tokenizer.model");
@@ -49,9 +50,9 @@ std::string MakeModelDir(const json& cfg, const SyntheticOptions& so, const std:
   mc.vision.num_attention_heads = v["num_attention_heads"];
   mc.vision.intermediate_size = v["intermediate_size"];
   auto ck = MakeSyntheticCheckpoint(mc, so);
-  if (edit_tensors) {
-    *edit_tensors = ck->tensors;
-    return dir;  // caller edits and writes
+  if (keep) {
+    *keep = std::move(ck);
+    return dir;
   }
   WriteCheckpoint(ck->tensors, dir + "/model.safetensors");
   return dir;
@@ -102,9 +103,10 @@ TEST_F(EngineTest, AnotherShapeLoadsAndRunsTextAndImages) {
 }
 
 TEST_F(EngineTest, HostileModelFoldersGiveNamedErrors) {
-  std::map<std::string, TensorView> tensors;
+  std::unique_ptr<SyntheticCheckpoint> ck;
   SyntheticOptions so;
-  std::string dir = MakeModelDir(OtherConfig(), so, "hostile", &tensors);
+  std::string dir = MakeModelDir(OtherConfig(), so, "hostile", &ck);
+  const std::map<std::string, TensorView>& tensors = ck->tensors;
   auto expect_error = [&](const std::string& what) {
     auto m = Model::Load({dir});
     ASSERT_FALSE(m.ok()) << "expected an error mentioning " << what;
