@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/status.h"
+#include "core/timer.h"
 #include "engine/media_input.h"
 #include "model/decoder.h"
 #include "model/vision.h"
@@ -12,9 +13,6 @@
 namespace ixc {
 
 namespace {
-double MsSince(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
 constexpr int kMaxImages = 64;
 constexpr int kMaxHdNum = 100;
 }  // namespace
@@ -49,7 +47,7 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
   mo.font_path = r.font_path;
   mo.max_pixels = r.max_image_pixels;
   for (size_t i = 0; i < r.images.size(); ++i) {
-    auto t0 = std::chrono::steady_clock::now();
+    auto t0 = Clock::now();
     mo.keep_pixels = r.capture_tensors && i == 0;
     const MediaInput& in = r.images[i];
     auto prepared = in.is_video ? PrepareVideoFile(in.path, mo) : PrepareImageFile(in.path, hd_num, mo);
@@ -59,7 +57,7 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
                                 prepared->rows, prepared->cols});
     }
     result->timings.load_media_ms += MsSince(t0);
-    t0 = std::chrono::steady_clock::now();
+    t0 = Clock::now();
     std::vector<const float*> views;
     for (const auto& v : prepared->views) views.push_back(v.data());
     EncodeImage(m.config, m.weights.vision, views, prepared->rows, prepared->cols, pool, &image_tokens[i]);

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/status.h"
+#include "core/timer.h"
 #include "engine/beam_search.h"
 #include "engine/model_impl.h"
 #include "engine/prompt_builder.h"
@@ -17,10 +18,6 @@
 namespace ixc {
 
 namespace {
-
-double MsSince(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Prompt rows per prefill forward: bounds the activation memory of long prompts (the RoPE base still follows the
 // whole prompt length, spec Part A §1).
@@ -90,7 +87,7 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
   const int64_t D = c.hidden_size, V = c.vocab_size;
 
   // Prefill: the whole prompt is one RoPE step even when computed in chunks.
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = Clock::now();
   KvCache cache(c.num_hidden_layers, c.kv_dim());
   std::vector<float> logits(V);
   for (int64_t s = 0; s < seq.length; s += kPrefillChunk) {
@@ -108,7 +105,7 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
   seq.embeds.clear();
   seq.embeds.shrink_to_fit();
 
-  t0 = std::chrono::steady_clock::now();
+  t0 = Clock::now();
   TextStream stream(decode);
   bool cancelled = false;
   auto emit = [&](const std::vector<int>& ids) {

@@ -1,0 +1,14 @@
+// Wall-clock helpers for the timings reported with results (not for benchmarks: those use Google Benchmark).
+#pragma once
+
+#include <chrono>
+
+namespace ixc {
+
+using Clock = std::chrono::steady_clock;
+
+inline double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+}  // namespace ixc
