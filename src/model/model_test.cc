@@ -147,7 +147,7 @@ ModelConfig SmallConfig(int64_t D, int64_t Hq, int64_t Hkv, int64_t max_pos, std
   return mc;
 }
 
-struct Shape5 { int64_t D, Hq, Hkv, max_pos; const char* scaling; };
+struct Shape5 { int64_t D, Hq, Hkv, max_pos; const char* scaling; DType dtype; };
 
 class DecoderVsNaive : public ::testing::TestWithParam<Shape5> {};
 
@@ -156,7 +156,7 @@ TEST_P(DecoderVsNaive, PrefillThenDecodeMatchesNaive) {
   ModelConfig mc = SmallConfig(s.D, s.Hq, s.Hkv, s.max_pos, s.scaling);
   SyntheticOptions so;
   so.vision = false;
-  so.dtype = DType::kBF16;
+  so.dtype = s.dtype;
   auto ck = MakeSyntheticCheckpoint(mc, so);
   auto w = BindWeights(mc, ck->tensors);
   ASSERT_TRUE(w.ok()) << w.status().message();
@@ -199,10 +199,10 @@ TEST_P(DecoderVsNaive, PrefillThenDecodeMatchesNaive) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, DecoderVsNaive,
-                         ::testing::Values(Shape5{48, 6, 2, 8, "dynamic"},    // GQA, NTK from the prompt on
-                                           Shape5{32, 4, 1, 10, "dynamic"},   // one KV head, NTK during decoding
-                                           Shape5{32, 2, 2, 64, ""},          // MHA, no scaling
-                                           Shape5{40, 5, 5, 64, "linear"}));  // odd head count, linear scaling
+                         ::testing::Values(Shape5{48, 6, 2, 8, "dynamic", DType::kBF16},   // GQA, NTK from the prompt on
+                                           Shape5{32, 4, 1, 10, "dynamic", DType::kF16},   // one KV head, NTK in decoding
+                                           Shape5{32, 2, 2, 64, "", DType::kF32},          // MHA, no scaling
+                                           Shape5{40, 5, 5, 64, "linear", DType::kBF16}));  // odd heads, linear RoPE
 
 TEST(Rope, DynamicNtkBaseFollowsTheSpecFormula) {
   DecoderConfig c;
