@@ -1,0 +1,58 @@
+// Kernel micro-benchmarks (Google Benchmark). Compare optimised kernels with their scalar twins side by side in
+// one run, e.g.:
+//   env -u OPENBLAS_CORETYPE build/release/bench/ixc_kernels_bench --benchmark_filter=MatMul
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
+
+namespace ixc {
+namespace {
+
+std::vector<uint16_t> Bf16Weights(int64_t n) {
+  std::vector<uint16_t> w(n);
+  uint32_t s = 12345;
+  for (auto& x : w) {
+    s = s * 1664525u + 1013904223u;
+    x = F32ToBf16(static_cast<float>(static_cast<int32_t>(s >> 8) - (1 << 23)) / (1 << 26));
+  }
+  return w;
+}
+
+// args: rows T, out N, in K, threads
+void BM_MatMulBf16(benchmark::State& st) {
+  const int64_t T = st.range(0), N = st.range(1), K = st.range(2);
+  ThreadPool pool(static_cast<int>(st.range(3)));
+  auto w = Bf16Weights(N * K);
+  TensorView tv{DType::kBF16, {N, K}, w.data()};
+  std::vector<float> x(T * K, 0.01f), y(T * N);
+  for (auto _ : st) {
+    MatMul(x.data(), T, K, tv, nullptr, y.data(), false, &pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(st.iterations() * T * N * K);  // multiply-adds
+  st.SetBytesProcessed(st.iterations() * N * K * 2);  // weight bytes streamed
+}
+BENCHMARK(BM_MatMulBf16)->Args({1, 4096, 4096, 1})->Args({1, 4096, 4096, 2})->Args({64, 4096, 4096, 2})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_MatMulRefBf16(benchmark::State& st) {
+  const int64_t T = st.range(0), N = st.range(1), K = st.range(2);
+  auto w = Bf16Weights(N * K);
+  TensorView tv{DType::kBF16, {N, K}, w.data()};
+  std::vector<float> x(T * K, 0.01f), y(T * N);
+  for (auto _ : st) {
+    MatMulRef(x.data(), T, K, tv, nullptr, y.data(), false);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(st.iterations() * T * N * K);
+}
+BENCHMARK(BM_MatMulRefBf16)->Args({1, 4096, 4096, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+}  // namespace ixc
+
+BENCHMARK_MAIN();
