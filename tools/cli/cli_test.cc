@@ -20,8 +20,8 @@ struct CliRun {
   std::string out;  // stdout and stderr together
 };
 
-CliRun Ixc(const std::string& args) {
-  std::string cmd = std::string(IXC_BINARY) + " " + args + " 2>&1";
+CliRun Ixc(const std::string& args, const std::string& env = "") {
+  std::string cmd = env + " " + std::string(IXC_BINARY) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
@@ -46,7 +46,7 @@ TEST(Cli, UsageErrorsExitTwoAndNameTheProblem) {
   r = Ixc("chat -m x -p hi -n many");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("expects an integer"), std::string::npos) << r.out;
-  r = Ixc("chat -p hi");
+  r = Ixc("chat -p hi", "IXC_MODEL=/nonexistent");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("-m MODEL_DIR"), std::string::npos) << r.out;
   EXPECT_EQ(Ixc("chat --help").code, 0);
@@ -88,6 +88,13 @@ TEST(Cli, JsonAndTensorDump) {
   EXPECT_EQ((*f)->tensors().at("last_logits").shape, (ixc::Shape{92544}));
   EXPECT_EQ((*f)->tensors().at("image_embeds").shape, (ixc::Shape{841, 128}));
   EXPECT_EQ((*f)->tensors().at("pixels0").shape, (ixc::Shape{1, 3, 560, 560}));
+}
+
+TEST(Cli, WithoutModelFlagUsesIxcModelAndSaysSo) {
+  IXC_REQUIRE_GOLDEN();
+  CliRun r = Ixc("chat -p hi --greedy -n 2", "IXC_MODEL=" + Model());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("no -m given; using " + Model()), std::string::npos) << r.out;
 }
 
 TEST(Cli, HistoryFileFeedsEarlierTurns) {

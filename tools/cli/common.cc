@@ -2,6 +2,8 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -26,7 +28,8 @@ int Fail(const Status& s) {
 }
 
 void AddCommonFlags(FlagSet& fs, CommonArgs& a) {
-  fs.Add({"--model", "-m", "DIR", "model folder (Hugging Face layout: config.json, *.safetensors or *.bin, tokenizer.model)",
+  fs.Add({"--model", "-m", "DIR", "model folder (Hugging Face layout: config.json, *.safetensors or *.bin, tokenizer.model); "
+          "default: $IXC_MODEL, else the bundled demo model",
           [&](const std::string& v) { a.model_dir = v; return Status::Ok(); }});
   fs.Add({"--threads", "-t", "N", "worker threads (default: all cores)",
           [&](const std::string& v) { return ParseInt("--threads", v, 1, 1024, &a.threads); }});
@@ -81,8 +84,18 @@ void AddGenerationFlags(FlagSet& fs, GenerationOptions& g) {
 }
 
 Result<std::unique_ptr<Model>> LoadModel(const CommonArgs& a) {
-  if (a.model_dir.empty()) return InvalidArgument("no model: pass -m MODEL_DIR");
-  return Model::Load({a.model_dir});
+  std::string dir = a.model_dir;
+  if (dir.empty()) {
+    // No -m: $IXC_MODEL, else the tiny demo model that ships in the source tree.
+    const char* env = std::getenv("IXC_MODEL");
+    dir = env && *env ? env : IXC_DEMO_MODEL_DIR;
+    if (!std::filesystem::exists(std::filesystem::path(dir) / "config.json")) {
+      return InvalidArgument("no model: pass -m MODEL_DIR (the bundled demo model is not at " + dir + ")");
+    }
+    std::fprintf(stderr, "ixc: no -m given; using %s%s\n", dir.c_str(),
+                 env && *env ? " ($IXC_MODEL)" : " (the bundled demo model: it knows only pictures of simple shapes)");
+  }
+  return Model::Load({dir});
 }
 
 TextCallback StdoutStreamer(bool enabled) {
