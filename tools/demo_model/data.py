@@ -172,11 +172,28 @@ def place(rng, W, H, radii, margin=6, tries=400):
 
 
 class Scene:
-    def __init__(self, image, bg, objects, word=None):
+    def __init__(self, image, bg, objects, word=None, word_box=None):
         self.image = image      # PIL RGB
         self.bg = bg            # background colour name
         self.objects = objects  # list of dicts: shape, colour, cx, cy, r
         self.word = word
+        self.word_box = word_box  # (x, y, font size, ink) as drawn
+
+    def label_map(self):
+        """Training-only dense labels: an 8-bit picture of the same size with 0 = background, k + 1 = object k,
+        TEXT_LABEL = the written word (drawn with the same geometry as the picture)."""
+        lab = Image.new("L", self.image.size, 0)
+        d = ImageDraw.Draw(lab)
+        for k, o in enumerate(self.objects):
+            draw_shape(d, o["shape"], o["cx"], o["cy"], o["r"], k + 1)
+        if self.word is not None:  # the word's bounding box
+            x, y, size, _ = self.word_box
+            bx0, by0, bx1, by1 = font(size).getbbox(self.word)
+            d.rectangle([x + bx0, y + by0, x + bx1, y + by1], fill=TEXT_LABEL)
+        return lab
+
+
+TEXT_LABEL = 200
 
 
 def render(W, H, bg, objects, word=None, rng=None, word_box=None):
@@ -257,7 +274,7 @@ def word_scene(rng, grid=None):
     if rng.random() < 0.4:
         ink = COLOURS[rng.choice(["red", "blue", "green", "purple"])]
     img = render(W, H, bg, [], word, rng, (x, y, size, ink))
-    return Scene(img, bg, [], word)
+    return Scene(img, bg, [], word, (x, y, size, ink))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -359,21 +376,27 @@ def compare_example(rng, want=None):
     raise RuntimeError("compare_example")
 
 
-def make_example(seed, index, qtype=None, n_questions=1):
+def make_example(seed, index, qtype=None, n_questions=1, scenes=False):
     """One example: (images, [(qtype, question, answer), ...]). The first question has type `qtype` (drawn at
-    random when None); more questions about the same picture(s) follow when n_questions > 1 (training)."""
+    random when None); more questions about the same picture(s) follow when n_questions > 1 (training). With
+    scenes=True the images are Scene objects (picture plus facts, for training-only dense labels)."""
+    imgs, qs = _make_example(seed, index, qtype, n_questions)
+    return (imgs if scenes else [sc.image for sc in imgs]), qs
+
+
+def _make_example(seed, index, qtype, n_questions):
     rng = random.Random(f"{seed}:{index}")
     if qtype is None:
         qtype = rng.choices(QTYPES, weights=[3, 3, 3, 3, 2, 2, 2])[0]
     if qtype == "compare":
         imgs, qs = compare_example(rng)
-        return [s.image for s in imgs], qs[:n_questions]
+        return imgs, qs[:n_questions]
     if qtype == "word":
         sc = word_scene(rng)
         qs = [q_word(rng, sc)]
         if n_questions > 1:
             qs.append(q_colour(rng, sc))  # background
-        return [sc.image], qs[:n_questions]
+        return [sc], qs[:n_questions]
     if qtype == "count":
         sc = count_scene(rng)
         first = q_count(rng, sc)
@@ -391,7 +414,7 @@ def make_example(seed, index, qtype=None, n_questions=1):
         q = rng.choice(gens)(rng, sc)
         if q is not None and all(q[1] != x[1] for x in qs):
             qs.append(q)
-    return [sc.image], qs
+    return [sc], qs
 
 
 def eval_types(count):

@@ -61,13 +61,11 @@ DEMO_CONFIG = {
 # Preprocessing (spec §3.2-§3.4)
 
 
-def hd_transform(img, hd_num, tile=560):
-    """Image_transform: returns the padded RGB PIL image whose sides are multiples of `tile`."""
-    img = img.convert("RGB")
-    W, H = img.size
+def hd_geometry(W, H, hd_num, tile=560):
+    """(transposed, new_w, new_h, padded_h) of Image_transform for a W x H picture (in the transposed frame when
+    W < H). Python float arithmetic and int() truncation as the reference."""
     trans = W < H
     if trans:
-        img = img.transpose(Image.TRANSPOSE)
         W, H = H, W
     ratio = W / H
     s = 1
@@ -77,9 +75,18 @@ def hd_transform(img, hd_num, tile=560):
     s = min(math.ceil(W / tile), s)
     new_w = int(s * tile)
     new_h = int(new_w / ratio)
-    img = img.resize((new_w, new_h), Image.BILINEAR)
-    pad_h = int(math.ceil(new_h / tile) * tile)
-    canvas = Image.new("RGB", (new_w, pad_h), (255, 255, 255))
+    return trans, new_w, new_h, int(math.ceil(new_h / tile) * tile)
+
+
+def hd_transform(img, hd_num, tile=560, resample=Image.BILINEAR, fill=(255, 255, 255)):
+    """Image_transform: returns the padded PIL image whose sides are multiples of `tile`."""
+    if img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")
+    trans, new_w, new_h, pad_h = hd_geometry(*img.size, hd_num, tile)
+    if trans:
+        img = img.transpose(Image.TRANSPOSE)
+    img = img.resize((new_w, new_h), resample)
+    canvas = Image.new(img.mode, (new_w, pad_h), fill)
     canvas.paste(img, (0, 0))
     if trans:
         canvas = canvas.transpose(Image.TRANSPOSE)
@@ -104,7 +111,7 @@ def make_views(x, tile=560):
 
 
 def preprocess(img, hd_num, tile=560):
-    return make_views(normalise(hd_transform(img, hd_num, tile)), tile)
+    return make_views(normalise(hd_transform(img.convert("RGB"), hd_num, tile)), tile)
 
 
 # ---------------------------------------------------------------------------------------------------------------

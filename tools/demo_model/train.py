@@ -20,8 +20,11 @@ import os
 import sys
 import time
 
+import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
@@ -31,9 +34,63 @@ TRAIN_SEED = 1
 VALID_SEED = 2
 
 
+# Training-only dense labels for every merged image token (never exported): which colour is under it, which shape
+# and which written word. They make the vision tower and the projector carry per-place colour/shape/glyph
+# information early, which the question answering then learns to read; without them the decoder sits on the
+# answer priors for a long time.
+COLOUR_CLASSES = list(data.COLOURS) + list(data.BACKGROUNDS) + ["padding"]
+SHAPE_CLASSES = ["none"] + data.SHAPES
+WORD_CLASSES = ["none"] + data.WORDS
+
+
+class AuxHeads(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.colour = nn.Linear(d, len(COLOUR_CLASSES))
+        self.shape = nn.Linear(d, len(SHAPE_CLASSES))
+        self.word = nn.Linear(d, len(WORD_CLASSES))
+
+
+def dense_labels(scene, hd_num, tile=560, merged=20):
+    """[3, image tokens] class ids in the order of IXCDemo.encode_image's output (-100 on the GN separators)."""
+    lab = np.asarray(M.hd_transform(scene.label_map(), hd_num, tile, Image.NEAREST, 255))
+    Hp, Wp = lab.shape
+    rows, cols = Hp // tile, Wp // tile
+    cell = tile // merged
+    gy = ((np.arange(merged) + 0.5) * Hp / merged).astype(int)
+    gx = ((np.arange(merged) + 0.5) * Wp / merged).astype(int)
+    ly = (np.arange(rows * merged) * cell + cell // 2)
+    lx = (np.arange(cols * merged) * cell + cell // 2)
+
+    def with_gn(grid):
+        g = np.full((grid.shape[0], grid.shape[1] + 1), -1, dtype=np.int64)
+        g[:, :-1] = grid
+        return g.reshape(-1)
+
+    seq = np.concatenate([with_gn(lab[gy][:, gx]), [-1], with_gn(lab[ly][:, lx])])
+    colour = np.full(seq.shape, -100)
+    shape = np.full(seq.shape, -100)
+    word = np.full(seq.shape, -100)
+    for v in np.unique(seq):
+        m = seq == v
+        if v == -1:
+            continue
+        if v == 255:
+            colour[m], shape[m], word[m] = COLOUR_CLASSES.index("padding"), 0, 0
+        elif v == 0:
+            colour[m], shape[m], word[m] = COLOUR_CLASSES.index(scene.bg), 0, 0
+        elif v == data.TEXT_LABEL:
+            word[m] = WORD_CLASSES.index(scene.word)
+        else:
+            o = scene.objects[v - 1]
+            colour[m], shape[m], word[m] = COLOUR_CLASSES.index(o["colour"]), SHAPE_CLASSES.index(o["shape"]), 0
+    return torch.from_numpy(np.stack([colour, shape, word]))
+
+
 def example_batch(net, sp, seed, index, n_questions, qtype=None):
-    """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types)."""
-    imgs, qs = data.make_example(seed, index, qtype=qtype, n_questions=n_questions)
+    """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types, dense labels)."""
+    scenes, qs = data.make_example(seed, index, qtype=qtype, n_questions=n_questions, scenes=True)
+    imgs = [sc.image for sc in scenes]
     hd = 6 if len(imgs) > 1 else 24
     views = [M.preprocess(im, hd) for im in imgs]
     im_end = sp.piece_to_id(data.IM_END)
@@ -45,6 +102,7 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None):
         parts = p
         tails.append((tail, sp.encode(a) + [im_end]))
     prefix, pmask = net.build_prefix(parts, views)
+    labels = torch.cat([dense_labels(sc, hd) for sc in scenes], 1)
     S = max(len(t) + len(a) for t, a in tails)
     ids = torch.zeros(len(tails), S, dtype=torch.long)
     tgt = torch.full((len(tails), S), -100, dtype=torch.long)
@@ -52,15 +110,21 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None):
         seq = t + a
         ids[k, :len(seq)] = torch.tensor(seq)
         tgt[k, len(t) - 1:len(seq) - 1] = torch.tensor(a)
-    return prefix, pmask, ids, tgt, [q[0] for q in qs]
+    return prefix, pmask, ids, tgt, [q[0] for q in qs], labels
 
 
-def run_example(net, sp, seed, index, n_questions, qtype=None):
-    prefix, pmask, ids, tgt, types = example_batch(net, sp, seed, index, n_questions, qtype)
+def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0):
+    prefix, pmask, ids, tgt, types, labels = example_batch(net, sp, seed, index, n_questions, qtype)
     _, hs = net.decode(prefix, pmask, net.model.tok_embeddings(ids))
     sel = tgt >= 0
     logits = net.output(hs[sel])
     loss = F.cross_entropy(logits, tgt[sel])
+    if aux is not None and aux_weight > 0:
+        img = prefix[pmask]
+        assert img.shape[0] == labels.shape[1]
+        for k, head in enumerate([aux.colour, aux.shape, aux.word]):
+            if (labels[k] >= 0).any():
+                loss = loss + aux_weight * F.cross_entropy(head(img), labels[k], ignore_index=-100)
     # exact-answer accuracy (teacher forced): every answer token and the end token right
     ok = torch.ones_like(tgt, dtype=torch.bool)
     ok[sel] = logits.argmax(-1) == tgt[sel]
@@ -87,9 +151,9 @@ def lr_at(step, a):
     return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
-def save(path, net, opt, step, args, elapsed):
+def save(path, net, aux, opt, step, args, elapsed):
     tmp = path + ".tmp"
-    torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "config": net.config,
+    torch.save({"model": net.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(), "step": step, "config": net.config,
                 "args": vars(args), "elapsed_s": elapsed}, tmp)
     os.replace(tmp, path)
 
@@ -105,6 +169,7 @@ def main():
     ap.add_argument("--min-lr-frac", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--init-seed", type=int, default=0)
+    ap.add_argument("--aux-weight", type=float, default=0.3, help="weight of each training-only dense label loss")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save-every", type=int, default=50)
     ap.add_argument("--valid-every", type=int, default=300)
@@ -125,12 +190,15 @@ def main():
     cfg = dict(M.DEMO_CONFIG)
     cfg["vocab_size"] = sp.get_piece_size()
     net = M.IXCDemo(cfg)
-    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    aux = AuxHeads(cfg["hidden_size"])
+    opt = torch.optim.AdamW(list(net.parameters()) + list(aux.parameters()), lr=a.lr, betas=(0.9, 0.98),
+                            weight_decay=0.01)
     ckpt = os.path.join(a.work, "ckpt.pt")
     start, elapsed0 = 0, 0.0
     if os.path.exists(ckpt):
         ck = torch.load(ckpt, map_location="cpu")
         net.load_state_dict(ck["model"])
+        aux.load_state_dict(ck["aux"])
         opt.load_state_dict(ck["opt"])
         start, elapsed0 = ck["step"], ck.get("elapsed_s", 0.0)
         print(f"resuming at step {start} ({elapsed0 / 60:.1f} min used)", flush=True)
@@ -145,7 +213,8 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a)
         for e in range(a.examples_per_step):
-            loss, res = run_example(net, sp, TRAIN_SEED, step * a.examples_per_step + e, a.questions)
+            loss, res = run_example(net, sp, TRAIN_SEED, step * a.examples_per_step + e, a.questions, None, aux,
+                                    a.aux_weight)
             (loss / a.examples_per_step).backward()
             losses.append(float(loss))
             for t, ok in res:
@@ -163,7 +232,7 @@ def main():
             log.write(msg + "\n")
             log.flush()
         if step % a.save_every == 0 or step == a.steps:
-            save(ckpt, net, opt, step, a, elapsed)
+            save(ckpt, net, aux, opt, step, a, elapsed)
         if a.valid_every and (step % a.valid_every == 0 or step == a.steps):
             v = validate(net, sp, a.valid_count)
             msg = f"valid step {step}: " + " ".join(f"{t}={x:.2f}" for t, x in v.items())
@@ -171,7 +240,7 @@ def main():
             log.write(msg + "\n")
             log.flush()
         if a.max_minutes and elapsed > a.max_minutes * 60:
-            save(ckpt, net, opt, step, a, elapsed)
+            save(ckpt, net, aux, opt, step, a, elapsed)
             print(f"stopping at step {step}: --max-minutes reached", flush=True)
             break
     print(f"done: step {step}, {(elapsed0 + time.time() - t0) / 60:.1f} min", flush=True)

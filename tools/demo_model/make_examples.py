@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""Draws the bundled example pictures (examples/*.png) with data.py's renderer and writes examples/questions.json,
+the questions the README and tests/demo_model_test ask about them with the answers they must get.
+
+  /usr/bin/python3 tools/demo_model/make_examples.py --out examples
+"""
+import argparse
+import json
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+
+
+def obj(shape, colour, cx, cy, r):
+    return dict(shape=shape, colour=colour, cx=cx, cy=cy, r=r)
+
+
+# name: (size, background, objects, word); word = (text, x, y, font size, ink)
+PICTURES = {
+    # 1x1 grid (841 image tokens)
+    "shapes.png": ((480, 320), "cyan", [obj("circle", "red", 95, 90, 55), obj("triangle", "blue", 380, 215, 60),
+                                        obj("star", "yellow", 220, 240, 55)], None),
+    # 1x2 grid (1241 image tokens): wide
+    "wide.png": ((900, 380), "white", [obj("square", "green", 150, 190, 70), obj("star", "purple", 720, 150, 75)], None),
+    # four stars to count, 1x1
+    "stars.png": ((420, 420), "black", [obj("star", "orange", 100, 100, 45), obj("star", "orange", 310, 90, 45),
+                                        obj("star", "orange", 120, 310, 45), obj("star", "orange", 300, 320, 45)], None),
+    "word.png": ((440, 260), "pink", [], ("fish", 120, 90, 80, (15, 15, 15))),
+    # a pair for the two-image prompt
+    "pair_a.png": ((360, 240), "gray", [obj("circle", "yellow", 110, 120, 55), obj("square", "red", 260, 120, 50)], None),
+    "pair_b.png": ((360, 240), "gray", [obj("triangle", "green", 180, 120, 60)], None),
+}
+
+QUESTIONS = [
+    (["shapes.png"], "What colour is the circle?", "red"),
+    (["shapes.png"], "Is the circle on the left or on the right?", "left"),
+    (["shapes.png"], "Is there a blue triangle?", "yes"),
+    (["shapes.png"], "Is there a square?", "no"),
+    (["shapes.png"], "What shape is yellow?", "star"),
+    (["shapes.png"], "What colour is the background?", "cyan"),
+    (["wide.png"], "What colour is the star?", "purple"),
+    (["wide.png"], "Is the square on the left or on the right?", "left"),
+    (["stars.png"], "How many stars are there?", "4"),
+    (["word.png"], "What word is written?", "fish"),
+    (["pair_a.png", "pair_b.png"], data.compare_query("Which image has a triangle?"), "Image2"),
+    (["pair_a.png", "pair_b.png"], data.compare_query("Do both images have the same background colour?"), "yes"),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="examples")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    for name, ((W, H), bg, objs, word) in PICTURES.items():
+        rng = random.Random(name)  # colour jitter as in training
+        if word:
+            text, x, y, size, ink = word
+            img = data.render(W, H, bg, objs, text, rng, (x, y, size, ink))
+        else:
+            img = data.render(W, H, bg, objs, rng=rng)
+        img.save(os.path.join(a.out, name), optimize=True)
+    with open(os.path.join(a.out, "questions.json"), "w") as f:
+        json.dump([{"images": imgs, "prompt": q, "answer": ans} for imgs, q, ans in QUESTIONS], f, indent=1)
+        f.write("\n")
+    print(f"wrote {len(PICTURES)} pictures and {len(QUESTIONS)} questions to {a.out}")
+
+
+if __name__ == "__main__":
+    main()
