@@ -30,8 +30,8 @@ PICTURES = {
                                         obj("star", "orange", 120, 310, 45), obj("star", "orange", 300, 320, 45)], None),
     "word.png": ((440, 260), "pink", [], ("fish", 120, 90, 80, (15, 15, 15))),
     # a pair for the two-image prompt
-    "pair_a.png": ((360, 240), "gray", [obj("circle", "yellow", 110, 120, 55), obj("square", "red", 260, 120, 50)], None),
-    "pair_b.png": ((360, 240), "gray", [obj("triangle", "green", 180, 120, 60)], None),
+    "pair_a.png": ((360, 240), "gray", [obj("circle", "yellow", 100, 120, 50), obj("square", "red", 260, 120, 45)], None),
+    "pair_b.png": ((360, 240), "gray", [obj("triangle", "green", 180, 125, 50)], None),
 }
 
 QUESTIONS = [

@@ -4,14 +4,17 @@
   /usr/bin/python3 tools/demo_model/train.py --work build/demo_model
 
 Resumable: every --save-every steps the model, the optimiser and the step go to WORK/ckpt.pt (written atomically);
-starting again with the same arguments continues from there with the same data (example i of step s is always
-data.make_example(1, s * examples_per_step + i)). Use one thread: on a shared 2-core machine OpenMP threads that
-wait for each other are several times slower than one.
+starting again with the same arguments continues from there with the same data (worker r's example e of step s is
+always data.make_example(1, (s * world + r) * examples_per_step + e)).
 
-Each step takes one picture (or a pair, for comparisons) and up to --questions questions about it: the image part
-of the prompt is the same for every question (it comes first), so the decoder runs it once and the questions
+--world worker processes (default 3) each take their own pictures with one thread and sum their gradients over
+loopback gloo: on a shared 2-core machine, OpenMP threads that wait for each other are several times slower than
+single-threaded processes, and several processes get several shares of the CPU.
+
+Each worker step takes one picture (or a pair, for comparisons) and up to --questions questions about it: the image
+part of the prompt is the same for every question (it comes first), so the decoder runs it once and the questions
 continue it as a batch (model.IXCDemo.decode), with Partial LoRA on the image rows. The loss is the cross-entropy
-of the answer tokens and the closing [UNUSED_TOKEN_145].
+of the answer tokens and the closing [UNUSED_TOKEN_145], plus training-only dense labels (see AuxHeads).
 """
 import argparse
 import collections
@@ -49,6 +52,28 @@ class AuxHeads(nn.Module):
         self.colour = nn.Linear(d, len(COLOUR_CLASSES))
         self.shape = nn.Linear(d, len(SHAPE_CLASSES))
         self.word = nn.Linear(d, len(WORD_CLASSES))
+        self.dec_shape = nn.Linear(d, len(SHAPE_CLASSES))  # on the decoder's last hidden states
+
+
+_name_ids = {}
+
+
+def word_targets(sp, labels):
+    """Per image token, the token id of the word that names what is under it (its colour, or the written word),
+    for the lm head at image positions (-100: padding or separator)."""
+    key = id(sp)
+    if key not in _name_ids:
+        first = lambda w: sp.encode(w)[0]  # noqa: E731
+        _name_ids[key] = (torch.tensor([first(c) if c != "padding" else -100 for c in COLOUR_CLASSES]),
+                          torch.tensor([-100] + [first(w) for w in data.WORDS]))
+    cmap, wmap = _name_ids[key]
+    colour, word = labels[0], labels[2]
+    out = torch.full_like(colour, -100)
+    m = colour >= 0
+    out[m] = cmap[colour[m]]
+    t = (colour < 0) & (word > 0)
+    out[t] = wmap[word[t]]
+    return out
 
 
 def dense_labels(scene, hd_num, tile=560, merged=20):
@@ -113,9 +138,9 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None):
     return prefix, pmask, ids, tgt, [q[0] for q in qs], labels
 
 
-def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0):
+def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0):
     prefix, pmask, ids, tgt, types, labels = example_batch(net, sp, seed, index, n_questions, qtype)
-    _, hs = net.decode(prefix, pmask, net.model.tok_embeddings(ids))
+    hp, hs = net.decode(prefix, pmask, net.model.tok_embeddings(ids), need_prefix_out=dec_weight > 0)
     sel = tgt >= 0
     logits = net.output(hs[sel])
     loss = F.cross_entropy(logits, tgt[sel])
@@ -125,6 +150,15 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         for k, head in enumerate([aux.colour, aux.shape, aux.word]):
             if (labels[k] >= 0).any():
                 loss = loss + aux_weight * F.cross_entropy(head(img), labels[k], ignore_index=-100)
+    if aux is not None and dec_weight > 0:
+        # the decoder's last hidden state at each image position names what is there, through the real lm head
+        # (colour word or written word) and a training-only shape head: answering is then find-and-copy
+        h = hp[pmask]
+        wt = word_targets(sp, labels)
+        if (wt >= 0).any():
+            loss = loss + dec_weight * F.cross_entropy(net.output(h), wt, ignore_index=-100)
+        if (labels[1] >= 0).any():
+            loss = loss + dec_weight * F.cross_entropy(aux.dec_shape(h), labels[1], ignore_index=-100)
     # exact-answer accuracy (teacher forced): every answer token and the end token right
     ok = torch.ones_like(tgt, dtype=torch.bool)
     ok[sel] = logits.argmax(-1) == tgt[sel]
@@ -162,37 +196,54 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="build/demo_model", help="checkpoints, tokenizer and logs go here")
     ap.add_argument("--tokenizer", default=None, help="default: WORK/tokenizer.model (made if missing)")
-    ap.add_argument("--steps", type=int, default=2400)
-    ap.add_argument("--examples-per-step", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=1400)
+    ap.add_argument("--world", type=int, default=3,
+                    help="data-parallel worker processes (one thread each; gradients summed over loopback gloo)")
+    ap.add_argument("--examples-per-step", type=int, default=1, help="per worker")
     ap.add_argument("--questions", type=int, default=8, help="questions per picture")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--min-lr-frac", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--init-seed", type=int, default=0)
     ap.add_argument("--aux-weight", type=float, default=0.3, help="weight of each training-only dense label loss")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dec-weight", type=float, default=0.3,
+                    help="weight of the dense labels read from the decoder's last hidden states at image positions")
+    ap.add_argument("--threads", type=int, default=1, help="per worker")
+    ap.add_argument("--port", type=int, default=29533)
     ap.add_argument("--save-every", type=int, default=50)
     ap.add_argument("--valid-every", type=int, default=300)
     ap.add_argument("--valid-count", type=int, default=70)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (after saving) once this much time is used")
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
     os.makedirs(a.work, exist_ok=True)
     tok = a.tokenizer or os.path.join(a.work, "tokenizer.model")
     if not os.path.exists(tok):
         import subprocess
         subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "make_tokenizer.py"),
                         "--out", tok], check=True)
+    a.tokenizer = tok
+    if a.world > 1:
+        import torch.multiprocessing as mp
+        mp.spawn(worker, args=(a,), nprocs=a.world, join=True)
+    else:
+        worker(0, a)
+
+
+def worker(rank, a):
+    torch.set_num_threads(a.threads)
+    if a.world > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{a.port}", rank=rank, world_size=a.world)
     import sentencepiece as spm
-    sp = spm.SentencePieceProcessor(model_file=tok)
+    sp = spm.SentencePieceProcessor(model_file=a.tokenizer)
 
     torch.manual_seed(a.init_seed)
     cfg = dict(M.DEMO_CONFIG)
     cfg["vocab_size"] = sp.get_piece_size()
     net = M.IXCDemo(cfg)
     aux = AuxHeads(cfg["hidden_size"])
-    opt = torch.optim.AdamW(list(net.parameters()) + list(aux.parameters()), lr=a.lr, betas=(0.9, 0.98),
-                            weight_decay=0.01)
+    params = list(net.parameters()) + list(aux.parameters())
+    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
     ckpt = os.path.join(a.work, "ckpt.pt")
     start, elapsed0 = 0, 0.0
     if os.path.exists(ckpt):
@@ -201,37 +252,59 @@ def main():
         aux.load_state_dict(ck["aux"])
         opt.load_state_dict(ck["opt"])
         start, elapsed0 = ck["step"], ck.get("elapsed_s", 0.0)
-        print(f"resuming at step {start} ({elapsed0 / 60:.1f} min used)", flush=True)
-    print(f"{sum(p.numel() for p in net.parameters())} parameters", flush=True)
-    log = open(os.path.join(a.work, "train.log"), "a")
+        if rank == 0:
+            print(f"resuming at step {start} ({elapsed0 / 60:.1f} min used)", flush=True)
+    if rank == 0:
+        print(f"{sum(p.numel() for p in net.parameters())} parameters, {a.world} worker(s)", flush=True)
+    log = open(os.path.join(a.work, "train.log"), "a") if rank == 0 else None
     t0 = time.time()
     hist = collections.defaultdict(lambda: collections.deque(maxlen=200))
     losses = collections.deque(maxlen=50)
     net.train()
     step = start
+    per_step = a.world * a.examples_per_step
     while step < a.steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a)
         for e in range(a.examples_per_step):
-            loss, res = run_example(net, sp, TRAIN_SEED, step * a.examples_per_step + e, a.questions, None, aux,
-                                    a.aux_weight)
-            (loss / a.examples_per_step).backward()
+            index = step * per_step + rank * a.examples_per_step + e
+            loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, None, aux, a.aux_weight, a.dec_weight)
+            (loss / per_step).backward()
             losses.append(float(loss))
             for t, ok in res:
                 hist[t].append(ok)
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        if a.world > 1:  # sum the gradients of all workers (each already divided by the global example count)
+            import torch.distributed as dist
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            off = 0
+            for p, g in zip(params, grads):
+                p.grad = flat[off:off + g.numel()].view_as(p).clone()
+                off += g.numel()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
         elapsed = elapsed0 + time.time() - t0
+        stop = bool(a.max_minutes and elapsed > a.max_minutes * 60)
+        if a.world > 1:  # every worker stops at the same step
+            import torch.distributed as dist
+            flag = torch.tensor([1.0 if stop else 0.0])
+            dist.all_reduce(flag)
+            stop = bool(flag.item() > 0)
+        if rank != 0:
+            if stop:
+                break
+            continue
         if step % 25 == 0:
             accs = " ".join(f"{t}={sum(v) / len(v):.2f}" for t, v in sorted(hist.items()))
             msg = (f"step {step} {elapsed / 60:.1f}min lr {lr_at(step, a):.2e} loss {sum(losses) / len(losses):.3f} "
-                   f"train-acc {accs}")
+                   f"train-acc(rank0) {accs}")
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
-        if step % a.save_every == 0 or step == a.steps:
+        if step % a.save_every == 0 or step == a.steps or stop:
             save(ckpt, net, aux, opt, step, a, elapsed)
         if a.valid_every and (step % a.valid_every == 0 or step == a.steps):
             v = validate(net, sp, a.valid_count)
@@ -239,11 +312,11 @@ def main():
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
-        if a.max_minutes and elapsed > a.max_minutes * 60:
-            save(ckpt, net, aux, opt, step, a, elapsed)
+        if stop:
             print(f"stopping at step {step}: --max-minutes reached", flush=True)
             break
-    print(f"done: step {step}, {(elapsed0 + time.time() - t0) / 60:.1f} min", flush=True)
+    if rank == 0:
+        print(f"done: step {step}, {(elapsed0 + time.time() - t0) / 60:.1f} min", flush=True)
 
 
 if __name__ == "__main__":
