@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -18,14 +19,46 @@ inline float Dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// x · w for bf16 w, widened in registers: for few rows (decoding) this streams the weights once instead of
+// converting them into a buffer first.
+inline float DotBf16(const float* x, const uint16_t* w, int64_t n) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(w[i]) << 16;
+    float wf;
+    std::memcpy(&wf, &bits, 4);
+    s += x[i] * wf;
+  }
+  return s;
+}
+
+// Up to this many rows the weights are read in place; above it, each block is widened once and reused.
+constexpr int64_t kFusedMaxRows = 4;
+
 }  // namespace
 
 void MatMul(const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias, float* y, bool accumulate,
             ThreadPool* pool) {
   const int64_t N = w.dim(0);
   const int64_t blocks = (N + kRowBlock - 1) / kRowBlock;
+  const bool fused = w.dtype == DType::kBF16 && T <= kFusedMaxRows;
   auto work = [&](int64_t b0, int64_t b1, int) {
     std::vector<float> wf;
+    if (fused) {
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t n0 = blk * kRowBlock, n1 = std::min(N, n0 + kRowBlock);
+        for (int64_t n = n0; n < n1; ++n) {
+          const auto* wr = reinterpret_cast<const uint16_t*>(w.row(n));
+          for (int64_t t = 0; t < T; ++t) {
+            float v = DotBf16(x + t * K, wr, K);
+            if (bias) v += bias[n];
+            y[t * N + n] = accumulate ? y[t * N + n] + v : v;
+          }
+        }
+      }
+      return;
+    }
     if (w.dtype != DType::kF32) wf.resize(kRowBlock * K);
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n0 = blk * kRowBlock, n1 = std::min(N, n0 + kRowBlock);
