@@ -29,9 +29,16 @@ enum class TaskMode { kBase, kWeb, kWrite };
 const char* TaskModeName(TaskMode m);
 Result<TaskMode> ParseTaskMode(std::string_view name);
 
+// Load progress: `stage` names what is being done ("opening checkpoint", "dequantising AWQ weights", "binding
+// weights", "loading tokenizer"), `fraction` goes from 0 to 1 within each stage (every stage ends with 1). Called
+// on the loading thread. The library never prints; front ends draw what they like (ixc draws a bar on a terminal).
+using LoadProgress = std::function<void(std::string_view stage, double fraction)>;
+
 struct LoadOptions {
   std::string model_dir;
+  LoadProgress progress = nullptr;  // optional
 };
+
 
 struct SessionOptions {
   int threads = 0;  // 0: all hardware threads

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "io/checkpoint.h"
 #include "ixc/ixc.h"
@@ -12,10 +13,32 @@
 
 namespace ixc {
 
+// config.json's optional "quantization_config" (what AWQ folders carry; both the Hugging Face spelling
+// bits/group_size/quant_method and AutoAWQ's w_bit/q_group_size are read).
+struct QuantizationConfig {
+  bool present = false;
+  std::string method;   // "awq"
+  int bits = 0;         // 4
+  int group_size = 0;   // 128 in the real 4-bit checkpoint; 0 = not stated
+  std::string version;  // "gemm"
+};
+
+// What the checkpoint's AWQ layers became at load.
+struct AwqLoadInfo {
+  int64_t layers = 0;      // X.qweight/qzeros/scales triples dequantised to dense F16 X.weight
+  int group_size = 0;      // from the scales' shapes (all layers agree)
+  int64_t dense_bytes = 0; // F16 bytes owned by the model
+};
+
 class ModelImpl {
  public:
   ModelConfig config;
+  QuantizationConfig quantization;
   std::unique_ptr<Checkpoint> checkpoint;
+  // AWQ layers dequantised at load (owned F16 X.weight tensors the binder sees instead of the triples); empty for
+  // dense checkpoints.
+  std::vector<std::unique_ptr<TensorSource>> dequantised;
+  AwqLoadInfo awq;
   ModelWeights weights;
   std::unique_ptr<Tokenizer> tokenizer;
   std::string model_dir;
@@ -24,6 +47,12 @@ class ModelImpl {
 // Parses a Hugging Face config.json (the real keys, optional vision_config). `name` is used in errors.
 Result<ModelConfig> ParseModelConfig(const std::string& json_text, const std::string& name);
 
+// Parses a "quantization_config" object; absent or null gives present = false. Only 4-bit AWQ with zero points
+// in the "gemm" packing is supported; anything else is Unimplemented with the method named.
+Result<QuantizationConfig> ParseQuantizationConfig(const std::string& json_text, const std::string& name);
+
+// Opens the folder's checkpoint, dequantises AWQ layers when there are any, binds the weights, loads the tokenizer.
+Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options);
 Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const std::string& model_dir);
 
 // Why a mode cannot run with this checkpoint, or OK.
