@@ -39,7 +39,6 @@ struct LoadOptions {
   LoadProgress progress = nullptr;  // optional
 };
 
-
 struct SessionOptions {
   int threads = 0;  // 0: all hardware threads
 };
@@ -124,6 +123,78 @@ struct ChatResult {
 // Receives each new piece of reply text as it is generated; return false to stop generation.
 using TextCallback = std::function<bool(std::string_view piece)>;
 
+// What Model::Info estimates memory for: the shape of one request.
+struct MemoryQuery {
+  int images = 1;                 // images in the request (0: text only)
+  int hd_num = 0;                 // 0: the reference's rule (24 for one image, 6 for several)
+  // The tile grid of each image when both > 0 (e.g. 2x2 for an 800x600 picture at hd_num 24); otherwise the largest
+  // input hd_num allows (hd_num tiles in one column: the most tokens), an upper bound for any picture.
+  int grid_rows = 0, grid_cols = 0;
+  int64_t context_tokens = 4096;  // tokens the KV cache holds at the end (prompt + reply); raised to the prompt
+  int64_t text_tokens = 64;       // prompt text tokens (template, history, query)
+  int threads = 0;                // 0: all hardware threads, as SessionOptions
+  TaskMode mode = TaskMode::kBase;
+};
+
+// Parameter counts per component (spec §1.3).
+struct ParameterBreakdown {
+  int64_t decoder = 0;    // embeddings, norms, attention and MLP weights, lm head
+  int64_t plora = 0;      // Partial LoRA (Plora_A/B)
+  int64_t web = 0, sft = 0, dpo = 0;  // task adapters
+  int64_t vision = 0;     // CLIP tower
+  int64_t projector = 0;  // vision_proj and the two separator tokens
+  int64_t total() const { return decoder + plora + web + sft + dpo + vision + projector; }
+};
+
+struct DTypeBytes {
+  std::string dtype;  // safetensors spelling: "BF16", "F16", "F32", "I32", ...
+  int64_t bytes = 0;
+};
+
+// Peak resident memory of one request of a MemoryQuery's shape, in bytes, by what holds it. Weights read in place
+// from the mapped files count once their pages are touched: a request touches only the parts it uses (e.g. no
+// vision tower without images, no web adapter outside web mode).
+struct MemoryEstimate {
+  int64_t weights_mapped = 0;    // bound weights viewed in the mapped files (all of them, touched or not)
+  int64_t weights_owned = 0;     // weights in process memory: AWQ dequantised, f32 copies of small vectors
+  int64_t weights_resident = 0;  // owned + the mapped bytes this request touches
+  int64_t prompt_tokens = 0;     // text + image tokens
+  int64_t image_tokens = 0;
+  int64_t context_tokens = 0;    // KV cache length used (the query's, or the prompt when longer)
+  int64_t kv_bytes_per_token = 0;
+  int64_t kv_cache = 0;
+  int64_t media = 0;             // decoded, resized and normalised pictures and their CLIP views
+  int64_t vision = 0;            // CLIP scratch of the views in flight, features, projector buffers
+  int64_t prefill = 0;           // prompt embeddings, one 512-row chunk's activations, logits
+  int64_t decode = 0;            // one row's activations, logits
+  int64_t allocator_retained = 0;  // freed vision-phase blocks glibc keeps mapped into later phases
+  int64_t runtime = 0;           // code, shared libraries, tokenizer (measured on the reference build)
+  std::string peak_phase;        // "load", "vision", "prompt", "prefill" or "decode"
+  int64_t total = 0;             // the estimated peak resident set size
+};
+
+// Everything `ixc info` prints: what the folder holds and what running it costs.
+struct ModelInfo {
+  std::string model_dir;
+  std::string container;         // "safetensors" or "pytorch"
+  int shards = 1;                // files the weights are spread over
+  std::string format;            // the checkpoint's own description, e.g. "safetensors (2 shards)"
+  bool awq = false;              // 4-bit AWQ layers present (dequantised to F16 at load)
+  int awq_bits = 0, awq_group_size = 0;
+  int64_t awq_layers = 0;
+  std::vector<DTypeBytes> stored;        // bytes per dtype as stored in the files
+  std::vector<DTypeBytes> loaded_mapped; // bound weights used in place, per dtype
+  std::vector<DTypeBytes> loaded_owned;  // bound weights held in process memory, per dtype
+  ParameterBreakdown parameters;
+  std::vector<std::string> modes;        // "base", "web", "write" as available
+  bool vision = false;
+  // The decoder and vision sizes from config.json.
+  int64_t layers = 0, hidden = 0, intermediate = 0, heads = 0, kv_heads = 0, vocab = 0, max_position = 0;
+  int64_t vision_layers = 0, vision_hidden = 0, image_size = 0;
+  MemoryQuery query;                     // what `memory` was estimated for (defaults resolved)
+  MemoryEstimate memory;
+};
+
 class ModelImpl;
 
 class Model {
@@ -135,6 +206,8 @@ class Model {
   std::string Describe() const;
   bool HasMode(TaskMode m) const;
   bool HasVision() const;
+  // Format, dtypes, parameter counts, modes, and the memory a request shaped like `query` needs.
+  ModelInfo Info(const MemoryQuery& query = {}) const;
   const ModelImpl& impl() const { return *impl_; }
 
  private:

@@ -1,4 +1,5 @@
-// Real checkpoints as users have them: AWQ 4-bit folders end to end, quantization_config, load progress.
+// Real checkpoints as users have them: AWQ 4-bit folders end to end, quantization_config, load progress,
+// Model::Info on the golden checkpoint, and the memory estimator's formulas.
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/testing.h"
+#include "engine/memory_estimate.h"
 #include "engine/model_impl.h"
 #include "io/safetensors.h"
 #include "ixc/ixc.h"
@@ -221,6 +223,206 @@ TEST(QuantizationConfig, AcceptsAwqSpellingsAndRejectsOthers) {
   }
   EXPECT_FALSE(parse("[1, 2]").ok());
   EXPECT_FALSE(parse(R"({"bits": "four"})").ok());
+}
+
+// Parameter counts straight from the golden safetensors header, by the component each name belongs to. The
+// vision tower's post_layernorm is stored but never read (spec §1.3), so it is not counted.
+ParameterBreakdown CountFromHeader(const std::map<std::string, TensorView>& tensors) {
+  ParameterBreakdown p;
+  for (const auto& [name, t] : tensors) {
+    const int64_t n = t.numel();
+    if (name.find(".post_layernorm.") != std::string::npos) continue;
+    if (name.find(".Plora_") != std::string::npos) p.plora += n;
+    else if (name.find(".lora_web_") != std::string::npos) p.web += n;
+    else if (name.find(".lora_sft_") != std::string::npos) p.sft += n;
+    else if (name.find(".lora_dpo_") != std::string::npos) p.dpo += n;
+    else if (name.rfind("vit.", 0) == 0) p.vision += n;
+    else if (name.rfind("vision_proj.", 0) == 0 || name.rfind("plora_", 0) == 0) p.projector += n;
+    else p.decoder += n;
+  }
+  return p;
+}
+
+TEST(ModelInfoTest, GoldenCheckpoint) {
+  IXC_REQUIRE_GOLDEN();
+  auto m = Model::Load({GoldenModel()});
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  auto file = SafetensorsFile::Open(GoldenModel() + "/model.safetensors");
+  ASSERT_TRUE(file.ok());
+  const ModelInfo info = (*m)->Info();
+  const ParameterBreakdown want = CountFromHeader((*file)->tensors());
+  EXPECT_EQ(info.parameters.decoder, want.decoder);
+  EXPECT_EQ(info.parameters.plora, want.plora);
+  EXPECT_EQ(info.parameters.web, want.web);
+  EXPECT_EQ(info.parameters.sft, want.sft);
+  EXPECT_EQ(info.parameters.dpo, want.dpo);
+  EXPECT_EQ(info.parameters.vision, want.vision);
+  EXPECT_EQ(info.parameters.projector, want.projector);
+  EXPECT_EQ(info.parameters.total(), want.total());
+  EXPECT_EQ(info.container, "safetensors");
+  EXPECT_EQ(info.shards, 1);
+  EXPECT_FALSE(info.awq);
+  EXPECT_EQ(info.modes, (std::vector<std::string>{"base", "web", "write"}));
+  EXPECT_TRUE(info.vision);
+  EXPECT_EQ(info.layers, 2);
+  EXPECT_EQ(info.hidden, 128);
+  EXPECT_EQ(info.vision_hidden, 32);
+  int64_t stored = 0;
+  for (const auto& [name, t] : (*file)->tensors()) stored += static_cast<int64_t>(t.nbytes());
+  ASSERT_EQ(info.stored.size(), 1u);
+  EXPECT_EQ(info.stored[0].dtype, "BF16");
+  EXPECT_EQ(info.stored[0].bytes, stored);
+  // Loaded: matrices mapped as stored; norms, biases and embeddings of the vision tower copied to f32.
+  ASSERT_EQ(info.loaded_mapped.size(), 1u);
+  ASSERT_EQ(info.loaded_owned.size(), 1u);
+  EXPECT_EQ(info.loaded_owned[0].dtype, "F32");
+  EXPECT_EQ(info.loaded_mapped[0].bytes / 2 + info.loaded_owned[0].bytes / 4, want.total());
+  EXPECT_EQ(info.memory.weights_mapped, info.loaded_mapped[0].bytes);
+  EXPECT_EQ(info.memory.weights_owned, info.loaded_owned[0].bytes);
+
+  // The estimate for the defaults: one image at hd_num 24 (the tallest 24-tile grid), 4096-token context raised
+  // to the prompt, all threads.
+  EXPECT_EQ(info.query.hd_num, 24);
+  EXPECT_EQ(info.query.images, 1);
+  EXPECT_GT(info.query.threads, 0);
+  EXPECT_EQ(info.memory.image_tokens, 10501);
+  EXPECT_EQ(info.memory.prompt_tokens, 10501 + 64);
+  EXPECT_EQ(info.memory.context_tokens, info.memory.prompt_tokens);
+  EXPECT_EQ(info.memory.kv_bytes_per_token, 2 * 2 * 64 * 4);
+  EXPECT_GT(info.memory.total, info.memory.runtime + info.memory.weights_owned);
+  // Several images: hd_num 6 whatever was asked (the reference's rule).
+  MemoryQuery q;
+  q.images = 3;
+  q.hd_num = 24;
+  EXPECT_EQ((*m)->Info(q).query.hd_num, 6);
+}
+
+TEST(ModelInfoTest, WeightBytesForConfigMatchTheBoundGoldenWeights) {
+  IXC_REQUIRE_GOLDEN();
+  auto m = Model::Load({GoldenModel()});
+  ASSERT_TRUE(m.ok());
+  const ModelImpl& impl = (*m)->impl();
+  LoraRanks ranks;
+  ranks.plora = impl.weights.text.layers[0].wqkv.plora.rank();
+  ranks.web = impl.weights.text.layers[0].wqkv.web.rank();
+  ranks.sft = impl.weights.text.layers[0].wqkv.sft.rank();
+  ranks.dpo = impl.weights.text.layers[0].wqkv.dpo.rank();
+  const WeightBytes w = WeightBytesForConfig(impl.config, 2, ranks, /*vision=*/true);
+  const ModelInfo info = (*m)->Info();
+  EXPECT_EQ(w.mapped(), info.memory.weights_mapped);
+  EXPECT_EQ(w.owned(), info.memory.weights_owned);
+}
+
+// ---- The estimator's formulas (pure; no files) ----
+
+TEST(MemoryEstimate, SevenBWeightsMatchTheSpecInventory) {
+  const ModelConfig c;  // the defaults are the real 7B model and its CLIP ViT-L/14-560
+  const WeightBytes w = WeightBytesForConfig(c, 2, LoraRanks{}, /*vision=*/true);
+  // spec §1.3: 11 095 734 272 parameters with post_layernorm (2 048), which the model never reads.
+  const int64_t params = w.mapped() / 2 + w.owned() / 4;
+  EXPECT_EQ(params, int64_t{11095734272} - 2048);
+  EXPECT_EQ(w.plora.mapped, int64_t{603979776} * 2);
+  EXPECT_EQ(w.web.mapped, int64_t{1207959552} * 2);
+  EXPECT_EQ(w.sft.mapped, int64_t{603979776} * 2);
+  EXPECT_EQ(w.dpo.mapped, int64_t{603979776} * 2);
+  EXPECT_EQ(w.embedding_row_bytes, 4096 * 2);
+  EXPECT_EQ(KvBytesPerToken(c.text), 2 * 32 * 1024 * 4);  // 256 KiB per token
+  // AWQ: the decoder linears become owned F16 (the same bytes as a 16-bit checkpoint, held in process memory).
+  const WeightBytes q = WeightBytesForConfig(c, 2, LoraRanks{}, true, /*awq=*/true);
+  EXPECT_EQ(q.decoder.mapped, 0);
+  EXPECT_EQ(q.decoder.owned, w.decoder.mapped + w.decoder.owned);
+}
+
+TEST(MemoryEstimate, ImagesTokensAndMediaBuffers) {
+  const ModelConfig c;
+  EXPECT_EQ(ImageTokens(c.vision, {1, 1}), 841);
+  EXPECT_EQ(ImageTokens(c.vision, {2, 2}), 2061);
+  const ImageShape big = LargestImage(24);
+  EXPECT_EQ(big.rows * big.cols, 24);
+  EXPECT_EQ(ImageTokens(c.vision, big), 10501);
+  for (const ImageShape g : {ImageShape{4, 6}, ImageShape{6, 4}, ImageShape{3, 8}})
+    EXPECT_LE(ImageTokens(c.vision, g), ImageTokens(c.vision, big)) << "the tallest grid is the upper bound";
+  // 2x2 from an 800x600 picture: the picture, the padded canvas (RGB8), the normalised canvas (f32) and the
+  // five views (f32).
+  ImageShape im{2, 2, 800 * 600};
+  const int64_t canvas = 1120 * 1120, view = 3 * 560 * 560 * 4;
+  EXPECT_EQ(MediaBytes(c.vision, im), 3 * 800 * 600 + 3 * canvas + 12 * canvas + 5 * view);
+}
+
+TEST(MemoryEstimate, VisionScratchGrowsWithThreadsUpToTheViewCount) {
+  const ModelConfig c;
+  const ImageShape im{1, 1, 0};  // 2 views: the global one and one tile
+  // One view's CLIP scratch at ViT-L: patches, six [1601, 1024] buffers, the MLP hidden, scores, conversion rows.
+  const int64_t clip = (1600 * 588 + 6 * 1601 * 1024 + 1601 * 4096 + 1601) * 4 + 16 * 4096 * 4;
+  const int64_t fixed = 2 * 3 * 560 * 560 * 4 + 2 * 1600 * 1024 * 4;  // views and features
+  EXPECT_EQ(VisionEncodeBytes(c, im, 1, false), fixed + clip);
+  EXPECT_EQ(VisionEncodeBytes(c, im, 2, false), fixed + 2 * clip);
+  EXPECT_EQ(VisionEncodeBytes(c, im, 8, false), fixed + 2 * clip) << "at most one view per thread is in flight";
+  EXPECT_EQ(VisionEncodeBytes(c, im, 1, true), fixed + clip - 16 * 4096 * 4) << "f32 weights need no conversion rows";
+  // Many views on one thread: the projector's buffers (tokens x (4H + 2D) floats) are the larger part.
+  const ImageShape big{4, 6, 0};
+  EXPECT_EQ(VisionEncodeBytes(c, big, 1, false),
+            25 * (3 * 560 * 560 * 4 + 1600 * 1024 * 4) + ImageTokens(c.vision, big) * (4096 + 2 * 4096) * 4 + 16 * 4096 * 4);
+}
+
+TEST(MemoryEstimate, PrefillChunksAtFiveHundredTwelveRows) {
+  const ModelConfig c;
+  const DecoderConfig& d = c.text;
+  const int64_t per_token = 4096 * 4 + 1 + KvBytesPerToken(d) + d.kv_dim() * 4 + 1 * 4;  // embeds, mask, KV, scores
+  // Past one chunk, only the per-token terms grow.
+  EXPECT_EQ(PrefillBytes(c, 1512, false, TaskMode::kBase, {}, 1, false) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, false),
+            1000 * per_token);
+  // Below it, the chunk's activations grow too.
+  const int64_t row = (4 * 4096 + 6144 + 2 * 14336 + 128) * 4;
+  EXPECT_EQ(PrefillBytes(c, 101, false, TaskMode::kBase, {}, 1, false) - PrefillBytes(c, 100, false, TaskMode::kBase, {}, 1, false),
+            per_token + row);
+  // Image rows add Partial LoRA's gathered rows; web mode its rank-512 middle.
+  EXPECT_EQ(PrefillBytes(c, 512, true, TaskMode::kBase, {}, 1, false) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, false),
+            512 * (4096 + 14336 + 256) * 4);
+  EXPECT_EQ(PrefillBytes(c, 512, false, TaskMode::kWeb, {}, 1, false) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, false),
+            512 * 512 * 4);
+}
+
+TEST(MemoryEstimate, RequestsTouchOnlyTheWeightsTheyUse) {
+  const ModelConfig c;
+  const LoraRanks ranks;
+  const WeightBytes w = WeightBytesForConfig(c, 2, ranks, true);
+  RequestShape text;
+  text.threads = 4;
+  text.text_tokens = 100;
+  text.context_tokens = 4096;
+  const MemoryEstimate t = EstimateMemory(c, w, ranks, text);
+  EXPECT_EQ(t.image_tokens, 0);
+  EXPECT_EQ(t.media, 0);
+  EXPECT_EQ(t.context_tokens, 4096);
+  EXPECT_EQ(t.kv_cache, 4096 * KvBytesPerToken(c.text));
+  EXPECT_EQ(t.peak_phase, "decode");
+  const int64_t touched = w.decoder.mapped + w.output.mapped;  // no Plora, adapters, vision
+  EXPECT_GE(t.weights_resident, touched + w.owned());
+  EXPECT_LE(t.weights_resident, touched + w.owned() + w.embedding.mapped);
+  EXPECT_EQ(t.total, t.runtime + t.weights_resident + t.decode);
+
+  RequestShape web = text;
+  web.mode = TaskMode::kWeb;
+  EXPECT_EQ(EstimateMemory(c, w, ranks, web).weights_resident - t.weights_resident, w.web.mapped);
+  RequestShape write = text;
+  write.mode = TaskMode::kWrite;
+  EXPECT_EQ(EstimateMemory(c, w, ranks, write).weights_resident - t.weights_resident, w.sft.mapped + w.dpo.mapped);
+
+  RequestShape image = text;
+  image.images = {LargestImage(24)};
+  const MemoryEstimate i = EstimateMemory(c, w, ranks, image);
+  EXPECT_EQ(i.image_tokens, 10501);
+  EXPECT_EQ(i.context_tokens, 10601) << "the KV cache holds at least the prompt";
+  // Images add Plora, the vision tower and the projector; the text request's 3996 generated tokens touched more
+  // embedding rows (each up to the kernel's fault-around) than the image request, whose prompt fills the context.
+  const int64_t rows_text = std::min(w.embedding.mapped, 4096 * kFaultAroundBytes);
+  const int64_t rows_image = 100 * kFaultAroundBytes;
+  EXPECT_EQ(i.weights_resident - t.weights_resident,
+            w.plora.mapped + w.vision.mapped + w.projector.mapped + rows_image - rows_text);
+  EXPECT_GT(i.total, t.total);
+  EXPECT_GT(i.media, 0);
+  EXPECT_GT(i.allocator_retained, 0);
 }
 
 }  // namespace
