@@ -6,5 +6,6 @@ namespace ixc::cli {
 int RunChat(int argc, char** argv);
 int RunWriteArticle(int argc, char** argv);
 int RunWebpage(int argc, char** argv);
+int RunInfo(int argc, char** argv);
 
 }  // namespace ixc::cli

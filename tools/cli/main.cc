@@ -14,7 +14,8 @@ void Usage() {
       "commands:\n"
       "  chat            ask questions about text, images (one-shot with -p, interactive otherwise)\n"
       "  write-article   write an article (the write adapter)\n"
-      "  webpage         build a web page from an instruction, a resume or a screenshot (the web adapter)\n\n"
+      "  webpage         build a web page from an instruction, a resume or a screenshot (the web adapter)\n"
+      "  info            a model folder's format, dtypes, parameter counts, modes and memory estimate\n\n"
       "Run 'ixc COMMAND --help' for the options of a command.\n");
 }
 
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   if (cmd == "chat") return ixc::cli::RunChat(argc, argv);
   if (cmd == "write-article") return ixc::cli::RunWriteArticle(argc, argv);
   if (cmd == "webpage") return ixc::cli::RunWebpage(argc, argv);
+  if (cmd == "info") return ixc::cli::RunInfo(argc, argv);
   std::fprintf(stderr, "ixc: error: unknown command '%s' (see ixc --help)\n", cmd.c_str());
   return 2;
 }
