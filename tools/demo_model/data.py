@@ -44,7 +44,7 @@ BACKGROUNDS = {
     "brown": (120, 75, 35),
 }
 DARK_BACKGROUNDS = {"black", "gray", "brown"}
-WORDS = ["cat", "dog", "sun", "tree", "fish", "book", "car", "bird", "cake", "ship"]
+WORDS = ["cat", "dog", "sun", "tree", "fish", "book", "moon", "key", "hat", "zebra"]  # distinct first letters
 QTYPES = ["colour", "count", "position", "exists", "word", "compare", "shape"]
 
 IM_START, IM_END = "[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]"
@@ -122,6 +122,20 @@ def pick_grid(rng):
     if r < 0.94:
         return (2, 1)
     return (2, 2)
+
+
+def hd_scale(W, H):
+    """How much the HD transform (hd_num 24, or 6 for the 1x1 pictures of a pair) scales a picture of the sizes
+    made here: the long side becomes ceil(long / 560) * 560."""
+    long = max(W, H)
+    return 560 * max(1, math.ceil(long / 560)) / long
+
+
+# Sizes in pixels of the 560-per-tile frame the model sees (a merged image token covers 28 x 28 of it): shapes small
+# enough that the vision tower sees a whole outline within a few tokens.
+OBJECT_RADIUS = (20, 36)
+COUNT_RADIUS = (18, 28)
+WORD_EM = (40, 60)
 
 
 def jitter(rgb, rng, amount=12):
@@ -214,13 +228,12 @@ def objects_scene(rng, grid=None, n=None, distinct_shapes=True, min_n=1):
     bg = rng.choice(list(BACKGROUNDS))
     for _ in range(50):
         k = n or rng.randint(min_n, 3)
-        short = min(W, H)
-        radii = [rng.uniform(0.12, 0.22) * short for _ in range(k)]
+        radii = [rng.uniform(*OBJECT_RADIUS) / hd_scale(W, H) for _ in range(k)]
         centres = place(rng, W, H, radii)
         if centres:
             break
     else:
-        k, centres = 1, [(W / 2, H / 2, 0.15 * min(W, H))]
+        k, centres = 1, [(W / 2, H / 2, OBJECT_RADIUS[0] / hd_scale(W, H))]
     shapes = rng.sample(SHAPES, k) if distinct_shapes else [rng.choice(SHAPES) for _ in range(k)]
     colours = rng.sample(list(COLOURS), k)
     objs = [dict(shape=s, colour=c, cx=x, cy=y, r=r) for s, c, (x, y, r) in zip(shapes, colours, centres)]
@@ -237,13 +250,13 @@ def count_scene(rng, grid=None):
     for _ in range(100):
         n = rng.randint(1, 4)
         distract = rng.random() < 0.3
-        base = rng.uniform(0.09, 0.15) * min(W, H)
+        base = rng.uniform(*COUNT_RADIUS) / hd_scale(W, H)
         radii = [base * rng.uniform(0.9, 1.1) for _ in range(n + distract)]
         centres = place(rng, W, H, radii)
         if centres:
             break
     else:
-        n, distract, centres = 1, False, [(W / 2, H / 2, 0.12 * min(W, H))]
+        n, distract, centres = 1, False, [(W / 2, H / 2, COUNT_RADIUS[0] / hd_scale(W, H))]
     objs = [dict(shape=shape, colour=colour, cx=x, cy=y, r=r) for x, y, r in centres[:n]]
     if distract:
         x, y, r = centres[n]
@@ -257,9 +270,7 @@ def word_scene(rng, grid=None):
     W, H = pick_size(rng, grid)
     bg = rng.choice(list(BACKGROUNDS))
     word = rng.choice(WORDS)
-    # The text height in the 560-per-tile frame stays roughly between 60 and 110 pixels.
-    scale = 560 * max(1, math.ceil(max(W, H) / 560)) / max(W, H)
-    size = int(rng.uniform(60, 110) / scale)
+    size = max(8, int(rng.uniform(*WORD_EM) / hd_scale(W, H)))
     f = font(size)
     for _ in range(20):
         box = f.getbbox(word)

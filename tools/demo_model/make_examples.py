@@ -21,17 +21,17 @@ def obj(shape, colour, cx, cy, r):
 # name: (size, background, objects, word); word = (text, x, y, font size, ink)
 PICTURES = {
     # 1x1 grid (841 image tokens)
-    "shapes.png": ((480, 320), "cyan", [obj("circle", "red", 95, 90, 55), obj("triangle", "blue", 380, 215, 60),
-                                        obj("star", "yellow", 220, 240, 55)], None),
+    "shapes.png": ((480, 320), "cyan", [obj("circle", "red", 100, 95, 25), obj("triangle", "blue", 370, 220, 26),
+                                        obj("star", "yellow", 220, 240, 26)], None),
     # 1x2 grid (1241 image tokens): wide
-    "wide.png": ((900, 380), "white", [obj("square", "green", 150, 190, 70), obj("star", "purple", 720, 150, 75)], None),
+    "wide.png": ((900, 380), "white", [obj("square", "green", 160, 190, 25), obj("star", "purple", 720, 150, 26)], None),
     # four stars to count, 1x1
-    "stars.png": ((420, 420), "black", [obj("star", "orange", 100, 100, 45), obj("star", "orange", 310, 90, 45),
-                                        obj("star", "orange", 120, 310, 45), obj("star", "orange", 300, 320, 45)], None),
-    "word.png": ((440, 260), "pink", [], ("fish", 120, 90, 80, (15, 15, 15))),
+    "stars.png": ((420, 420), "black", [obj("star", "orange", 100, 100, 18), obj("star", "orange", 310, 90, 18),
+                                        obj("star", "orange", 120, 310, 18), obj("star", "orange", 300, 320, 18)], None),
+    "word.png": ((440, 260), "pink", [], ("fish", 150, 100, 40, (15, 15, 15))),
     # a pair for the two-image prompt
-    "pair_a.png": ((360, 240), "gray", [obj("circle", "yellow", 100, 120, 50), obj("square", "red", 260, 120, 45)], None),
-    "pair_b.png": ((360, 240), "gray", [obj("triangle", "green", 180, 125, 50)], None),
+    "pair_a.png": ((360, 240), "gray", [obj("circle", "yellow", 100, 120, 20), obj("square", "red", 260, 120, 20)], None),
+    "pair_b.png": ((360, 240), "gray", [obj("triangle", "green", 180, 125, 21)], None),
 }
 
 QUESTIONS = [

@@ -46,10 +46,10 @@ DEMO_CONFIG = {
     "vision_config": {
         "image_size": 560,
         "patch_size": 14,
-        "hidden_size": 48,
+        "hidden_size": 64,
         "num_hidden_layers": 2,
         "num_attention_heads": 2,
-        "intermediate_size": 96,
+        "intermediate_size": 256,
         "hidden_act": "quick_gelu",
         "layer_norm_eps": 1e-05,
         "num_channels": 3,

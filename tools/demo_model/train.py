@@ -81,18 +81,30 @@ def dense_labels(scene, hd_num, tile=560, merged=20):
     lab = np.asarray(M.hd_transform(scene.label_map(), hd_num, tile, Image.NEAREST, 255))
     Hp, Wp = lab.shape
     rows, cols = Hp // tile, Wp // tile
-    cell = tile // merged
-    gy = ((np.arange(merged) + 0.5) * Hp / merged).astype(int)
-    gx = ((np.arange(merged) + 0.5) * Wp / merged).astype(int)
-    ly = (np.arange(rows * merged) * cell + cell // 2)
-    lx = (np.arange(cols * merged) * cell + cell // 2)
+
+    def cells(ch, cw):
+        """Per cell of ch x cw pixels: the object (or word) covering most of it if it covers at least 15%,
+        else background (0) or padding (255), whichever covers more."""
+        R, C = Hp // ch, Wp // cw
+        c = lab.reshape(R, ch, C, cw).transpose(0, 2, 1, 3).reshape(R, C, ch * cw)
+        best = np.where((c == 255).mean(-1) > (c == 0).mean(-1), 255, 0)
+        best_frac = np.zeros((R, C))
+        for v in np.unique(lab):
+            if v in (0, 255):
+                continue
+            f = (c == v).mean(-1)
+            take = (f >= 0.15) & (f > best_frac)
+            best = np.where(take, v, best)
+            best_frac = np.where(take, f, best_frac)
+        return best
 
     def with_gn(grid):
         g = np.full((grid.shape[0], grid.shape[1] + 1), -1, dtype=np.int64)
         g[:, :-1] = grid
         return g.reshape(-1)
 
-    seq = np.concatenate([with_gn(lab[gy][:, gx]), [-1], with_gn(lab[ly][:, lx])])
+    cell = tile // merged
+    seq = np.concatenate([with_gn(cells(Hp // merged, Wp // merged)), [-1], with_gn(cells(cell, cell))])
     colour = np.full(seq.shape, -100)
     shape = np.full(seq.shape, -100)
     word = np.full(seq.shape, -100)
@@ -100,15 +112,17 @@ def dense_labels(scene, hd_num, tile=560, merged=20):
         m = seq == v
         if v == -1:
             continue
+        # shape and word labels only where there is a shape or a word: background tokens would swamp the
+        # few foreground ones (the colour label already tells foreground from background)
         if v == 255:
-            colour[m], shape[m], word[m] = COLOUR_CLASSES.index("padding"), 0, 0
+            colour[m] = COLOUR_CLASSES.index("padding")
         elif v == 0:
-            colour[m], shape[m], word[m] = COLOUR_CLASSES.index(scene.bg), 0, 0
+            colour[m] = COLOUR_CLASSES.index(scene.bg)
         elif v == data.TEXT_LABEL:
             word[m] = WORD_CLASSES.index(scene.word)
         else:
             o = scene.objects[v - 1]
-            colour[m], shape[m], word[m] = COLOUR_CLASSES.index(o["colour"]), SHAPE_CLASSES.index(o["shape"]), 0
+            colour[m], shape[m] = COLOUR_CLASSES.index(o["colour"]), SHAPE_CLASSES.index(o["shape"])
     return torch.from_numpy(np.stack([colour, shape, word]))
 
 
