@@ -39,6 +39,22 @@ void BM_MatMulBf16(benchmark::State& st) {
 BENCHMARK(BM_MatMulBf16)->Args({1, 4096, 4096, 1})->Args({1, 4096, 4096, 2})->Args({64, 4096, 4096, 2})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
+void BM_MatMulF16(benchmark::State& st) {
+  const int64_t T = st.range(0), N = st.range(1), K = st.range(2);
+  ThreadPool pool(static_cast<int>(st.range(3)));
+  std::vector<uint16_t> w = Bf16Weights(N * K);
+  for (auto& h : w) h = F32ToF16(Bf16ToF32(h));
+  TensorView tv{DType::kF16, {N, K}, w.data()};
+  std::vector<float> x(T * K, 0.01f), y(T * N);
+  for (auto _ : st) {
+    MatMul(x.data(), T, K, tv, nullptr, y.data(), false, &pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(st.iterations() * T * N * K);
+  st.SetBytesProcessed(st.iterations() * N * K * 2);
+}
+BENCHMARK(BM_MatMulF16)->Args({1, 4096, 4096, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+
 void BM_MatMulRefBf16(benchmark::State& st) {
   const int64_t T = st.range(0), N = st.range(1), K = st.range(2);
   auto w = Bf16Weights(N * K);

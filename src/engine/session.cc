@@ -184,7 +184,7 @@ Model::Model(std::unique_ptr<ModelImpl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
 Result<std::unique_ptr<Model>> Model::Load(const LoadOptions& o) {
-  IXC_ASSIGN_OR_RETURN(auto impl, LoadModelImpl(o.model_dir));
+  IXC_ASSIGN_OR_RETURN(auto impl, LoadModelImpl(o));
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 

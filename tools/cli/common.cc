@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include "progress.h"
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -95,7 +97,11 @@ Result<std::unique_ptr<Model>> LoadModel(const CommonArgs& a) {
     std::fprintf(stderr, "ixc: no -m given; using %s%s\n", dir.c_str(),
                  env && *env ? " ($IXC_MODEL)" : " (the bundled demo model: it knows only pictures of simple shapes)");
   }
-  return Model::Load({dir});
+  LoadProgressBar bar = LoadProgressBar::Terminal();
+  LoadOptions lo;
+  lo.model_dir = dir;
+  lo.progress = bar.callback();
+  return Model::Load(lo);
 }
 
 TextCallback StdoutStreamer(bool enabled) {

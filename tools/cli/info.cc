@@ -4,7 +4,6 @@
 
 #include "commands.h"
 #include "common.h"
-#include "progress.h"
 
 namespace ixc::cli {
 
@@ -182,14 +181,7 @@ int RunInfo(int argc, char** argv) {
   q.text_tokens = text_tokens;
   q.threads = common.threads;
 
-  auto model = [&]() -> Result<std::unique_ptr<Model>> {
-    if (common.model_dir.empty()) return LoadModel(common);  // the shared default (and its error message)
-    LoadProgressBar bar = LoadProgressBar::Terminal();
-    LoadOptions lo;
-    lo.model_dir = common.model_dir;
-    lo.progress = bar.callback();
-    return Model::Load(lo);
-  }();
+  auto model = LoadModel(common);
   if (!model.ok()) return Fail(model.status());
   const ModelInfo info = (*model)->Info(q);
   if (common.json_out) std::printf("%s\n", InfoJson(info).dump(2).c_str());
