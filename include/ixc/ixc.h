@@ -120,7 +120,8 @@ struct ChatResult {
   DebugTensors tensors;
 };
 
-// Receives each new piece of reply text as it is generated; return false to stop generation.
+// Receives each new piece of reply text as it is generated; return false to stop generation. Beam search cannot
+// stream: it calls back with an empty piece once per step (so it can be stopped) and delivers the text at the end.
 using TextCallback = std::function<bool(std::string_view piece)>;
 
 // What Model::Info estimates memory for: the shape of one request.

@@ -208,6 +208,24 @@ TEST_F(EngineTest, StreamingPiecesConcatenateToTheReplyAndCancelStops) {
   EXPECT_EQ(other->tokens.size(), 40u);
 }
 
+TEST_F(EngineTest, BeamSearchCanBeStoppedThroughTheCallback) {
+  Session s(Golden(), {1});
+  ChatRequest r;
+  r.query = "Hello";
+  r.generation.do_sample = false;
+  r.generation.num_beams = 3;
+  r.generation.max_new_tokens = 30;
+  int calls = 0;
+  auto res = s.Chat(r, [&](std::string_view piece) {
+    EXPECT_TRUE(piece.empty());
+    return ++calls < 4;
+  });
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  EXPECT_EQ(res->stop_reason, "cancelled");
+  EXPECT_EQ(calls, 4);
+  EXPECT_LT(res->tokens.size(), 30u);
+}
+
 TEST_F(EngineTest, BeamsOneEqualsGreedy) {
   Session s(Golden(), {2});
   ChatRequest r;

@@ -127,12 +127,14 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
     bp.top_k = gen.top_k;
     bp.top_p = gen.top_p;
     bp.seed = gen.seed;
-    auto cancel_check = [&]() { return cancelled; };
+    // Beams cannot stream (no prefix is settled until the end), so the callback gets an empty piece per step:
+    // that is how a caller stops a long beam search.
+    auto cancel_check = [&]() { return cancelled = cancelled || (on_text && !on_text(std::string_view())); };
     IXC_ASSIGN_OR_RETURN(BeamSearchOutput out,
                          RunBeamSearch(c, model_.weights.text, mode, cache, logits, bp, &pool_, cancel_check));
     result.tokens = std::move(out.tokens);
-    result.stop_reason = out.finished_by_eos ? "stop_token" : "max_new_tokens";
-    emit(result.tokens);
+    result.stop_reason = cancelled ? "cancelled" : out.finished_by_eos ? "stop_token" : "max_new_tokens";
+    if (!cancelled) emit(result.tokens);
   } else {
     SamplerParams sp;
     sp.do_sample = gen.do_sample;
