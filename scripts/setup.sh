@@ -9,14 +9,15 @@ BUILD_PKGS=(
   libsentencepiece-dev          # the real InternLM2 tokenizer.model, read by the reference library
   nlohmann-json3-dev            # config.json, index files, cases.json, --json output
   libgtest-dev libgmock-dev     # unit and golden tests under CTest
-  libbenchmark-dev              # ixc bench / micro-benchmarks
+  libbenchmark-dev              # kernel micro-benchmarks (bench/)
   libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev   # image decoding (Pillow uses the same libraries)
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video decoding
   libfreetype-dev fonts-wqy-zenhei  # video frame labels
   ffmpeg                        # video tests generate their input files with the ffmpeg command
   zlib1g-dev                    # deflate-compressed members of PyTorch .bin archives
 )
-# Fixture scripts only (tests never need them at run time; they read the committed fixture files).
+# Fixture scripts (IXC_WITH_FIXTURE_TOOLS=1). Tests read committed fixtures; the few that re-save the golden
+# checkpoint with torch (.bin, AWQ) skip with a message when these are absent.
 FIXTURE_PKGS=(python3-numpy python3-pil python3-torch python3-sentencepiece ffmpeg)
 
 want=("${BUILD_PKGS[@]}")
