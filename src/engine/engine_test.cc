@@ -355,3 +355,34 @@ TEST_F(EngineTest, VideoEqualsItsCompositeGivenAsAnImage) {
 
 }  // namespace
 }  // namespace ixc
+
+namespace ixc {
+namespace {
+
+// The golden checkpoint re-saved by torch.save as sharded .bin files gives bit-identical logits and tokens.
+TEST_F(EngineTest, PyTorchBinShardsGiveBitIdenticalLogits) {
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 with torch (Debian python3-torch) is not available to make the .bin shards";
+  }
+  const std::string out = testing::MakeTempDir("bin_model");
+  const std::string cmd = "/usr/bin/python3 " + std::string(IXC_SOURCE_DIR) +
+                          "/tools/fixtures/make_bin_fixtures.py golden '" + testing::GoldenDir() + "/model' '" + out + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto bin = Model::Load({out});
+  ASSERT_TRUE(bin.ok()) << bin.status().message();
+  ChatRequest r;
+  r.query = "What colour is the circle?";
+  r.images = {testing::GoldenDir() + "/images/synth3.png"};
+  r.generation.do_sample = false;
+  r.generation.max_new_tokens = 4;
+  r.capture_tensors = true;
+  Session a(Golden(), {2}), b(**bin, {2});
+  auto ra = a.Chat(r), rb = b.Chat(r);
+  ASSERT_TRUE(ra.ok() && rb.ok());
+  EXPECT_EQ(ra->tensors.last_logits, rb->tensors.last_logits);
+  EXPECT_EQ(ra->tokens, rb->tokens);
+  std::filesystem::remove_all(out);
+}
+
+}  // namespace
+}  // namespace ixc
