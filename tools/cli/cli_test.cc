@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cli_test_util.h"
 #include "core/testing.h"
 #include "io/safetensors.h"
 
@@ -15,21 +16,9 @@ namespace {
 
 using json = nlohmann::json;
 
-struct CliRun {
-  int code;
-  std::string out;  // stdout and stderr together
-};
+using ixc::testing::CliRun;
 
-CliRun Ixc(const std::string& args, const std::string& env = "") {
-  std::string cmd = env + " " + std::string(IXC_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+CliRun Ixc(const std::string& args, const std::string& env = "") { return ixc::testing::RunIxc(args, true, env); }
 
 std::string Model() { return ixc::testing::GoldenDir() + "/model"; }
 std::string Image(const std::string& n) { return ixc::testing::GoldenDir() + "/images/" + n; }

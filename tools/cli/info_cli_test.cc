@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cli_test_util.h"
 #include "core/testing.h"
 #include "io/safetensors.h"
 
@@ -15,21 +16,10 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-struct InfoRun {
-  int code;
-  std::string out;  // stdout only
-};
+using InfoRun = ixc::testing::CliRun;
 
-InfoRun Ixc(const std::string& args, bool with_stderr = false) {
-  std::string cmd = std::string(IXC_BINARY) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+// stdout only unless asked: the JSON must parse on its own.
+InfoRun Ixc(const std::string& args, bool with_stderr = false) { return ixc::testing::RunIxc(args, with_stderr); }
 
 std::string Model() { return ixc::testing::GoldenDir() + "/model"; }
 
