@@ -22,9 +22,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
 import model as M  # noqa: E402
 
-_evaluate = {}
-with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "evaluate")) as _f:
-    exec(compile(_f.read(), "evaluate", "exec"), _evaluate)  # reuse its question builder and engine call
+_EVALUATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "evaluate")
+_evaluate = {"__file__": _EVALUATE, "__name__": "evaluate"}
+with open(_EVALUATE) as _f:
+    exec(compile(_f.read(), _EVALUATE, "exec"), _evaluate)  # reuse its question builder and engine call
 
 
 def read_safetensors(path):
@@ -88,7 +89,7 @@ def main():
             worst = max(worst, rel)
             ok = ids == r["tokens"]
             same += ok
-            print(f"{'same' if ok else 'DIFF'} #{i} [{t}] {prompt!r}: torch {ids} {sp.decode([x for x in ids if x > 2])!r}"
+            print(f"{'same' if ok else 'DIFF'} #{i} [{t}] {prompt!r}: torch {ids} {sp.decode([x for x in ids if x > 2 and x != sp.piece_to_id(data.IM_END)])!r}"
                   f" engine {r['tokens']} {r['text']!r} (expected {answer!r}; last-logits rel. diff {rel:.1e})")
     print(f"identical greedy tokens: {same}/{len(qs)}; worst last-logits relative difference {worst:.1e}")
     sys.exit(0 if same == len(qs) else 1)

@@ -34,19 +34,22 @@ PICTURES = {
     "pair_b.png": ((360, 240), "gray", [obj("triangle", "green", 180, 125, 21)], None),
 }
 
+# (pictures, prompt, true answer, pinned). Pinned: the shipped models/demo answers it right, and
+# tests/demo_model_test checks that it still does; the others are asked too (the engine must answer and stop) but
+# the current demo model gets them wrong (see tools/demo_model/README.md for its accuracy per question type).
 QUESTIONS = [
-    (["shapes.png"], "What colour is the circle?", "red"),
-    (["shapes.png"], "Is the circle on the left or on the right?", "left"),
-    (["shapes.png"], "Is there a blue triangle?", "yes"),
-    (["shapes.png"], "Is there a square?", "no"),
-    (["shapes.png"], "What shape is yellow?", "star"),
-    (["shapes.png"], "What colour is the background?", "cyan"),
-    (["wide.png"], "What colour is the star?", "purple"),
-    (["wide.png"], "Is the square on the left or on the right?", "left"),
-    (["stars.png"], "How many stars are there?", "4"),
-    (["word.png"], "What word is written?", "fish"),
-    (["pair_a.png", "pair_b.png"], data.compare_query("Which image has a triangle?"), "Image2"),
-    (["pair_a.png", "pair_b.png"], data.compare_query("Do both images have the same background colour?"), "yes"),
+    (["shapes.png"], "What shape is yellow?", "star", True),
+    (["shapes.png"], "What colour is the background?", "cyan", True),
+    (["shapes.png"], "Is the circle on the left or on the right?", "left", True),
+    (["shapes.png"], "Is there a square?", "no", True),
+    (["pair_a.png", "pair_b.png"], data.compare_query("Do both images have the same background colour?"), "yes", True),
+    (["shapes.png"], "What colour is the circle?", "red", False),
+    (["shapes.png"], "Is there a blue triangle?", "yes", False),
+    (["wide.png"], "What colour is the star?", "purple", False),
+    (["wide.png"], "Is the square on the left or on the right?", "left", False),
+    (["stars.png"], "How many stars are there?", "4", False),
+    (["word.png"], "What word is written?", "fish", False),
+    (["pair_a.png", "pair_b.png"], data.compare_query("Which image has a triangle?"), "Image2", False),
 ]
 
 
@@ -64,7 +67,8 @@ def main():
             img = data.render(W, H, bg, objs, rng=rng)
         img.save(os.path.join(a.out, name), optimize=True)
     with open(os.path.join(a.out, "questions.json"), "w") as f:
-        json.dump([{"images": imgs, "prompt": q, "answer": ans} for imgs, q, ans in QUESTIONS], f, indent=1)
+        json.dump([{"images": imgs, "prompt": q, "answer": ans, "pinned": pin} for imgs, q, ans, pin in QUESTIONS], f,
+                  indent=1)
         f.write("\n")
     print(f"wrote {len(PICTURES)} pictures and {len(QUESTIONS)} questions to {a.out}")
 

@@ -210,7 +210,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="build/demo_model", help="checkpoints, tokenizer and logs go here")
     ap.add_argument("--tokenizer", default=None, help="default: WORK/tokenizer.model (made if missing)")
-    ap.add_argument("--steps", type=int, default=1400)
+    ap.add_argument("--steps", type=int, default=2200)
     ap.add_argument("--world", type=int, default=3,
                     help="data-parallel worker processes (one thread each; gradients summed over loopback gloo)")
     ap.add_argument("--examples-per-step", type=int, default=1, help="per worker")
