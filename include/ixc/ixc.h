@@ -230,23 +230,14 @@ class Session {
   std::unique_ptr<SessionImpl> impl_;
 };
 
-}  // namespace ixc
-
-namespace ixc {
-
 // Writes the captured tensors of a result as safetensors: last_logits F32 [vocab], image_embeds F32 [n, hidden]
 // and pixels0 F32 [1, 3, H, W] when present.
 Status SaveDebugTensors(const ChatResult& result, const std::string& path);
 
-}  // namespace ixc
-
-namespace ixc {
 // The reference chat()'s meta instruction (what --meta uses).
 const char* ChatMetaInstruction();
-}  // namespace ixc
 
 // Composition tasks (spec §5.2–5.4): requests preset exactly as the reference's methods, and their text steps.
-namespace ixc {
 
 // write_artical: write adapter, sampling with top-p 0.8, top-k 40, penalty 1.005, up to 8192 tokens in all,
 // stop at eos or end-of-turn; the article meta instruction only when use_meta.

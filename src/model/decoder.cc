@@ -26,7 +26,7 @@ void RopeCosSin(const DecoderConfig& c, double base, int64_t position, float* co
 
 void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const DecoderStep& s, ThreadPool* pool,
                     float* logits) {
-  const int64_t T = s.num_rows, D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const int64_t T = s.num_rows, D = c.hidden_size, F = c.intermediate_size;
   const int64_t Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, G = Hq / Hkv, d = c.head_dim();
   const int64_t qkv_dim = c.qkv_dim(), kv_dim = c.kv_dim(), group = (G + 2) * d;
   const int64_t prefix_len = s.shared_prefix ? s.shared_prefix->length() : 0;
@@ -90,7 +90,6 @@ void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const Decod
   const int64_t first = s.all_logits ? 0 : T - 1, rows = T - first;
   RmsNorm(&x[first * D], w.norm.data(), rows, D, static_cast<float>(c.rms_norm_eps), h.data());
   MatMul(h.data(), rows, D, w.output, nullptr, logits, false, pool);
-  (void)V;
 }
 
 }  // namespace ixc
