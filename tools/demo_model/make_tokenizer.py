@@ -26,24 +26,28 @@ def main():
     ap.add_argument("--out", required=True, help="where to write tokenizer.model")
     ap.add_argument("--vocab-size", type=int, default=VOCAB_SIZE)
     a = ap.parse_args()
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    out = os.path.abspath(a.out)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    here = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = os.path.join(tmp, "corpus.txt")
-        with open(corpus, "w", encoding="utf-8") as f:
+        # relative names: the trainer records its input path in the model, which must not depend on the temp dir
+        os.chdir(tmp)
+        with open("corpus.txt", "w", encoding="utf-8") as f:
             for line in data.corpus_lines():
                 f.write(line + "\n")
-        prefix = os.path.join(tmp, "demo")
+        prefix = "demo"
         spm.SentencePieceTrainer.train(
-            input=corpus, model_prefix=prefix, model_type="bpe", vocab_size=a.vocab_size,
+            input="corpus.txt", model_prefix=prefix, model_type="bpe", vocab_size=a.vocab_size,
             character_coverage=1.0, byte_fallback=True, normalization_rule_name="identity",
             add_dummy_prefix=False, remove_extra_whitespaces=False, split_digits=True,
             user_defined_symbols=[data.IM_START, data.IM_END, "\n"],
             unk_id=0, bos_id=1, eos_id=2, pad_id=-1, unk_piece="<unk>", bos_piece="<s>", eos_piece="</s>",
             hard_vocab_limit=False, num_threads=1, minloglevel=2, max_sentencepiece_length=16,
             input_sentence_size=0, shuffle_input_sentence=False)
-        with open(prefix + ".model", "rb") as src, open(a.out, "wb") as dst:
+        with open(prefix + ".model", "rb") as src, open(out, "wb") as dst:
             dst.write(src.read())
-    sp = spm.SentencePieceProcessor(model_file=a.out)
+        os.chdir(here)
+    sp = spm.SentencePieceProcessor(model_file=out)
     print(f"{a.out}: {sp.get_piece_size()} pieces; [UNUSED_TOKEN_146]={sp.piece_to_id(data.IM_START)} "
           f"[UNUSED_TOKEN_145]={sp.piece_to_id(data.IM_END)}")
 
