@@ -131,11 +131,12 @@ def hd_scale(W, H):
     return 560 * max(1, math.ceil(long / 560)) / long
 
 
-# Sizes in pixels of the 560-per-tile frame the model sees (a merged image token covers 28 x 28 of it): shapes small
-# enough that the vision tower sees a whole outline within a few tokens.
-OBJECT_RADIUS = (20, 36)
-COUNT_RADIUS = (18, 28)
-WORD_EM = (40, 60)
+# Sizes in pixels of the 560-per-tile frame the model sees (a 28-pixel patch; a merged image token covers 56 x 56):
+# a shape spans about 2-3 patches across, so each patch sees a telling part of its outline and a merged token
+# holds most of one shape.
+OBJECT_RADIUS = (28, 46)
+COUNT_RADIUS = (24, 34)
+WORD_EM = (64, 96)
 
 
 def jitter(rgb, rng, amount=12):
@@ -195,15 +196,19 @@ class Scene:
 
     def label_map(self):
         """Training-only dense labels: an 8-bit picture of the same size with 0 = background, k + 1 = object k,
-        TEXT_LABEL = the written word (drawn with the same geometry as the picture)."""
+        TEXT_LABEL + i = letter i of the written word (its advance box; drawn with the same geometry as the
+        picture)."""
         lab = Image.new("L", self.image.size, 0)
         d = ImageDraw.Draw(lab)
         for k, o in enumerate(self.objects):
             draw_shape(d, o["shape"], o["cx"], o["cy"], o["r"], k + 1)
-        if self.word is not None:  # the word's bounding box
+        if self.word is not None:  # each letter's advance box, as high as the word's ink
             x, y, size, _ = self.word_box
-            bx0, by0, bx1, by1 = font(size).getbbox(self.word)
-            d.rectangle([x + bx0, y + by0, x + bx1, y + by1], fill=TEXT_LABEL)
+            f = font(size)
+            _, by0, _, by1 = f.getbbox(self.word)
+            for i in range(len(self.word)):
+                x0, x1 = x + f.getlength(self.word[:i]), x + f.getlength(self.word[:i + 1])
+                d.rectangle([x0, y + by0, x1, y + by1], fill=TEXT_LABEL + i)
         return lab
 
 
@@ -286,6 +291,45 @@ def word_scene(rng, grid=None):
         ink = COLOURS[rng.choice(["red", "blue", "green", "purple"])]
     img = render(W, H, bg, [], word, rng, (x, y, size, ink))
     return Scene(img, bg, [], word, (x, y, size, ink))
+
+
+def vision_scene(seed, index, word_prob=0.35):
+    """A picture for the vision tower's warm-up (train.py --vision-steps): one 560 x 560 tile crowded with 6-14
+    shapes, with a word with probability `word_prob`, so that every forward pass carries many labelled image
+    tokens."""
+    rng = random.Random(f"vision:{seed}:{index}")
+    W = H = 560
+    bg = rng.choice(list(BACKGROUNDS))
+    word_box = word = None
+    reserved = []
+    if rng.random() < word_prob:
+        word = rng.choice(WORDS)
+        size = int(rng.uniform(*WORD_EM))
+        box = font(size).getbbox(word)
+        tw, th = box[2] - box[0], box[3] - box[1]
+        x = rng.uniform(4, W - tw - 4) - box[0]
+        y = rng.uniform(4, H - th - 4) - box[1]
+        ink = (255, 255, 255) if bg in DARK_BACKGROUNDS else (15, 15, 15)
+        if rng.random() < 0.4:
+            ink = COLOURS[rng.choice(["red", "blue", "green", "purple"])]
+        word_box = (x, y, size, ink)
+        # keep shapes off the word: a row of circles covering its box
+        x0, y0, x1, y1 = x + box[0], y + box[1], x + box[2], y + box[3]
+        r = (y1 - y0) / 2 + 4
+        cx = x0 + r
+        while cx - r < x1:
+            reserved.append((cx, (y0 + y1) / 2, r))
+            cx += r
+    objs = []
+    for _ in range(rng.randint(6, 14)):
+        r = rng.uniform(*OBJECT_RADIUS)
+        for _ in range(60):
+            cx, cy = rng.uniform(r + 6, W - r - 6), rng.uniform(r + 6, H - r - 6)
+            if all(math.hypot(cx - o[0], cy - o[1]) > r + o[2] + 6 for o in reserved):
+                reserved.append((cx, cy, r))
+                objs.append(dict(shape=rng.choice(SHAPES), colour=rng.choice(list(COLOURS)), cx=cx, cy=cy, r=r))
+                break
+    return Scene(render(W, H, bg, objs, word, rng, word_box), bg, objs, word, word_box)
 
 
 # ---------------------------------------------------------------------------------------------------------------

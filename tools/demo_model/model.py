@@ -3,8 +3,9 @@ names and layouts of the real checkpoint, so export is a plain rename-free dump.
 
   preprocessing  HD transform (Pillow BILINEAR resize, white padding, transpose trick) -> /255 -> CLIP mean/std ->
                  [global view (bicubic 560x560 of the padded tensor), tiles row-major]
-  vision         CLIP ViT (patch 14 at 560: 40x40 patches + CLS), pre-LN, quick_gelu, last layer, no post-LN,
-                 CLS dropped -> 2x2 concat merge -> sub_GN / glb_GN layout -> Linear-GELU(erf)-Linear
+  vision         CLIP ViT (patch 28 at 560: 20x20 patches + CLS; the real model has patch 14, 40x40), pre-LN,
+                 quick_gelu, last layer, no post-LN, CLS dropped -> 2x2 concat merge -> sub_GN / glb_GN layout ->
+                 Linear-GELU(erf)-Linear
   decoder        InternLM2: RMSNorm, fused group-interleaved wqkv [q0..q(G-1), k, v] per KV group, RoPE (NeoX
                  halves), GQA causal attention, SwiGLU w1/w3/w2, Partial LoRA (scale 1) on image rows of every
                  wqkv/wo/w1/w3/w2, final RMSNorm, separate lm head.
@@ -25,10 +26,10 @@ DEMO_CONFIG = {
     "architectures": ["InternLMXComposer2ForCausalLM"],
     "model_type": "internlmxcomposer2",
     "vocab_size": 512,
-    "hidden_size": 128,
-    "intermediate_size": 320,
-    "num_hidden_layers": 3,
-    "num_attention_heads": 4,
+    "hidden_size": 192,
+    "intermediate_size": 512,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 6,
     "num_key_value_heads": 2,
     "hidden_act": "silu",
     "max_position_embeddings": 16384,
@@ -45,11 +46,11 @@ DEMO_CONFIG = {
     "plora_rank": 32,  # informational: the engine reads LoRA ranks from the tensor shapes
     "vision_config": {
         "image_size": 560,
-        "patch_size": 14,
-        "hidden_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 256,
+        "patch_size": 28,
+        "hidden_size": 128,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "intermediate_size": 512,
         "hidden_act": "quick_gelu",
         "layer_norm_eps": 1e-05,
         "num_channels": 3,
@@ -178,7 +179,7 @@ class ClipEmbeddings(nn.Module):
             self.position_embedding.weight.copy_(pe * 0.5)
 
     def forward(self, pixels):
-        x = self.patch_embedding(pixels).flatten(2).transpose(1, 2)  # [B, 1600, H], patch y*40+x
+        x = self.patch_embedding(pixels).flatten(2).transpose(1, 2)  # [B, g*g, H], patch y*g+x
         cls = self.class_embedding.view(1, 1, -1).expand(x.shape[0], 1, -1)
         return torch.cat([cls, x], 1) + self.position_embedding.weight.unsqueeze(0)
 

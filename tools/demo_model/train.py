@@ -3,23 +3,33 @@
 
   /usr/bin/python3 tools/demo_model/train.py --work build/demo_model
 
-Resumable: every --save-every steps the model, the optimiser and the step go to WORK/ckpt.pt (written atomically);
-starting again with the same arguments continues from there with the same data (worker r's example e of step s is
-always data.make_example(1, (s * world + r) * examples_per_step + e)).
+Two stages, one schedule (AdamW, warm-up then cosine decay; the decoder at --decoder-lr-mult times the rate):
 
---world worker processes (default 3) each take their own pictures with one thread and sum their gradients over
+  1. Vision warm-up (--vision-steps): only the vision tower, the 2x2 merge and the projector, trained on
+     training-only dense labels (the colour, shape and letter under every merged image token; see AuxHeads) of
+     crowded 560 x 560 pictures (data.vision_scene), --vision-examples per worker and step. Learning what a shape
+     is from answers alone is slow: from these labels the vision tower learns it in about ten minutes.
+  2. Questions: each worker step takes one picture (or a pair, for comparisons) and up to --questions questions
+     about it. The image part of the prompt is the same for every question (it comes first), so the decoder runs
+     it once and the questions continue it as a batch (model.IXCDemo.decode), with Partial LoRA on the image
+     rows. The loss is the cross-entropy of the answer tokens and the closing [UNUSED_TOKEN_145], plus the dense
+     labels (on the projector's outputs, and through the lm head on the decoder's last hidden states at image
+     positions) at --aux-weight / --dec-weight. The decoder gets its own warm-up when this stage begins.
+
+Data is a function of the step: worker r's example e of question step s is data.make_example(1, (s * world + r) *
+examples_per_step + e), and of warm-up step s data.vision_scene(1, (s * world + r) * vision_examples + e). Every
+--save-every steps the model, the optimiser and the step go to WORK/ckpt.pt (atomically); running the same command
+again continues from there.
+
+--world worker processes (default 2) each take their own pictures with one thread and sum their gradients over
 loopback gloo: on a shared 2-core machine, OpenMP threads that wait for each other are several times slower than
-single-threaded processes, and several processes get several shares of the CPU.
-
-Each worker step takes one picture (or a pair, for comparisons) and up to --questions questions about it: the image
-part of the prompt is the same for every question (it comes first), so the decoder runs it once and the questions
-continue it as a batch (model.IXCDemo.decode), with Partial LoRA on the image rows. The loss is the cross-entropy
-of the answer tokens and the closing [UNUSED_TOKEN_145], plus training-only dense labels (see AuxHeads).
+single-threaded processes.
 """
 import argparse
 import collections
 import math
 import os
+import random
 import sys
 import time
 
@@ -38,12 +48,13 @@ VALID_SEED = 2
 
 
 # Training-only dense labels for every merged image token (never exported): which colour is under it, which shape
-# and which written word. They make the vision tower and the projector carry per-place colour/shape/glyph
+# and which letter of a written word (the word itself is the lm-head target at image positions). They make the vision tower and the projector carry per-place colour/shape/glyph
 # information early, which the question answering then learns to read; without them the decoder sits on the
 # answer priors for a long time.
 COLOUR_CLASSES = list(data.COLOURS) + list(data.BACKGROUNDS) + ["padding"]
 SHAPE_CLASSES = ["none"] + data.SHAPES
 WORD_CLASSES = ["none"] + data.WORDS
+LETTER_CLASSES = ["none"] + sorted(set("".join(data.WORDS)))  # a letter is a local thing to see; a word is not
 
 
 class AuxHeads(nn.Module):
@@ -51,7 +62,7 @@ class AuxHeads(nn.Module):
         super().__init__()
         self.colour = nn.Linear(d, len(COLOUR_CLASSES))
         self.shape = nn.Linear(d, len(SHAPE_CLASSES))
-        self.word = nn.Linear(d, len(WORD_CLASSES))
+        self.letter = nn.Linear(d, len(LETTER_CLASSES))
         self.dec_shape = nn.Linear(d, len(SHAPE_CLASSES))  # on the decoder's last hidden states
 
 
@@ -67,7 +78,7 @@ def word_targets(sp, labels):
         _name_ids[key] = (torch.tensor([first(c) if c != "padding" else -100 for c in COLOUR_CLASSES]),
                           torch.tensor([-100] + [first(w) for w in data.WORDS]))
     cmap, wmap = _name_ids[key]
-    colour, word = labels[0], labels[2]
+    colour, word = labels[0], labels[3]
     out = torch.full_like(colour, -100)
     m = colour >= 0
     out[m] = cmap[colour[m]]
@@ -76,8 +87,9 @@ def word_targets(sp, labels):
     return out
 
 
-def dense_labels(scene, hd_num, tile=560, merged=20):
-    """[3, image tokens] class ids in the order of IXCDemo.encode_image's output (-100 on the GN separators)."""
+def dense_labels(scene, hd_num, merged, tile=560):
+    """[4, image tokens] class ids (colour, shape, letter, word) in the order of IXCDemo.encode_image's output
+    (-100 on the GN separators)."""
     lab = np.asarray(M.hd_transform(scene.label_map(), hd_num, tile, Image.NEAREST, 255))
     Hp, Wp = lab.shape
     rows, cols = Hp // tile, Wp // tile
@@ -108,6 +120,7 @@ def dense_labels(scene, hd_num, tile=560, merged=20):
     colour = np.full(seq.shape, -100)
     shape = np.full(seq.shape, -100)
     word = np.full(seq.shape, -100)
+    letter = np.full(seq.shape, -100)
     for v in np.unique(seq):
         m = seq == v
         if v == -1:
@@ -118,12 +131,13 @@ def dense_labels(scene, hd_num, tile=560, merged=20):
             colour[m] = COLOUR_CLASSES.index("padding")
         elif v == 0:
             colour[m] = COLOUR_CLASSES.index(scene.bg)
-        elif v == data.TEXT_LABEL:
+        elif data.TEXT_LABEL <= v < data.TEXT_LABEL + 20:
             word[m] = WORD_CLASSES.index(scene.word)
+            letter[m] = LETTER_CLASSES.index(scene.word[v - data.TEXT_LABEL])
         else:
             o = scene.objects[v - 1]
             colour[m], shape[m] = COLOUR_CLASSES.index(o["colour"]), SHAPE_CLASSES.index(o["shape"])
-    return torch.from_numpy(np.stack([colour, shape, word]))
+    return torch.from_numpy(np.stack([colour, shape, letter, word]))
 
 
 def example_batch(net, sp, seed, index, n_questions, qtype=None):
@@ -141,7 +155,9 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None):
         parts = p
         tails.append((tail, sp.encode(a) + [im_end]))
     prefix, pmask = net.build_prefix(parts, views)
-    labels = torch.cat([dense_labels(sc, hd) for sc in scenes], 1)
+    vc = net.config["vision_config"]
+    merged = vc["image_size"] // vc["patch_size"] // 2
+    labels = torch.cat([dense_labels(sc, hd, merged) for sc in scenes], 1)
     S = max(len(t) + len(a) for t, a in tails)
     ids = torch.zeros(len(tails), S, dtype=torch.long)
     tgt = torch.full((len(tails), S), -100, dtype=torch.long)
@@ -152,18 +168,42 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None):
     return prefix, pmask, ids, tgt, [q[0] for q in qs], labels
 
 
+def aux_losses(img, labels, aux, res):
+    """Cross-entropy of the training-only heads on the projected image tokens; their per-token accuracies go to
+    `res` as ("v_colour", ok) ... for the log."""
+    loss = img.new_zeros(())
+    for k, (name, head) in enumerate([("colour", aux.colour), ("shape", aux.shape), ("letter", aux.letter)]):
+        m = labels[k] >= 0
+        if m.any():
+            logits = head(img)
+            loss = loss + F.cross_entropy(logits, labels[k], ignore_index=-100)
+            res.extend((f"v_{name}", bool(x)) for x in (logits[m].argmax(-1) == labels[k][m]).tolist())
+    return loss
+
+
+def run_vision_example(net, sp, seed, index, aux, word_prob=0.35):
+    """Vision warm-up: only the vision tower, the merge and the projector, trained on the dense labels."""
+    scenes = [data.vision_scene(seed, index, word_prob)]
+    hd = 24
+    vc = net.config["vision_config"]
+    merged = vc["image_size"] // vc["patch_size"] // 2
+    img = torch.cat([net.encode_image(*M.preprocess(sc.image, hd)) for sc in scenes], 0)
+    labels = torch.cat([dense_labels(sc, hd, merged) for sc in scenes], 1)
+    res = []
+    return aux_losses(img, labels, aux, res), res
+
+
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0):
     prefix, pmask, ids, tgt, types, labels = example_batch(net, sp, seed, index, n_questions, qtype)
     hp, hs = net.decode(prefix, pmask, net.model.tok_embeddings(ids), need_prefix_out=dec_weight > 0)
     sel = tgt >= 0
     logits = net.output(hs[sel])
     loss = F.cross_entropy(logits, tgt[sel])
+    vres = []
     if aux is not None and aux_weight > 0:
         img = prefix[pmask]
         assert img.shape[0] == labels.shape[1]
-        for k, head in enumerate([aux.colour, aux.shape, aux.word]):
-            if (labels[k] >= 0).any():
-                loss = loss + aux_weight * F.cross_entropy(head(img), labels[k], ignore_index=-100)
+        loss = loss + aux_weight * aux_losses(img, labels, aux, vres)
     if aux is not None and dec_weight > 0:
         # the decoder's last hidden state at each image position names what is there, through the real lm head
         # (colour word or written word) and a training-only shape head: answering is then find-and-copy
@@ -177,7 +217,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
     ok = torch.ones_like(tgt, dtype=torch.bool)
     ok[sel] = logits.argmax(-1) == tgt[sel]
     per_q = ok.all(1).tolist()
-    return loss, list(zip(types, per_q))
+    return loss, list(zip(types, per_q)) + vres
 
 
 @torch.no_grad()
@@ -193,10 +233,15 @@ def validate(net, sp, n):
 
 
 def lr_at(step, a):
+    """Warm-up then cosine decay over all steps, and a second warm-up when the question steps begin after the
+    vision warm-up (the decoder starts from scratch there)."""
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
     p = (step - a.warmup) / max(1, a.steps - a.warmup)
-    return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+    lr = a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+    if 0 < a.vision_steps <= step < a.vision_steps + a.warmup:
+        lr *= (step - a.vision_steps + 1) / a.warmup
+    return lr
 
 
 def save(path, net, aux, opt, step, args, elapsed):
@@ -210,22 +255,30 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="build/demo_model", help="checkpoints, tokenizer and logs go here")
     ap.add_argument("--tokenizer", default=None, help="default: WORK/tokenizer.model (made if missing)")
-    ap.add_argument("--steps", type=int, default=2200)
-    ap.add_argument("--world", type=int, default=3,
+    ap.add_argument("--steps", type=int, default=10500)
+    ap.add_argument("--world", type=int, default=2,
                     help="data-parallel worker processes (one thread each; gradients summed over loopback gloo)")
     ap.add_argument("--examples-per-step", type=int, default=1, help="per worker")
-    ap.add_argument("--questions", type=int, default=8, help="questions per picture")
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--questions", type=int, default=10, help="questions per picture")
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--min-lr-frac", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--init-seed", type=int, default=0)
     ap.add_argument("--aux-weight", type=float, default=0.3, help="weight of each training-only dense label loss")
     ap.add_argument("--dec-weight", type=float, default=0.3,
                     help="weight of the dense labels read from the decoder's last hidden states at image positions")
+    ap.add_argument("--vision-steps", type=int, default=1800,
+                    help="the first steps train only the vision tower and projector on the dense labels")
+    ap.add_argument("--vision-examples", type=int, default=4, help="pictures per worker in a vision step")
+    ap.add_argument("--word-frac", type=float, default=0.08,
+                    help="share of question-step pictures that are forced to be word pictures (0: data.py's mix)")
+    ap.add_argument("--vision-word-prob", type=float, default=0.5,
+                    help="share of warm-up pictures with a word")
+    ap.add_argument("--decoder-lr-mult", type=float, default=2.0)
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--port", type=int, default=29533)
-    ap.add_argument("--save-every", type=int, default=50)
-    ap.add_argument("--valid-every", type=int, default=300)
+    ap.add_argument("--save-every", type=int, default=200)
+    ap.add_argument("--valid-every", type=int, default=1000)
     ap.add_argument("--valid-count", type=int, default=70)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (after saving) once this much time is used")
     a = ap.parse_args()
@@ -256,8 +309,13 @@ def worker(rank, a):
     cfg["vocab_size"] = sp.get_piece_size()
     net = M.IXCDemo(cfg)
     aux = AuxHeads(cfg["hidden_size"])
+    # the decoder (from scratch when the question steps begin) learns at --decoder-lr-mult times the vision rate
+    dec_ids = {id(p) for p in list(net.model.parameters()) + list(net.output.parameters())
+               + list(aux.dec_shape.parameters())}
     params = list(net.parameters()) + list(aux.parameters())
-    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    groups = [{"params": [p for p in params if id(p) not in dec_ids], "mult": 1.0},
+              {"params": [p for p in params if id(p) in dec_ids], "mult": a.decoder_lr_mult}]
+    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
     ckpt = os.path.join(a.work, "ckpt.pt")
     start, elapsed0 = 0, 0.0
     if os.path.exists(ckpt):
@@ -279,17 +337,26 @@ def worker(rank, a):
     per_step = a.world * a.examples_per_step
     while step < a.steps:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, a)
-        for e in range(a.examples_per_step):
-            index = step * per_step + rank * a.examples_per_step + e
-            loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, None, aux, a.aux_weight, a.dec_weight)
-            (loss / per_step).backward()
+            g["lr"] = lr_at(step, a) * g["mult"]
+        vision = step < a.vision_steps
+        n_ex = a.vision_examples if vision else a.examples_per_step
+        for e in range(n_ex):
+            if vision:
+                index = (step * a.world + rank) * n_ex + e
+                loss, res = run_vision_example(net, sp, TRAIN_SEED, index, aux, a.vision_word_prob)
+            else:
+                index = step * per_step + rank * a.examples_per_step + e
+                qtype = "word" if a.word_frac and random.Random(f"mix:{index}").random() < a.word_frac else None
+                loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
+                                        a.dec_weight)
+            (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
                 hist[t].append(ok)
         if a.world > 1:  # sum the gradients of all workers (each already divided by the global example count)
             import torch.distributed as dist
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            # (in vision steps the decoder has no gradients: zeros keep every worker's buffer the same size)
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
             off = 0
