@@ -66,17 +66,18 @@ TEST_F(DemoModel, HasTheVisionTowerAndBaseModeOnly) {
 TEST_F(DemoModel, UsesTheRealTilingAndTokenCounts) {
   ASSERT_NE(model_, nullptr);
   ixc::Session session(*model_, OneThread());
-  // 480x320 -> one 560 tile: (1+1)*400 + 1 + 2*20 image tokens; 900x380 -> 1x2 tiles: 3*400 + 1 + 2*20.
+  // Patch 28 at 560: 10x10 merged tokens per view. 480x320 -> one tile: (1+1)*100 + 1 + 2*10 image tokens;
+  // 900x380 -> 1x2 tiles: 3*100 + 1 + 2*10.
   auto a = session.Chat(Greedy("What shape is yellow?", {"shapes.png"}));
   ASSERT_TRUE(a.ok()) << a.status().message();
   ASSERT_EQ(a->grids.size(), 1u);
   EXPECT_EQ(a->grids[0], std::make_pair(1, 1));
-  EXPECT_EQ(a->image_tokens, std::vector<int64_t>{841});
+  EXPECT_EQ(a->image_tokens, std::vector<int64_t>{221});
   EXPECT_EQ(a->stop_reason, "stop_token");
   auto b = session.Chat(Greedy("Is the square on the left or on the right?", {"wide.png"}));
   ASSERT_TRUE(b.ok()) << b.status().message();
   EXPECT_EQ(b->grids[0], std::make_pair(1, 2));
-  EXPECT_EQ(b->image_tokens, std::vector<int64_t>{1241});
+  EXPECT_EQ(b->image_tokens, std::vector<int64_t>{321});
 }
 
 TEST_F(DemoModel, AnswersTheExampleQuestions) {

@@ -20,18 +20,18 @@ def obj(shape, colour, cx, cy, r):
 
 # name: (size, background, objects, word); word = (text, x, y, font size, ink)
 PICTURES = {
-    # 1x1 grid (841 image tokens)
-    "shapes.png": ((480, 320), "cyan", [obj("circle", "red", 100, 95, 25), obj("triangle", "blue", 370, 220, 26),
-                                        obj("star", "yellow", 220, 240, 26)], None),
-    # 1x2 grid (1241 image tokens): wide
-    "wide.png": ((900, 380), "white", [obj("square", "green", 160, 190, 25), obj("star", "purple", 720, 150, 26)], None),
+    # 1x1 grid (221 image tokens)
+    "shapes.png": ((480, 320), "cyan", [obj("circle", "red", 100, 95, 31), obj("triangle", "blue", 370, 220, 32),
+                                        obj("star", "yellow", 220, 240, 32)], None),
+    # 1x2 grid (321 image tokens): wide
+    "wide.png": ((900, 380), "white", [obj("square", "green", 160, 190, 31), obj("star", "purple", 720, 150, 32)], None),
     # four stars to count, 1x1
-    "stars.png": ((420, 420), "black", [obj("star", "orange", 100, 100, 18), obj("star", "orange", 310, 90, 18),
-                                        obj("star", "orange", 120, 310, 18), obj("star", "orange", 300, 320, 18)], None),
-    "word.png": ((440, 260), "pink", [], ("fish", 150, 100, 40, (15, 15, 15))),
+    "stars.png": ((420, 420), "black", [obj("star", "orange", 100, 100, 23), obj("star", "orange", 310, 90, 23),
+                                        obj("star", "orange", 120, 310, 23), obj("star", "orange", 300, 320, 23)], None),
+    "word.png": ((440, 260), "pink", [], ("fish", 130, 90, 60, (15, 15, 15))),
     # a pair for the two-image prompt
-    "pair_a.png": ((360, 240), "gray", [obj("circle", "yellow", 100, 120, 20), obj("square", "red", 260, 120, 20)], None),
-    "pair_b.png": ((360, 240), "gray", [obj("triangle", "green", 180, 125, 21)], None),
+    "pair_a.png": ((360, 240), "gray", [obj("circle", "yellow", 100, 120, 22), obj("square", "red", 260, 120, 22)], None),
+    "pair_b.png": ((360, 240), "gray", [obj("triangle", "green", 180, 125, 23)], None),
 }
 
 # (pictures, prompt, true answer, pinned). Pinned: the shipped models/demo answers it right, and
@@ -40,12 +40,12 @@ PICTURES = {
 QUESTIONS = [
     (["shapes.png"], "What shape is yellow?", "star", True),
     (["shapes.png"], "What colour is the background?", "cyan", True),
-    (["shapes.png"], "Is the circle on the left or on the right?", "left", True),
     (["shapes.png"], "Is there a square?", "no", True),
     (["pair_a.png", "pair_b.png"], data.compare_query("Do both images have the same background colour?"), "yes", True),
-    (["shapes.png"], "What colour is the circle?", "red", False),
-    (["shapes.png"], "Is there a blue triangle?", "yes", False),
-    (["wide.png"], "What colour is the star?", "purple", False),
+    (["shapes.png"], "What colour is the circle?", "red", True),
+    (["shapes.png"], "Is there a blue triangle?", "yes", True),
+    (["wide.png"], "What colour is the star?", "purple", True),
+    (["shapes.png"], "Is the circle on the left or on the right?", "left", False),
     (["wide.png"], "Is the square on the left or on the right?", "left", False),
     (["stars.png"], "How many stars are there?", "4", False),
     (["word.png"], "What word is written?", "fish", False),
