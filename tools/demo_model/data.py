@@ -270,6 +270,14 @@ def count_scene(rng, grid=None):
     return Scene(render(W, H, bg, objs, rng=rng), bg, objs)
 
 
+def word_ink(rng, bg):
+    """White or near-black for contrast with the background, or a colour 40% of the time."""
+    ink = (255, 255, 255) if bg in DARK_BACKGROUNDS else (15, 15, 15)
+    if rng.random() < 0.4:
+        ink = COLOURS[rng.choice(["red", "blue", "green", "purple"])]
+    return ink
+
+
 def word_scene(rng, grid=None):
     grid = grid or pick_grid(rng)
     W, H = pick_size(rng, grid)
@@ -286,9 +294,7 @@ def word_scene(rng, grid=None):
         f = font(size)
     x = rng.uniform(4, max(4, W - tw - 4)) - box[0]
     y = rng.uniform(4, max(4, H - th - 4)) - box[1]
-    ink = (255, 255, 255) if bg in DARK_BACKGROUNDS else (15, 15, 15)
-    if rng.random() < 0.4:
-        ink = COLOURS[rng.choice(["red", "blue", "green", "purple"])]
+    ink = word_ink(rng, bg)
     img = render(W, H, bg, [], word, rng, (x, y, size, ink))
     return Scene(img, bg, [], word, (x, y, size, ink))
 
@@ -309,9 +315,7 @@ def vision_scene(seed, index, word_prob=0.35):
         tw, th = box[2] - box[0], box[3] - box[1]
         x = rng.uniform(4, W - tw - 4) - box[0]
         y = rng.uniform(4, H - th - 4) - box[1]
-        ink = (255, 255, 255) if bg in DARK_BACKGROUNDS else (15, 15, 15)
-        if rng.random() < 0.4:
-            ink = COLOURS[rng.choice(["red", "blue", "green", "purple"])]
+        ink = word_ink(rng, bg)
         word_box = (x, y, size, ink)
         # keep shapes off the word: a row of circles covering its box
         x0, y0, x1, y1 = x + box[0], y + box[1], x + box[2], y + box[3]

@@ -48,9 +48,9 @@ VALID_SEED = 2
 
 
 # Training-only dense labels for every merged image token (never exported): which colour is under it, which shape
-# and which letter of a written word (the word itself is the lm-head target at image positions). They make the vision tower and the projector carry per-place colour/shape/glyph
-# information early, which the question answering then learns to read; without them the decoder sits on the
-# answer priors for a long time.
+# and which letter of a written word (the word itself is the lm-head target at image positions). They make the
+# vision tower and the projector carry per-place colour/shape/glyph information early, which the question answering
+# then learns to read; without them the decoder sits on the answer priors for a long time.
 COLOUR_CLASSES = list(data.COLOURS) + list(data.BACKGROUNDS) + ["padding"]
 SHAPE_CLASSES = ["none"] + data.SHAPES
 WORD_CLASSES = ["none"] + data.WORDS
@@ -85,6 +85,12 @@ def word_targets(sp, labels):
     t = (colour < 0) & (word > 0)
     out[t] = wmap[word[t]]
     return out
+
+
+def merged_grid(net):
+    """Merged image tokens per side of a view: patches per side / 2."""
+    vc = net.config["vision_config"]
+    return vc["image_size"] // vc["patch_size"] // 2
 
 
 def dense_labels(scene, hd_num, merged, tile=560):
@@ -155,9 +161,7 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None):
         parts = p
         tails.append((tail, sp.encode(a) + [im_end]))
     prefix, pmask = net.build_prefix(parts, views)
-    vc = net.config["vision_config"]
-    merged = vc["image_size"] // vc["patch_size"] // 2
-    labels = torch.cat([dense_labels(sc, hd, merged) for sc in scenes], 1)
+    labels = torch.cat([dense_labels(sc, hd, merged_grid(net)) for sc in scenes], 1)
     S = max(len(t) + len(a) for t, a in tails)
     ids = torch.zeros(len(tails), S, dtype=torch.long)
     tgt = torch.full((len(tails), S), -100, dtype=torch.long)
@@ -181,14 +185,11 @@ def aux_losses(img, labels, aux, res):
     return loss
 
 
-def run_vision_example(net, sp, seed, index, aux, word_prob=0.35):
+def run_vision_example(net, seed, index, aux, word_prob=0.35):
     """Vision warm-up: only the vision tower, the merge and the projector, trained on the dense labels."""
-    scenes = [data.vision_scene(seed, index, word_prob)]
-    hd = 24
-    vc = net.config["vision_config"]
-    merged = vc["image_size"] // vc["patch_size"] // 2
-    img = torch.cat([net.encode_image(*M.preprocess(sc.image, hd)) for sc in scenes], 0)
-    labels = torch.cat([dense_labels(sc, hd, merged) for sc in scenes], 1)
+    scene = data.vision_scene(seed, index, word_prob)
+    img = net.encode_image(*M.preprocess(scene.image, 24))
+    labels = dense_labels(scene, 24, merged_grid(net))
     res = []
     return aux_losses(img, labels, aux, res), res
 
@@ -343,7 +344,7 @@ def worker(rank, a):
         for e in range(n_ex):
             if vision:
                 index = (step * a.world + rank) * n_ex + e
-                loss, res = run_vision_example(net, sp, TRAIN_SEED, index, aux, a.vision_word_prob)
+                loss, res = run_vision_example(net, TRAIN_SEED, index, aux, a.vision_word_prob)
             else:
                 index = step * per_step + rank * a.examples_per_step + e
                 qtype = "word" if a.word_frac and random.Random(f"mix:{index}").random() < a.word_frac else None
