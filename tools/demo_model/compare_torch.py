@@ -82,7 +82,7 @@ def main():
                 hd = 6 if len(imgs) > 1 else 24
                 parts, tail = M.split_prompt(sp, data.chat_prompt(prompt), len(imgs))
                 prefix, pmask = net.build_prefix(parts, [M.preprocess(im, hd) for im in imgs])
-                _, hs = net.decode(prefix, pmask, net.embed_tokens(tail).unsqueeze(0))
+                hs, _ = net.decode(prefix, pmask, net.embed_tokens(tail).unsqueeze(0))
                 logits = net.output(hs[0, -1]).numpy()
             eng = read_safetensors(dump)["last_logits"]
             rel = float(np.linalg.norm(eng - logits) / np.linalg.norm(logits))

@@ -373,47 +373,47 @@ class IXCDemo(nn.Module):
         return self.vision_proj(torch.cat([glb, self.plora_glb_GN.view(1, M), loc], 0))
 
     # --- decoder ----------------------------------------------------------------------------------------------
-    def decode(self, prefix, prefix_mask, suffix=None, need_prefix_out=False):
-        """Runs the decoder over one shared prefix [P, D] (image rows marked by prefix_mask [P]) and, optionally,
-        a batch of K continuations suffix [K, S, D] that all follow the prefix (rows padded at the end are never
-        seen by real rows: attention is causal). Returns final-normed hidden states (prefix or None, suffix)."""
+    def decode(self, prefix, prefix_mask, suffix, tap=0, att=None):
+        """Runs the decoder over one shared prefix [P, D] (image rows marked by prefix_mask [P]) and a batch of K
+        continuations suffix [K, S, D] that all follow the prefix (rows padded at the end are never seen by real
+        rows: attention is causal). Returns the suffix's final-normed hidden states [K, S, D] and a dict of
+        training-only extras: with tap=L, "tap": the prefix's residual stream after the first L layers; with
+        att=(L, heads), "att": the log attention weights [K, len(heads), S, P + S] of those query heads of layer L
+        (0-based) at the suffix rows."""
         c = self.config
-        P = prefix.shape[0]
+        P, S = prefix.shape[0], suffix.shape[1]
         theta = float(c["rope_theta"])
         cos_p, sin_p = rope_tables(torch.arange(P), self.head_dim, theta)
-        mask_p = causal_mask(P, P)
+        cos_s, sin_s = rope_tables(torch.arange(P, P + S), self.head_dim, theta)
+        mask_p, mask_s = causal_mask(P, P), causal_mask(S, P + S)
         xp, xs = prefix, suffix
-        if xs is not None:
-            S = xs.shape[1]
-            cos_s, sin_s = rope_tables(torch.arange(P, P + S), self.head_dim, theta)
-            mask_s = causal_mask(S, P + S)
         layers = self.model.layers
+        extra = {}
         for li, L in enumerate(layers):
-            last = li == len(layers) - 1 and not need_prefix_out
+            if tap and li == tap:
+                extra["tap"] = xp
             A = L.attention
-            hp = L.attention_norm(xp)
-            qp, kp, vp = A.qkv(hp, prefix_mask)
+            qp, kp, vp = A.qkv(L.attention_norm(xp), prefix_mask)
             kp = apply_rope(kp, cos_p, sin_p)
-            if not last:
+            if li < len(layers) - 1:  # the last layer's prefix rows feed nothing
                 qp = apply_rope(qp, cos_p, sin_p)
                 op = _attend(qp, kp, vp, mask_p, self.G)  # [Hq, P, d]
                 op = op.transpose(0, 1).reshape(P, -1)
                 xp = xp + A.wo(op, prefix_mask)
                 xp = xp + L.feed_forward(L.ffn_norm(xp), prefix_mask)
-            if xs is not None:
-                K = xs.shape[0]
-                hs = L.attention_norm(xs)
-                qs, ks, vs = A.qkv(hs, None)
-                qs, ks = apply_rope(qs, cos_s, sin_s), apply_rope(ks, cos_s, sin_s)
-                kk = torch.cat([kp.unsqueeze(0).expand(K, *kp.shape), ks], -2)
-                vv = torch.cat([vp.unsqueeze(0).expand(K, *vp.shape), vs], -2)
-                os_ = _attend(qs, kk, vv, mask_s, self.G)  # [K, Hq, S, d]
-                os_ = os_.transpose(1, 2).reshape(K, S, -1)
-                xs = xs + A.wo(os_, None)
-                xs = xs + L.feed_forward(L.ffn_norm(xs), None)
-        out_p = self.model.norm(xp) if need_prefix_out else None
-        out_s = self.model.norm(xs) if xs is not None else None
-        return out_p, out_s
+            K = xs.shape[0]
+            qs, ks, vs = A.qkv(L.attention_norm(xs), None)
+            qs, ks = apply_rope(qs, cos_s, sin_s), apply_rope(ks, cos_s, sin_s)
+            kk = torch.cat([kp.unsqueeze(0).expand(K, *kp.shape), ks], -2)
+            vv = torch.cat([vp.unsqueeze(0).expand(K, *vp.shape), vs], -2)
+            if att and li == att[0]:  # the same scores _attend computes, kept for a few heads
+                sc = torch.stack([qs[:, h] @ kk[:, h // self.G].transpose(-1, -2) for h in att[1]], 1)
+                extra["att"] = torch.log_softmax(sc * qs.shape[-1] ** -0.5 + mask_s, -1)
+            os_ = _attend(qs, kk, vv, mask_s, self.G)  # [K, Hq, S, d]
+            os_ = os_.transpose(1, 2).reshape(K, S, -1)
+            xs = xs + A.wo(os_, None)
+            xs = xs + L.feed_forward(L.ffn_norm(xs), None)
+        return self.model.norm(xs), extra
 
     def embed_tokens(self, ids):
         return self.model.tok_embeddings(torch.as_tensor(ids, dtype=torch.long))
@@ -466,7 +466,7 @@ def greedy(model, sp, images, prompt, max_new_tokens=16, repetition_penalty=1.00
     for _ in range(max_new_tokens):
         ids = tail + out
         suffix = model.embed_tokens(ids).unsqueeze(0)
-        _, hs = model.decode(prefix, pmask, suffix)
+        hs, _ = model.decode(prefix, pmask, suffix)
         logits = model.output(hs[0, -1]).float()
         for t in set(out):
             logits[t] = logits[t] * repetition_penalty if logits[t] < 0 else logits[t] / repetition_penalty

@@ -6,15 +6,20 @@
 Two stages, one schedule (AdamW, warm-up then cosine decay; the decoder at --decoder-lr-mult times the rate):
 
   1. Vision warm-up (--vision-steps): only the vision tower, the 2x2 merge and the projector, trained on
-     training-only dense labels (the colour, shape and letter under every merged image token; see AuxHeads) of
-     crowded 560 x 560 pictures (data.vision_scene), --vision-examples per worker and step. Learning what a shape
-     is from answers alone is slow: from these labels the vision tower learns it in about ten minutes.
+     training-only dense labels of crowded 560 x 560 pictures (data.vision_scene), --vision-examples per worker and
+     step: under every merged image token, the colour, the shape, the letter and the word, whether an object's
+     centre is there, and which half of the view the token is in (see dense_labels and AuxHeads). Learning what a
+     shape is from answers alone is slow: from these labels the vision tower learns it in about ten minutes.
   2. Questions: each worker step takes one picture (or a pair, for comparisons) and up to --questions questions
      about it. The image part of the prompt is the same for every question (it comes first), so the decoder runs
      it once and the questions continue it as a batch (model.IXCDemo.decode), with Partial LoRA on the image
-     rows. The loss is the cross-entropy of the answer tokens and the closing [UNUSED_TOKEN_145], plus the dense
-     labels (on the projector's outputs, and through the lm head on the decoder's last hidden states at image
-     positions) at --aux-weight / --dec-weight. The decoder gets its own warm-up when this stage begins.
+     rows. The loss is the cross-entropy of the answer tokens and the closing [UNUSED_TOKEN_145], plus three
+     training-only terms that spell out find-then-copy (run_example): the dense labels on the projector's outputs
+     (--aux-weight); the answer words true of each image token (its colour, shape, place, image), read from the
+     decoder's residual stream after --dec-layer layers through the real lm head (--dec-weight); and the
+     attention of that layer's first heads, at the answer positions, on the tokens the question is about
+     (--att-weight). The decoder gets its own warm-up when this stage begins, and learns at half the vision rate:
+     a faster decoder rate was much slower to learn look-ups (a decoder-only probe on perfect image tokens).
 
 Data is a function of the step: worker r's example e of question step s is data.make_example(1, (s * world + r) *
 examples_per_step + e), and of warm-up step s data.vision_scene(1, (s * world + r) * vision_examples + e). Every
@@ -63,29 +68,14 @@ class AuxHeads(nn.Module):
         self.colour = nn.Linear(d, len(COLOUR_CLASSES))
         self.shape = nn.Linear(d, len(SHAPE_CLASSES))
         self.letter = nn.Linear(d, len(LETTER_CLASSES))
-        self.dec_shape = nn.Linear(d, len(SHAPE_CLASSES))  # on the decoder's last hidden states
+        self.word = nn.Linear(d, len(WORD_CLASSES))
+        self.centre = nn.Linear(d, 2)  # does an object's centre fall in this token (one token per object)
+        self.xhalf = nn.Linear(d, 2)
+        self.yhalf = nn.Linear(d, 2)
+        self.dec_centre = nn.Linear(d, 2)  # the same, read from the decoder's residual stream at --dec-layer
 
 
-_name_ids = {}
-
-
-def word_targets(sp, labels):
-    """Per image token, the token id of the word that names what is under it (its colour, or the written word),
-    for the lm head at image positions (-100: padding or separator)."""
-    key = id(sp)
-    if key not in _name_ids:
-        first = lambda w: sp.encode(w)[0]  # noqa: E731
-        _name_ids[key] = (torch.tensor([first(c) if c != "padding" else -100 for c in COLOUR_CLASSES]),
-                          torch.tensor([-100] + [first(w) for w in data.WORDS]))
-    cmap, wmap = _name_ids[key]
-    colour, word = labels[0], labels[3]
-    out = torch.full_like(colour, -100)
-    m = colour >= 0
-    out[m] = cmap[colour[m]]
-    t = (colour < 0) & (word > 0)
-    out[t] = wmap[word[t]]
-    return out
-
+CENTRE_WEIGHT = torch.tensor([1.0, 5.0])  # an object has one centre token per view and many others
 
 def merged_grid(net):
     """Merged image tokens per side of a view: patches per side / 2."""
@@ -94,8 +84,10 @@ def merged_grid(net):
 
 
 def dense_labels(scene, hd_num, merged, tile=560):
-    """[4, image tokens] class ids (colour, shape, letter, word) in the order of IXCDemo.encode_image's output
-    (-100 on the GN separators)."""
+    """[8, image tokens] in the order of IXCDemo.encode_image's output (-100 on the GN separators): class ids of
+    colour, shape, letter and word; the raw label-map value (0 background, 255 padding, k + 1 object k,
+    TEXT_LABEL + i letter i; -1 separators); `centre` (k + 1 where object k's centre falls in the token, else 0);
+    `xhalf` / `yhalf` (the token's half of its view)."""
     lab = np.asarray(M.hd_transform(scene.label_map(), hd_num, tile, Image.NEAREST, 255))
     Hp, Wp = lab.shape
     rows, cols = Hp // tile, Wp // tile
@@ -116,6 +108,17 @@ def dense_labels(scene, hd_num, merged, tile=560):
             best_frac = np.where(take, f, best_frac)
         return best
 
+    # object centres in the padded frame (hd_transform scales the picture and pads at the bottom / right)
+    W, H = scene.image.size
+    trans, new_w, new_h, _ = M.hd_geometry(W, H, hd_num, tile)
+    sx, sy = (new_h / W, new_w / H) if trans else (new_w / W, new_h / H)
+
+    def centres(ch, cw):
+        g = np.zeros((Hp // ch, Wp // cw), dtype=np.int64)
+        for k, o in enumerate(scene.objects):
+            g[min(int(o["cy"] * sy // ch), g.shape[0] - 1), min(int(o["cx"] * sx // cw), g.shape[1] - 1)] = k + 1
+        return g
+
     def with_gn(grid):
         g = np.full((grid.shape[0], grid.shape[1] + 1), -1, dtype=np.int64)
         g[:, :-1] = grid
@@ -123,6 +126,21 @@ def dense_labels(scene, hd_num, merged, tile=560):
 
     cell = tile // merged
     seq = np.concatenate([with_gn(cells(Hp // merged, Wp // merged)), [-1], with_gn(cells(cell, cell))])
+    centre = np.concatenate([with_gn(centres(Hp // merged, Wp // merged)), [-1], with_gn(centres(cell, cell))])
+    centre[centre < 0] = -100
+    # which half of its view each token is in (0 left/top, 1 right/bottom): the vision tower keeps where things are,
+    # which position questions read off the global view (padding is at the bottom or the right, and they ask
+    # left/right of pictures at least as wide as high and top/bottom of pictures at least as high as wide)
+    half = merged // 2
+
+    def halves(rows, cols, axis):
+        rr, cc = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        return ((cc if axis == "x" else rr) % merged >= half).astype(np.int64)
+
+    xhalf, yhalf = (np.concatenate([with_gn(halves(merged, merged, ax)), [-1],
+                                    with_gn(halves(rows * merged, cols * merged, ax))]) for ax in "xy")
+    xhalf[xhalf < 0] = -100
+    yhalf[yhalf < 0] = -100
     colour = np.full(seq.shape, -100)
     shape = np.full(seq.shape, -100)
     word = np.full(seq.shape, -100)
@@ -143,7 +161,78 @@ def dense_labels(scene, hd_num, merged, tile=560):
         else:
             o = scene.objects[v - 1]
             colour[m], shape[m] = COLOUR_CLASSES.index(o["colour"]), SHAPE_CLASSES.index(o["shape"])
-    return torch.from_numpy(np.stack([colour, shape, letter, word]))
+    return torch.from_numpy(np.stack([colour, shape, letter, word, seq, centre, xhalf, yhalf]))
+
+
+def fact_targets(sp, scenes, labels_per_scene, n_glb):
+    """Per image token, a distribution over the vocabulary spread evenly on the answer words that are true of it:
+    its colour (or the background's), its shape, where its object is (left/right, top/bottom; global view), which
+    image it is in (for two-image prompts) and the written word. The decoder's residual stream part-way up
+    (--dec-layer) is read through the real norm and lm head and trained towards these, so that later layers can find
+    an object by the words of the question and copy the answer. Returns (targets [T, V], mask [T]: False on rows
+    without facts, padding and separators)."""
+    first = lambda w: sp.encode(w)[0]  # noqa: E731
+    V = sp.get_piece_size()
+    out = []
+    for i, (sc, lab) in enumerate(zip(scenes, labels_per_scene)):
+        W, H = sc.image.size
+        T = lab.shape[1]
+        t = torch.zeros(T, V)
+        for j, v in enumerate(lab[4].tolist()):
+            words = []
+            if v == 0:
+                words.append(sc.bg)
+            elif 0 < v < data.TEXT_LABEL:
+                o = sc.objects[v - 1]
+                words += [o["colour"], o["shape"]]
+                if j < n_glb:  # where it is: from the global view, which shows the whole picture
+                    words += ["left" if o["cx"] < W / 2 else "right", "top" if o["cy"] < H / 2 else "bottom"]
+            elif data.TEXT_LABEL <= v < 255:
+                words.append(sc.word)
+            if words and len(scenes) > 1:
+                words.append(str(i + 1))  # "Image1" is "Image" "1": the digit is the telling token
+            for w in words:
+                t[j, first(w)] += 1.0 / len(words)
+        out.append(t)
+    t = torch.cat(out, 0)
+    return t, t.sum(-1) > 0
+
+
+def question_focus(qtype, question, scenes, per_scene, offsets, merged):
+    """Which image tokens answering `question` needs, as [(head slot, label indices)]: the asked object's tokens of
+    the global view (all objects matching the question's colour and shape words), the written word, the
+    background; for counts the matching objects' centre tokens plus BOS (index -1), so that the head's output grows
+    with the count; BOS alone when nothing matches. A two-image "same background?" question puts each image's
+    background on its own head."""
+    n_glb = merged * (merged + 1)
+    words = question.replace("?", " ").replace(".", " ").split()
+    colours = {w for w in words if w in data.COLOURS}
+    shapes = {w for w in words if w in data.SHAPES} | {s for s, p in data.PLURAL.items() if p in words}
+
+    def tokens(i, pred):
+        obj = per_scene[i][4][:n_glb]
+        return [offsets[i] + j for j, v in enumerate(obj.tolist()) if pred(v)]
+
+    def match(o):
+        return (not colours or o["colour"] in colours) and (not shapes or o["shape"] in shapes)
+
+    if "background" in words:
+        if len(scenes) > 1:
+            return [(0, tokens(0, lambda v: v == 0)), (1, tokens(1, lambda v: v == 0))]
+        return [(0, tokens(0, lambda v: v == 0))]
+    if qtype == "word" or "word" in words or "text" in words:
+        return [(0, tokens(0, lambda v: data.TEXT_LABEL <= v < 255))]
+    out = []
+    for i, sc in enumerate(scenes):
+        ids = {k + 1 for k, o in enumerate(sc.objects) if match(o)}
+        if qtype == "count":
+            cen = per_scene[i][5][:n_glb].tolist()
+            out += [offsets[i] + j for j, v in enumerate(cen) if v in ids]
+        else:
+            out += tokens(i, lambda v: v in ids)
+    if qtype == "count" or not out:
+        out.append(-1)
+    return [(0, out)]
 
 
 def example_batch(net, sp, seed, index, n_questions, qtype=None):
@@ -161,7 +250,8 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None):
         parts = p
         tails.append((tail, sp.encode(a) + [im_end]))
     prefix, pmask = net.build_prefix(parts, views)
-    labels = torch.cat([dense_labels(sc, hd, merged_grid(net)) for sc in scenes], 1)
+    per_scene = [dense_labels(sc, hd, merged_grid(net)) for sc in scenes]
+    labels = torch.cat(per_scene, 1)
     S = max(len(t) + len(a) for t, a in tails)
     ids = torch.zeros(len(tails), S, dtype=torch.long)
     tgt = torch.full((len(tails), S), -100, dtype=torch.long)
@@ -169,18 +259,27 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None):
         seq = t + a
         ids[k, :len(seq)] = torch.tensor(seq)
         tgt[k, len(t) - 1:len(seq) - 1] = torch.tensor(a)
-    return prefix, pmask, ids, tgt, [q[0] for q in qs], labels
+    offsets = np.cumsum([0] + [lab.shape[1] for lab in per_scene])
+    focus = [question_focus(t, q, scenes, per_scene, offsets, merged_grid(net)) for t, q, _ in qs]
+    return prefix, pmask, ids, tgt, [q[0] for q in qs], labels, (scenes, per_scene, focus)
 
 
 def aux_losses(img, labels, aux, res):
     """Cross-entropy of the training-only heads on the projected image tokens; their per-token accuracies go to
     `res` as ("v_colour", ok) ... for the log."""
     loss = img.new_zeros(())
-    for k, (name, head) in enumerate([("colour", aux.colour), ("shape", aux.shape), ("letter", aux.letter)]):
+    labels = labels.clone()
+    labels[5] = torch.where(labels[5] > 0, 1, labels[5])  # centre or not
+    for k, name, head in [(0, "colour", aux.colour), (1, "shape", aux.shape), (2, "letter", aux.letter),
+                          (3, "word", aux.word), (5, "centre", aux.centre),
+                          (6, "xhalf", aux.xhalf), (7, "yhalf", aux.yhalf)]:
         m = labels[k] >= 0
         if m.any():
             logits = head(img)
-            loss = loss + F.cross_entropy(logits, labels[k], ignore_index=-100)
+            weight = CENTRE_WEIGHT if k == 5 else None
+            loss = loss + F.cross_entropy(logits, labels[k], ignore_index=-100, weight=weight)
+            if k == 5:  # recall of the few centre tokens
+                m = labels[k] > 0
             res.extend((f"v_{name}", bool(x)) for x in (logits[m].argmax(-1) == labels[k][m]).tolist())
     return loss
 
@@ -194,31 +293,57 @@ def run_vision_example(net, seed, index, aux, word_prob=0.35):
     return aux_losses(img, labels, aux, res), res
 
 
-def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0):
-    prefix, pmask, ids, tgt, types, labels = example_batch(net, sp, seed, index, n_questions, qtype)
-    hp, hs = net.decode(prefix, pmask, net.model.tok_embeddings(ids), need_prefix_out=dec_weight > 0)
+def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
+                dec_layer=2, att_weight=0.0):
+    """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
+      - the dense labels on the projected image tokens (aux_losses) at aux_weight;
+      - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
+        through the real norm and lm head, and its object-centre flag, at dec_weight;
+      - the attention of the first two heads of layer dec_layer at every answer position on the tokens the
+        question is about (question_focus), at att_weight.
+    Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
+    prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus) = example_batch(
+        net, sp, seed, index, n_questions, qtype)
+    dense = aux is not None
+    att = (dec_layer, [0, 1]) if dense and att_weight > 0 else None
+    hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=dec_layer if dense else 0, att=att)
     sel = tgt >= 0
     logits = net.output(hs[sel])
     loss = F.cross_entropy(logits, tgt[sel])
-    vres = []
-    if aux is not None and aux_weight > 0:
+    res = []
+    if dense and aux_weight > 0:
         img = prefix[pmask]
         assert img.shape[0] == labels.shape[1]
-        loss = loss + aux_weight * aux_losses(img, labels, aux, vres)
-    if aux is not None and dec_weight > 0:
-        # the decoder's last hidden state at each image position names what is there, through the real lm head
-        # (colour word or written word) and a training-only shape head: answering is then find-and-copy
-        h = hp[pmask]
-        wt = word_targets(sp, labels)
-        if (wt >= 0).any():
-            loss = loss + dec_weight * F.cross_entropy(net.output(h), wt, ignore_index=-100)
-        if (labels[1] >= 0).any():
-            loss = loss + dec_weight * F.cross_entropy(aux.dec_shape(h), labels[1], ignore_index=-100)
+        loss = loss + aux_weight * aux_losses(img, labels, aux, res)
+    if dense and dec_weight > 0:
+        h = extra["tap"][pmask]
+        ft, fm = fact_targets(sp, scenes, per_scene, merged_grid(net) * (merged_grid(net) + 1))
+        logp = F.log_softmax(net.output(net.model.norm(h[fm])), -1)
+        loss = loss + dec_weight * -(ft[fm] * logp).sum(-1).mean()
+        c = labels[5] >= 0
+        cl = aux.dec_centre(h[c])
+        loss = loss + dec_weight * F.cross_entropy(cl, (labels[5][c] > 0).long(), weight=CENTRE_WEIGHT)
+        res.extend(("d_centre", bool(x)) for x in (cl[labels[5][c] > 0].argmax(-1) == 1).tolist())
+    if att is not None:
+        img_pos = torch.nonzero(pmask).squeeze(1)
+        lp = extra["att"]
+        terms = []
+        for k, foc in enumerate(focus):
+            rows = torch.nonzero(tgt[k] >= 0).squeeze(1)  # every position that predicts an answer token
+            for slot, idx in foc:
+                if not idx:
+                    continue
+                where = torch.tensor([0 if j < 0 else int(img_pos[j]) for j in idx])  # -1: BOS
+                mass = torch.logsumexp(lp[k, slot][rows][:, where], -1)
+                terms.append(-mass.mean())
+                res.append(("a_focus", bool(mass[0].exp() > 0.5)))
+        if terms:
+            loss = loss + att_weight * torch.stack(terms).mean()
     # exact-answer accuracy (teacher forced): every answer token and the end token right
     ok = torch.ones_like(tgt, dtype=torch.bool)
     ok[sel] = logits.argmax(-1) == tgt[sel]
     per_q = ok.all(1).tolist()
-    return loss, list(zip(types, per_q)) + vres
+    return loss, list(zip(types, per_q)) + res
 
 
 @torch.no_grad()
@@ -247,8 +372,8 @@ def lr_at(step, a):
 
 def save(path, net, aux, opt, step, args, elapsed):
     tmp = path + ".tmp"
-    torch.save({"model": net.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(), "step": step, "config": net.config,
-                "args": vars(args), "elapsed_s": elapsed}, tmp)
+    torch.save({"model": net.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(), "step": step,
+                "config": net.config, "args": vars(args), "elapsed_s": elapsed}, tmp)
     os.replace(tmp, path)
 
 
@@ -256,7 +381,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="build/demo_model", help="checkpoints, tokenizer and logs go here")
     ap.add_argument("--tokenizer", default=None, help="default: WORK/tokenizer.model (made if missing)")
-    ap.add_argument("--steps", type=int, default=10500)
+    ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--world", type=int, default=2,
                     help="data-parallel worker processes (one thread each; gradients summed over loopback gloo)")
     ap.add_argument("--examples-per-step", type=int, default=1, help="per worker")
@@ -267,7 +392,7 @@ def main():
     ap.add_argument("--init-seed", type=int, default=0)
     ap.add_argument("--aux-weight", type=float, default=0.3, help="weight of each training-only dense label loss")
     ap.add_argument("--dec-weight", type=float, default=0.3,
-                    help="weight of the dense labels read from the decoder's last hidden states at image positions")
+                    help="weight of the facts read from the decoder's residual stream at image positions")
     ap.add_argument("--vision-steps", type=int, default=1800,
                     help="the first steps train only the vision tower and projector on the dense labels")
     ap.add_argument("--vision-examples", type=int, default=4, help="pictures per worker in a vision step")
@@ -275,7 +400,12 @@ def main():
                     help="share of question-step pictures that are forced to be word pictures (0: data.py's mix)")
     ap.add_argument("--vision-word-prob", type=float, default=0.5,
                     help="share of warm-up pictures with a word")
-    ap.add_argument("--decoder-lr-mult", type=float, default=2.0)
+    ap.add_argument("--dec-layer", type=int, default=2,
+                    help="the facts are read after this many decoder layers; that layer's first heads are the "
+                         "supervised look-up")
+    ap.add_argument("--att-weight", type=float, default=1.0, help="weight of the supervised look-up")
+    ap.add_argument("--decoder-lr-mult", type=float, default=0.5,
+                    help="the decoder's learning rate relative to --lr (faster is noisier, and slower to learn)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--port", type=int, default=29533)
     ap.add_argument("--save-every", type=int, default=200)
@@ -312,7 +442,7 @@ def worker(rank, a):
     aux = AuxHeads(cfg["hidden_size"])
     # the decoder (from scratch when the question steps begin) learns at --decoder-lr-mult times the vision rate
     dec_ids = {id(p) for p in list(net.model.parameters()) + list(net.output.parameters())
-               + list(aux.dec_shape.parameters())}
+               + list(aux.dec_centre.parameters())}
     params = list(net.parameters()) + list(aux.parameters())
     groups = [{"params": [p for p in params if id(p) not in dec_ids], "mult": 1.0},
               {"params": [p for p in params if id(p) in dec_ids], "mult": a.decoder_lr_mult}]
@@ -349,7 +479,7 @@ def worker(rank, a):
                 index = step * per_step + rank * a.examples_per_step + e
                 qtype = "word" if a.word_frac and random.Random(f"mix:{index}").random() < a.word_frac else None
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
-                                        a.dec_weight)
+                                        a.dec_weight, a.dec_layer, a.att_weight)
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
