@@ -48,8 +48,8 @@ QUESTIONS = [
     (["shapes.png"], "Is the circle on the left or on the right?", "left", False),
     (["wide.png"], "Is the square on the left or on the right?", "left", False),
     (["stars.png"], "How many stars are there?", "4", False),
-    (["word.png"], "What word is written?", "fish", False),
-    (["pair_a.png", "pair_b.png"], data.compare_query("Which image has a triangle?"), "Image2", False),
+    (["word.png"], "What word is written?", "fish", True),
+    (["pair_a.png", "pair_b.png"], data.compare_query("Which image has a triangle?"), "Image2", True),
 ]
 
 
