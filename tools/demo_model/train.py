@@ -52,10 +52,10 @@ TRAIN_SEED = 1
 VALID_SEED = 2
 
 
-# Training-only dense labels for every merged image token (never exported): which colour is under it, which shape
-# and which letter of a written word (the word itself is the lm-head target at image positions). They make the
-# vision tower and the projector carry per-place colour/shape/glyph information early, which the question answering
-# then learns to read; without them the decoder sits on the answer priors for a long time.
+# Training-only dense labels for every merged image token (never exported; see dense_labels): which colour is under
+# it, which shape, which letter and word of a written word, and more. They make the vision tower and the projector
+# carry per-place colour/shape/glyph information early, which the question answering then learns to read; without
+# them the decoder sits on the answer priors for a long time.
 COLOUR_CLASSES = list(data.COLOURS) + list(data.BACKGROUNDS) + ["padding"]
 SHAPE_CLASSES = ["none"] + data.SHAPES
 WORD_CLASSES = ["none"] + data.WORDS
@@ -81,6 +81,27 @@ def merged_grid(net):
     """Merged image tokens per side of a view: patches per side / 2."""
     vc = net.config["vision_config"]
     return vc["image_size"] // vc["patch_size"] // 2
+
+
+def global_tokens(merged):
+    """Image tokens of the global view, which come first: merged rows of merged tokens and a sub_GN separator."""
+    return merged * (merged + 1)
+
+
+def is_text(v):
+    """A label-map value that marks a letter of the written word (TEXT_LABEL + i); 255 is padding."""
+    return data.TEXT_LABEL <= v < 255
+
+
+_word_ids = {}
+
+
+def word_id(sp, w):
+    """The first token of an answer word (cached: fact_targets asks for every image token of every step)."""
+    key = (id(sp), w)
+    if key not in _word_ids:
+        _word_ids[key] = sp.encode(w)[0]
+    return _word_ids[key]
 
 
 def dense_labels(scene, hd_num, merged, tile=560):
@@ -155,7 +176,7 @@ def dense_labels(scene, hd_num, merged, tile=560):
             colour[m] = COLOUR_CLASSES.index("padding")
         elif v == 0:
             colour[m] = COLOUR_CLASSES.index(scene.bg)
-        elif data.TEXT_LABEL <= v < data.TEXT_LABEL + 20:
+        elif is_text(v):
             word[m] = WORD_CLASSES.index(scene.word)
             letter[m] = LETTER_CLASSES.index(scene.word[v - data.TEXT_LABEL])
         else:
@@ -171,7 +192,6 @@ def fact_targets(sp, scenes, labels_per_scene, n_glb):
     (--dec-layer) is read through the real norm and lm head and trained towards these, so that later layers can find
     an object by the words of the question and copy the answer. Returns (targets [T, V], mask [T]: False on rows
     without facts, padding and separators)."""
-    first = lambda w: sp.encode(w)[0]  # noqa: E731
     V = sp.get_piece_size()
     out = []
     for i, (sc, lab) in enumerate(zip(scenes, labels_per_scene)):
@@ -187,12 +207,12 @@ def fact_targets(sp, scenes, labels_per_scene, n_glb):
                 words += [o["colour"], o["shape"]]
                 if j < n_glb:  # where it is: from the global view, which shows the whole picture
                     words += ["left" if o["cx"] < W / 2 else "right", "top" if o["cy"] < H / 2 else "bottom"]
-            elif data.TEXT_LABEL <= v < 255:
+            elif is_text(v):
                 words.append(sc.word)
             if words and len(scenes) > 1:
                 words.append(str(i + 1))  # "Image1" is "Image" "1": the digit is the telling token
             for w in words:
-                t[j, first(w)] += 1.0 / len(words)
+                t[j, word_id(sp, w)] += 1.0 / len(words)
         out.append(t)
     t = torch.cat(out, 0)
     return t, t.sum(-1) > 0
@@ -204,7 +224,7 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged):
     background; for counts the matching objects' centre tokens plus BOS (index -1), so that the head's output grows
     with the count; BOS alone when nothing matches. A two-image "same background?" question puts each image's
     background on its own head."""
-    n_glb = merged * (merged + 1)
+    n_glb = global_tokens(merged)
     words = question.replace("?", " ").replace(".", " ").split()
     colours = {w for w in words if w in data.COLOURS}
     shapes = {w for w in words if w in data.SHAPES} | {s for s, p in data.PLURAL.items() if p in words}
@@ -221,7 +241,7 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged):
             return [(0, tokens(0, lambda v: v == 0)), (1, tokens(1, lambda v: v == 0))]
         return [(0, tokens(0, lambda v: v == 0))]
     if qtype == "word" or "word" in words or "text" in words:
-        return [(0, tokens(0, lambda v: data.TEXT_LABEL <= v < 255))]
+        return [(0, tokens(0, is_text))]
     out = []
     for i, sc in enumerate(scenes):
         ids = {k + 1 for k, o in enumerate(sc.objects) if match(o)}
@@ -317,7 +337,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         loss = loss + aux_weight * aux_losses(img, labels, aux, res)
     if dense and dec_weight > 0:
         h = extra["tap"][pmask]
-        ft, fm = fact_targets(sp, scenes, per_scene, merged_grid(net) * (merged_grid(net) + 1))
+        ft, fm = fact_targets(sp, scenes, per_scene, global_tokens(merged_grid(net)))
         logp = F.log_softmax(net.output(net.model.norm(h[fm])), -1)
         loss = loss + dec_weight * -(ft[fm] * logp).sum(-1).mean()
         c = labels[5] >= 0
