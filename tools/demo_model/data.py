@@ -466,7 +466,9 @@ def _make_example(seed, index, qtype, n_questions):
             if first is not None:
                 break
     qs = [first]
-    gens = [q_colour, q_exists, q_shape, q_count] + ([q_position] if unique_position(sc) else [])
+    # follow-up counts only about count pictures: on the others every count is 1 or 0, and they taught "1"
+    gens = [q_colour, q_exists, q_shape] + ([q_count] if qtype == "count" else []) + \
+        ([q_position] if unique_position(sc) else [])
     tries = 0
     while len(qs) < n_questions and tries < 6 * n_questions:
         tries += 1

@@ -250,7 +250,7 @@ class RMSNorm(nn.Module):
 
 
 def rope_tables(positions, head_dim, theta):
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device).float() / head_dim))
     freqs = positions.float()[:, None] * inv_freq[None, :]
     emb = torch.cat([freqs, freqs], -1)
     return emb.cos(), emb.sin()
@@ -326,13 +326,14 @@ def _attend(q, k, v, mask, G):
 _masks = {}
 
 
-def causal_mask(tq, tk):
+def causal_mask(tq, tk, device=None):
     """Additive mask: query i (of the last tq positions of a tk-long sequence) sees keys 0 .. tk - tq + i."""
-    if (tq, tk) not in _masks:
-        if len(_masks) > 64:
+    key = (tq, tk, str(device))
+    if key not in _masks:
+        if len(_masks) > 16:  # prompts vary in length: a few recent sizes are all that repeat
             _masks.clear()
-        _masks[(tq, tk)] = torch.triu(torch.full((tq, tk), float("-inf")), diagonal=tk - tq + 1)
-    return _masks[(tq, tk)]
+        _masks[key] = torch.triu(torch.full((tq, tk), float("-inf"), device=device), diagonal=tk - tq + 1)
+    return _masks[key]
 
 
 class IXCDemo(nn.Module):
@@ -356,6 +357,7 @@ class IXCDemo(nn.Module):
     def encode_image(self, views, rows, cols):
         """views [1+rows*cols, 3, S, S] -> projected image tokens [(rows*cols+1)*n^2 + 1 + (rows+1)*n, D]."""
         vm = self.vit.vision_tower.vision_model
+        views = views.to(self.plora_glb_GN.device)  # preprocessing is on the CPU; training may run on a GPU
         if rows * cols == 1 and torch.equal(views[0], views[1]):
             f = vm(views[:1])  # the global view of a 1x1 grid is the tile itself: compute once, use twice
             f = torch.cat([f, f], 0)
@@ -381,11 +383,11 @@ class IXCDemo(nn.Module):
         att=(L, heads), "att": the log attention weights [K, len(heads), S, P + S] of those query heads of layer L
         (0-based) at the suffix rows."""
         c = self.config
-        P, S = prefix.shape[0], suffix.shape[1]
+        P, S, dev = prefix.shape[0], suffix.shape[1], prefix.device
         theta = float(c["rope_theta"])
-        cos_p, sin_p = rope_tables(torch.arange(P), self.head_dim, theta)
-        cos_s, sin_s = rope_tables(torch.arange(P, P + S), self.head_dim, theta)
-        mask_p, mask_s = causal_mask(P, P), causal_mask(S, P + S)
+        cos_p, sin_p = rope_tables(torch.arange(P, device=dev), self.head_dim, theta)
+        cos_s, sin_s = rope_tables(torch.arange(P, P + S, device=dev), self.head_dim, theta)
+        mask_p, mask_s = causal_mask(P, P, dev), causal_mask(S, P + S, dev)
         xp, xs = prefix, suffix
         layers = self.model.layers
         extra = {}
@@ -416,19 +418,21 @@ class IXCDemo(nn.Module):
         return self.model.norm(xs), extra
 
     def embed_tokens(self, ids):
-        return self.model.tok_embeddings(torch.as_tensor(ids, dtype=torch.long))
+        w = self.model.tok_embeddings.weight
+        return self.model.tok_embeddings(torch.as_tensor(ids, dtype=torch.long, device=w.device))
 
     def build_prefix(self, parts, images):
         """parts: token-id lists of the text before each image (parts[0] starts with BOS); images: list of
         (views, rows, cols). Returns (embeds [P, D], im_mask [P])."""
         embs, masks = [], []
+        dev = self.plora_glb_GN.device
         for ids, (views, rows, cols) in zip(parts, images):
             if ids:
                 embs.append(self.embed_tokens(ids))
-                masks.append(torch.zeros(len(ids), dtype=torch.bool))
+                masks.append(torch.zeros(len(ids), dtype=torch.bool, device=dev))
             e = self.encode_image(views, rows, cols)
             embs.append(e)
-            masks.append(torch.ones(e.shape[0], dtype=torch.bool))
+            masks.append(torch.ones(e.shape[0], dtype=torch.bool, device=dev))
         return torch.cat(embs, 0), torch.cat(masks, 0)
 
 

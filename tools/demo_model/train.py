@@ -18,7 +18,7 @@ Two stages, one schedule (AdamW, warm-up then cosine decay; the decoder at --dec
      (--aux-weight); the answer words true of each image token (its colour, shape, place, image), read from the
      decoder's residual stream after --dec-layer layers through the real lm head (--dec-weight); and the
      attention of that layer's first heads, at the answer positions, on the tokens the question is about
-     (--att-weight). The decoder gets its own warm-up when this stage begins, and learns at half the vision rate:
+     (--att-weight; for counts spread evenly over the matching centres and BOS, --count-uniform). The decoder gets its own warm-up when this stage begins, and learns at half the vision rate:
      a faster decoder rate was much slower to learn look-ups (a decoder-only probe on perfect image tokens).
 
 Data is a function of the step: worker r's example e of question step s is data.make_example(1, (s * world + r) *
@@ -27,7 +27,8 @@ examples_per_step + e), and of warm-up step s data.vision_scene(1, (s * world + 
 again continues from there.
 
 --world worker processes (default 2) each take their own pictures with one thread and sum their gradients over
-loopback gloo: on a shared 2-core machine, OpenMP threads that wait for each other are several times slower than
+loopback gloo (--device cuda puts every worker's model on the one GPU; see README.md, it does not pay for a model
+this small): on a shared 2-core machine, OpenMP threads that wait for each other are several times slower than
 single-threaded processes.
 """
 import argparse
@@ -205,8 +206,12 @@ def fact_targets(sp, scenes, labels_per_scene, n_glb):
             elif 0 < v < data.TEXT_LABEL:
                 o = sc.objects[v - 1]
                 words += [o["colour"], o["shape"]]
-                if j < n_glb:  # where it is: from the global view, which shows the whole picture
-                    words += ["left" if o["cx"] < W / 2 else "right", "top" if o["cy"] < H / 2 else "bottom"]
+                # where it is, on the global view, which shows the whole picture, and only along the axis the view
+                # spans without padding (the one position questions ask about): elsewhere it cannot be told
+                if j < n_glb and W >= H:
+                    words.append("left" if o["cx"] < W / 2 else "right")
+                if j < n_glb and H >= W:
+                    words.append("top" if o["cy"] < H / 2 else "bottom")
             elif is_text(v):
                 words.append(sc.word)
             if words and len(scenes) > 1:
@@ -256,7 +261,8 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged):
 
 
 def example_batch(net, sp, seed, index, n_questions, qtype=None):
-    """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types, dense labels)."""
+    """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types, dense labels) on the
+    model's device, and the CPU-side (scenes, per-scene labels, focus) for the training-only terms."""
     scenes, qs = data.make_example(seed, index, qtype=qtype, n_questions=n_questions, scenes=True)
     imgs = [sc.image for sc in scenes]
     hd = 6 if len(imgs) > 1 else 24
@@ -281,14 +287,16 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None):
         tgt[k, len(t) - 1:len(seq) - 1] = torch.tensor(a)
     offsets = np.cumsum([0] + [lab.shape[1] for lab in per_scene])
     focus = [question_focus(t, q, scenes, per_scene, offsets, merged_grid(net)) for t, q, _ in qs]
-    return prefix, pmask, ids, tgt, [q[0] for q in qs], labels, (scenes, per_scene, focus)
+    dev = prefix.device
+    return (prefix, pmask, ids.to(dev), tgt.to(dev), [q[0] for q in qs], labels.to(dev),
+            (scenes, per_scene, focus))
 
 
 def aux_losses(img, labels, aux, res):
     """Cross-entropy of the training-only heads on the projected image tokens; their per-token accuracies go to
     `res` as ("v_colour", ok) ... for the log."""
     loss = img.new_zeros(())
-    labels = labels.clone()
+    labels = labels.to(img.device).clone()  # a copy: the centre row is changed below
     labels[5] = torch.where(labels[5] > 0, 1, labels[5])  # centre or not
     for k, name, head in [(0, "colour", aux.colour), (1, "shape", aux.shape), (2, "letter", aux.letter),
                           (3, "word", aux.word), (5, "centre", aux.centre),
@@ -296,7 +304,7 @@ def aux_losses(img, labels, aux, res):
         m = labels[k] >= 0
         if m.any():
             logits = head(img)
-            weight = CENTRE_WEIGHT if k == 5 else None
+            weight = CENTRE_WEIGHT.to(img.device) if k == 5 else None
             loss = loss + F.cross_entropy(logits, labels[k], ignore_index=-100, weight=weight)
             if k == 5:  # recall of the few centre tokens
                 m = labels[k] > 0
@@ -308,13 +316,13 @@ def run_vision_example(net, seed, index, aux, word_prob=0.35):
     """Vision warm-up: only the vision tower, the merge and the projector, trained on the dense labels."""
     scene = data.vision_scene(seed, index, word_prob)
     img = net.encode_image(*M.preprocess(scene.image, 24))
-    labels = dense_labels(scene, 24, merged_grid(net))
+    labels = dense_labels(scene, 24, merged_grid(net)).to(img.device)
     res = []
     return aux_losses(img, labels, aux, res), res
 
 
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
-                dec_layer=2, att_weight=0.0):
+                dec_layer=2, att_weight=0.0, count_uniform=True):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -338,14 +346,16 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
     if dense and dec_weight > 0:
         h = extra["tap"][pmask]
         ft, fm = fact_targets(sp, scenes, per_scene, global_tokens(merged_grid(net)))
+        ft, fm = ft.to(h.device), fm.to(h.device)
         logp = F.log_softmax(net.output(net.model.norm(h[fm])), -1)
         loss = loss + dec_weight * -(ft[fm] * logp).sum(-1).mean()
         c = labels[5] >= 0
         cl = aux.dec_centre(h[c])
-        loss = loss + dec_weight * F.cross_entropy(cl, (labels[5][c] > 0).long(), weight=CENTRE_WEIGHT)
+        loss = loss + dec_weight * F.cross_entropy(cl, (labels[5][c] > 0).long(),
+                                                   weight=CENTRE_WEIGHT.to(h.device))
         res.extend(("d_centre", bool(x)) for x in (cl[labels[5][c] > 0].argmax(-1) == 1).tolist())
     if att is not None:
-        img_pos = torch.nonzero(pmask).squeeze(1)
+        img_pos = torch.nonzero(pmask.cpu()).squeeze(1).tolist()
         lp = extra["att"]
         terms = []
         for k, foc in enumerate(focus):
@@ -353,9 +363,15 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
             for slot, idx in foc:
                 if not idx:
                     continue
-                where = torch.tensor([0 if j < 0 else int(img_pos[j]) for j in idx])  # -1: BOS
-                mass = torch.logsumexp(lp[k, slot][rows][:, where], -1)
-                terms.append(-mass.mean())
+                where = torch.tensor([0 if j < 0 else img_pos[j] for j in idx], device=lp.device)  # -1: BOS
+                sub = lp[k, slot][rows][:, where]
+                mass = torch.logsumexp(sub, -1)
+                if count_uniform and types[k] == "count":
+                    # the same weight on each matching centre and on BOS (cross-entropy to the uniform spread):
+                    # the head's output then says how many there are, which all of it on one centre would not
+                    terms.append(-sub.mean())
+                else:
+                    terms.append(-mass.mean())
                 res.append(("a_focus", bool(mass[0].exp() > 0.5)))
         if terms:
             loss = loss + att_weight * torch.stack(terms).mean()
@@ -392,7 +408,8 @@ def lr_at(step, a):
 
 def save(path, net, aux, opt, step, args, elapsed):
     tmp = path + ".tmp"
-    torch.save({"model": net.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(), "step": step,
+    cpu = lambda sd: {k: v.cpu() for k, v in sd.items()}  # noqa: E731 (a checkpoint loads on any device)
+    torch.save({"model": cpu(net.state_dict()), "aux": cpu(aux.state_dict()), "opt": opt.state_dict(), "step": step,
                 "config": net.config, "args": vars(args), "elapsed_s": elapsed}, tmp)
     os.replace(tmp, path)
 
@@ -426,7 +443,12 @@ def main():
     ap.add_argument("--att-weight", type=float, default=1.0, help="weight of the supervised look-up")
     ap.add_argument("--decoder-lr-mult", type=float, default=0.5,
                     help="the decoder's learning rate relative to --lr (faster is noisier, and slower to learn)")
+    ap.add_argument("--count-uniform", type=int, default=1,
+                    help="count questions spread the look-up evenly over the matching centres and BOS (not just "
+                         "anywhere on them)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
     ap.add_argument("--port", type=int, default=29533)
     ap.add_argument("--save-every", type=int, default=200)
     ap.add_argument("--valid-every", type=int, default=1000)
@@ -460,6 +482,9 @@ def worker(rank, a):
     cfg["vocab_size"] = sp.get_piece_size()
     net = M.IXCDemo(cfg)
     aux = AuxHeads(cfg["hidden_size"])
+    dev = torch.device(a.device)
+    net.to(dev)  # initialised on the CPU first: the same start on every device
+    aux.to(dev)
     # the decoder (from scratch when the question steps begin) learns at --decoder-lr-mult times the vision rate
     dec_ids = {id(p) for p in list(net.model.parameters()) + list(net.output.parameters())
                + list(aux.dec_centre.parameters())}
@@ -499,7 +524,7 @@ def worker(rank, a):
                 index = step * per_step + rank * a.examples_per_step + e
                 qtype = "word" if a.word_frac and random.Random(f"mix:{index}").random() < a.word_frac else None
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
-                                        a.dec_weight, a.dec_layer, a.att_weight)
+                                        a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform))
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
@@ -508,8 +533,9 @@ def worker(rank, a):
             import torch.distributed as dist
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
             # (in vision steps the decoder has no gradients: zeros keep every worker's buffer the same size)
-            flat = torch.cat([g.reshape(-1) for g in grads])
+            flat = torch.cat([g.reshape(-1) for g in grads]).cpu()  # gloo sums on the CPU
             dist.all_reduce(flat)
+            flat = flat.to(dev)
             off = 0
             for p, g in zip(params, grads):
                 p.grad = flat[off:off + g.numel()].view_as(p).clone()
@@ -531,7 +557,7 @@ def worker(rank, a):
             continue
         if step % 25 == 0:
             accs = " ".join(f"{t}={sum(v) / len(v):.2f}" for t, v in sorted(hist.items()))
-            msg = (f"step {step} {elapsed / 60:.1f}min lr {lr_at(step, a):.2e} loss {sum(losses) / len(losses):.3f} "
+            msg = (f"step {step} {elapsed / 60:.1f}min ({elapsed:.1f}s) lr {lr_at(step, a):.2e} loss {sum(losses) / len(losses):.3f} "
                    f"train-acc(rank0) {accs}")
             print(msg, flush=True)
             log.write(msg + "\n")
