@@ -35,8 +35,8 @@ PICTURES = {
 }
 
 # (pictures, prompt, true answer, pinned). Pinned: the shipped models/demo answers it right, and
-# tests/demo_model_test checks that it still does; the others are asked too (the engine must answer and stop) but
-# the current demo model gets them wrong (see tools/demo_model/README.md for its accuracy per question type).
+# tests/demo_model_test checks that it still does; unpinned ones (none for the current model) are asked too, and
+# the engine must answer and stop (see tools/demo_model/README.md for the accuracy per question type).
 QUESTIONS = [
     (["shapes.png"], "What shape is yellow?", "star", True),
     (["shapes.png"], "What colour is the background?", "cyan", True),
@@ -45,9 +45,9 @@ QUESTIONS = [
     (["shapes.png"], "What colour is the circle?", "red", True),
     (["shapes.png"], "Is there a blue triangle?", "yes", True),
     (["wide.png"], "What colour is the star?", "purple", True),
-    (["shapes.png"], "Is the circle on the left or on the right?", "left", False),
-    (["wide.png"], "Is the square on the left or on the right?", "left", False),
-    (["stars.png"], "How many stars are there?", "4", False),
+    (["shapes.png"], "Is the circle on the left or on the right?", "left", True),
+    (["wide.png"], "Is the square on the left or on the right?", "left", True),
+    (["stars.png"], "How many stars are there?", "4", True),
     (["word.png"], "What word is written?", "fish", True),
     (["pair_a.png", "pair_b.png"], data.compare_query("Which image has a triangle?"), "Image2", True),
 ]
