@@ -435,6 +435,9 @@ def main():
     ap.add_argument("--vision-examples", type=int, default=4, help="pictures per worker in a vision step")
     ap.add_argument("--word-frac", type=float, default=0.08,
                     help="share of question-step pictures that are forced to be word pictures (0: data.py's mix)")
+    ap.add_argument("--count-frac", type=float, default=0.0,
+                    help="share of question-step pictures forced to be count pictures (0: data.py's mix, about 1 in "
+                         "7). In the decoder-only probe 0.25 doubled count accuracy at 3000 steps (28%% -> 59%%)")
     ap.add_argument("--vision-word-prob", type=float, default=0.5,
                     help="share of warm-up pictures with a word")
     ap.add_argument("--dec-layer", type=int, default=2,
@@ -522,7 +525,8 @@ def worker(rank, a):
                 loss, res = run_vision_example(net, TRAIN_SEED, index, aux, a.vision_word_prob)
             else:
                 index = step * per_step + rank * a.examples_per_step + e
-                qtype = "word" if a.word_frac and random.Random(f"mix:{index}").random() < a.word_frac else None
+                u = random.Random(f"mix:{index}").random()
+                qtype = "word" if u < a.word_frac else ("count" if u < a.word_frac + a.count_frac else None)
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
                                         a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform))
             (loss / (a.world * n_ex)).backward()
