@@ -18,8 +18,9 @@ Two stages, one schedule (AdamW, warm-up then cosine decay; the decoder at --dec
      (--aux-weight); the answer words true of each image token (its colour, shape, place, image), read from the
      decoder's residual stream after --dec-layer layers through the real lm head (--dec-weight); and the
      attention of that layer's first heads, at the answer positions, on the tokens the question is about
-     (--att-weight; for counts spread evenly over the matching centres and BOS, --count-uniform). The decoder gets its own warm-up when this stage begins, and learns at half the vision rate:
-     a faster decoder rate was much slower to learn look-ups (a decoder-only probe on perfect image tokens).
+     (--att-weight; for counts spread evenly over the matching centres and BOS, --count-uniform). The decoder
+     gets its own warm-up when this stage begins, and learns at half the vision rate: a faster decoder rate was
+     much slower to learn look-ups (a decoder-only probe on perfect image tokens).
 
 Data is a function of the step: worker r's example e of question step s is data.make_example(1, (s * world + r) *
 examples_per_step + e), and of warm-up step s data.vision_scene(1, (s * world + r) * vision_examples + e). Every
@@ -77,6 +78,7 @@ class AuxHeads(nn.Module):
 
 
 CENTRE_WEIGHT = torch.tensor([1.0, 5.0])  # an object has one centre token per view and many others
+
 
 def merged_grid(net):
     """Merged image tokens per side of a view: patches per side / 2."""
@@ -316,7 +318,7 @@ def run_vision_example(net, seed, index, aux, word_prob=0.35):
     """Vision warm-up: only the vision tower, the merge and the projector, trained on the dense labels."""
     scene = data.vision_scene(seed, index, word_prob)
     img = net.encode_image(*M.preprocess(scene.image, 24))
-    labels = dense_labels(scene, 24, merged_grid(net)).to(img.device)
+    labels = dense_labels(scene, 24, merged_grid(net))  # (aux_losses moves it to the model's device)
     res = []
     return aux_losses(img, labels, aux, res), res
 
@@ -561,8 +563,8 @@ def worker(rank, a):
             continue
         if step % 25 == 0:
             accs = " ".join(f"{t}={sum(v) / len(v):.2f}" for t, v in sorted(hist.items()))
-            msg = (f"step {step} {elapsed / 60:.1f}min ({elapsed:.1f}s) lr {lr_at(step, a):.2e} loss {sum(losses) / len(losses):.3f} "
-                   f"train-acc(rank0) {accs}")
+            msg = (f"step {step} {elapsed / 60:.1f}min ({elapsed:.1f}s) lr {lr_at(step, a):.2e} "
+                   f"loss {sum(losses) / len(losses):.3f} train-acc(rank0) {accs}")
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
