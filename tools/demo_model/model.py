@@ -381,7 +381,7 @@ class IXCDemo(nn.Module):
         rows: attention is causal). Returns the suffix's final-normed hidden states [K, S, D] and a dict of
         training-only extras: with tap=L, "tap": the prefix's residual stream after the first L layers; with
         att=(L, heads), "att": the log attention weights [K, len(heads), S, P + S] of those query heads of layer L
-        (0-based) at the suffix rows."""
+        (0-based) at the suffix rows, and "after": the suffix's residual stream after that layer."""
         c = self.config
         P, S, dev = prefix.shape[0], suffix.shape[1], prefix.device
         theta = float(c["rope_theta"])
@@ -415,6 +415,8 @@ class IXCDemo(nn.Module):
             os_ = os_.transpose(1, 2).reshape(K, S, -1)
             xs = xs + A.wo(os_, None)
             xs = xs + L.feed_forward(L.ffn_norm(xs), None)
+            if att and li == att[0]:
+                extra["after"] = xs
         return self.model.norm(xs), extra
 
     def embed_tokens(self, ids):

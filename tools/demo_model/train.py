@@ -18,7 +18,9 @@ Two stages, one schedule (AdamW, warm-up then cosine decay; the decoder at --dec
      (--aux-weight); the answer words true of each image token (its colour, shape, place, image), read from the
      decoder's residual stream after --dec-layer layers through the real lm head (--dec-weight); and the
      attention of that layer's first heads, at the answer positions, on the tokens the question is about
-     (--att-weight; for counts spread evenly over the matching centres and BOS, --count-uniform). The decoder
+     (--att-weight; for counts spread evenly over the matching centres and BOS, --count-uniform). Two more,
+     off by default (the shipped run had neither): every global-view token's own half through the lm head
+     (--side-weight) and the answer right after the look-up layer (--copy-weight). The decoder
      gets its own warm-up when this stage begins, and learns at half the vision rate: a faster decoder rate was
      much slower to learn look-ups (a decoder-only probe on perfect image tokens).
 
@@ -323,8 +325,33 @@ def run_vision_example(net, seed, index, aux, word_prob=0.35):
     return aux_losses(img, labels, aux, res), res
 
 
+def side_loss(sp, net, h, scenes, per_scene, merged, res):
+    """Every global-view token's own half, read from the residual stream h [image tokens, D] through the real norm
+    and lm head as a choice between "left" and "right" (pictures at least as wide as high) or "top" and "bottom"
+    (at least as high as wide): the axis the view spans without padding. The vision tower knows where each token
+    is, but the object facts alone (one side word on a few tokens) taught the decoder left/right only about 60% of
+    the time; this dense label asks for it on every token. Per-token accuracies go to `res` as "d_side"."""
+    n_glb = global_tokens(merged)
+    logits, targets, off = [], [], 0
+    for sc, lab in zip(scenes, per_scene):
+        W, H = sc.image.size
+        for row, words, ok in ((6, ("left", "right"), W >= H), (7, ("top", "bottom"), H >= W)):
+            if not ok:
+                continue
+            half = lab[row][:n_glb]
+            j = torch.nonzero(half >= 0).squeeze(1)
+            ids = torch.tensor([word_id(sp, w) for w in words], device=h.device)
+            logits.append(net.output(net.model.norm(h[off + j.to(h.device)]))[:, ids])
+            targets.append(half[j].to(h.device))
+        off += lab.shape[1]
+    logits, targets = torch.cat(logits), torch.cat(targets)
+    res.extend(("d_side", bool(x)) for x in (logits.argmax(-1) == targets).tolist()[::8])
+    return F.cross_entropy(logits, targets)
+
+
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
-                dec_layer=2, att_weight=0.0, count_uniform=True):
+                dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0,
+                copy_weight=0.0):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -356,6 +383,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         loss = loss + dec_weight * F.cross_entropy(cl, (labels[5][c] > 0).long(),
                                                    weight=CENTRE_WEIGHT.to(h.device))
         res.extend(("d_centre", bool(x)) for x in (cl[labels[5][c] > 0].argmax(-1) == 1).tolist())
+        if side_weight > 0:
+            loss = loss + side_weight * side_loss(sp, net, h, scenes, per_scene, merged_grid(net), res)
     if att is not None:
         img_pos = torch.nonzero(pmask.cpu()).squeeze(1).tolist()
         lp = extra["att"]
@@ -377,6 +406,18 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 res.append(("a_focus", bool(mass[0].exp() > 0.5)))
         if terms:
             loss = loss + att_weight * torch.stack(terms).mean()
+        if copy_weight > 0:
+            # what the look-up copied must already say the answer right after that layer, for the answers that are
+            # a fact of the looked-up tokens
+            after, cterms = extra["after"], []
+            for k, t in enumerate(types):
+                if t in ("colour", "shape", "position", "word"):
+                    r = int(torch.nonzero(tgt[k] >= 0)[0])
+                    lg = net.output(net.model.norm(after[k, r]))
+                    cterms.append(F.cross_entropy(lg[None], tgt[k, r][None]))
+                    res.append(("c_" + t, bool(lg.argmax() == tgt[k, r])))
+            if cterms:
+                loss = loss + copy_weight * torch.stack(cterms).mean()
     # exact-answer accuracy (teacher forced): every answer token and the end token right
     ok = torch.ones_like(tgt, dtype=torch.bool)
     ok[sel] = logits.argmax(-1) == tgt[sel]
@@ -439,7 +480,7 @@ def main():
                     help="share of question-step pictures that are forced to be word pictures (0: data.py's mix)")
     ap.add_argument("--count-frac", type=float, default=0.0,
                     help="share of question-step pictures forced to be count pictures (0: data.py's mix, about 1 in "
-                         "7). In the decoder-only probe 0.25 doubled count accuracy at 3000 steps (28%% -> 59%%)")
+                         "7). 0.25 in a full run: counts 63%% -> 74%%, but words and two-image questions fell")
     ap.add_argument("--vision-word-prob", type=float, default=0.5,
                     help="share of warm-up pictures with a word")
     ap.add_argument("--dec-layer", type=int, default=2,
@@ -451,6 +492,12 @@ def main():
     ap.add_argument("--count-uniform", type=int, default=1,
                     help="count questions spread the look-up evenly over the matching centres and BOS (not just "
                          "anywhere on them)")
+    ap.add_argument("--side-weight", type=float, default=0.0,
+                    help="weight of every global-view token's own half (left/right or top/bottom) read through the "
+                         "lm head at --dec-layer (1, with --copy-weight 0.5: left/right 49%% -> 98%%, see README)")
+    ap.add_argument("--copy-weight", type=float, default=0.0,
+                    help="weight of the answer read through the lm head right after the look-up layer (colour, "
+                         "shape, position and word questions)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -503,7 +550,8 @@ def worker(rank, a):
         ck = torch.load(ckpt, map_location="cpu")
         net.load_state_dict(ck["model"])
         aux.load_state_dict(ck["aux"])
-        opt.load_state_dict(ck["opt"])
+        if "opt" in ck:  # (a checkpoint without it starts the optimiser afresh)
+            opt.load_state_dict(ck["opt"])
         start, elapsed0 = ck["step"], ck.get("elapsed_s", 0.0)
         if rank == 0:
             print(f"resuming at step {start} ({elapsed0 / 60:.1f} min used)", flush=True)
@@ -530,7 +578,8 @@ def worker(rank, a):
                 u = random.Random(f"mix:{index}").random()
                 qtype = "word" if u < a.word_frac else ("count" if u < a.word_frac + a.count_frac else None)
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
-                                        a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform))
+                                        a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
+                                        a.side_weight, a.copy_weight)
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
