@@ -325,12 +325,13 @@ def run_vision_example(net, seed, index, aux, word_prob=0.35):
     return aux_losses(img, labels, aux, res), res
 
 
-def side_loss(sp, net, h, scenes, per_scene, merged, res):
-    """Every global-view token's own half, read from the residual stream h [image tokens, D] through the real norm
-    and lm head as a choice between "left" and "right" (pictures at least as wide as high) or "top" and "bottom"
-    (at least as high as wide): the axis the view spans without padding. The vision tower knows where each token
-    is, but the object facts alone (one side word on a few tokens) taught the decoder left/right only about 60% of
-    the time; this dense label asks for it on every token. Per-token accuracies go to `res` as "d_side"."""
+def side_loss(sp, lens, scenes, per_scene, merged, res):
+    """Every global-view token's own half, read from its lm-head logits `lens` [image tokens, V] (the residual
+    stream at --dec-layer through the real norm and lm head) as a choice between "left" and "right" (pictures at
+    least as wide as high) or "top" and "bottom" (at least as high as wide): the axis the view spans without
+    padding. The vision tower knows where each token is, but the object facts alone (one side word on a few tokens)
+    taught the decoder left/right only about 60% of the time; this dense label asks for it on every token. Every
+    8th token's accuracy goes to `res` as "d_side" (enough for the log)."""
     n_glb = global_tokens(merged)
     logits, targets, off = [], [], 0
     for sc, lab in zip(scenes, per_scene):
@@ -338,11 +339,11 @@ def side_loss(sp, net, h, scenes, per_scene, merged, res):
         for row, words, ok in ((6, ("left", "right"), W >= H), (7, ("top", "bottom"), H >= W)):
             if not ok:
                 continue
-            half = lab[row][:n_glb]
+            half = lab[row][:n_glb].to(lens.device)
             j = torch.nonzero(half >= 0).squeeze(1)
-            ids = torch.tensor([word_id(sp, w) for w in words], device=h.device)
-            logits.append(net.output(net.model.norm(h[off + j.to(h.device)]))[:, ids])
-            targets.append(half[j].to(h.device))
+            ids = torch.tensor([word_id(sp, w) for w in words], device=lens.device)
+            logits.append(lens[off + j][:, ids])
+            targets.append(half[j])
         off += lab.shape[1]
     logits, targets = torch.cat(logits), torch.cat(targets)
     res.extend(("d_side", bool(x)) for x in (logits.argmax(-1) == targets).tolist()[::8])
@@ -350,14 +351,16 @@ def side_loss(sp, net, h, scenes, per_scene, merged, res):
 
 
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
-                dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0,
-                copy_weight=0.0):
+                dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
         through the real norm and lm head, and its object-centre flag, at dec_weight;
       - the attention of the first two heads of layer dec_layer at every answer position on the tokens the
-        question is about (question_focus), at att_weight.
+        question is about (question_focus), at att_weight;
+      - every global-view token's own half through the same lm head (side_loss), at side_weight (with dec_weight);
+      - the first answer token of colour, shape, position and word questions read right after layer dec_layer, at
+        copy_weight (with att_weight).
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus) = example_batch(
         net, sp, seed, index, n_questions, qtype)
@@ -376,7 +379,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         h = extra["tap"][pmask]
         ft, fm = fact_targets(sp, scenes, per_scene, global_tokens(merged_grid(net)))
         ft, fm = ft.to(h.device), fm.to(h.device)
-        logp = F.log_softmax(net.output(net.model.norm(h[fm])), -1)
+        lens = net.output(net.model.norm(h))  # every image token through the lm head: the facts and the sides
+        logp = F.log_softmax(lens[fm], -1)
         loss = loss + dec_weight * -(ft[fm] * logp).sum(-1).mean()
         c = labels[5] >= 0
         cl = aux.dec_centre(h[c])
@@ -384,13 +388,20 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                                                    weight=CENTRE_WEIGHT.to(h.device))
         res.extend(("d_centre", bool(x)) for x in (cl[labels[5][c] > 0].argmax(-1) == 1).tolist())
         if side_weight > 0:
-            loss = loss + side_weight * side_loss(sp, net, h, scenes, per_scene, merged_grid(net), res)
+            loss = loss + side_weight * side_loss(sp, lens, scenes, per_scene, merged_grid(net), res)
     if att is not None:
         img_pos = torch.nonzero(pmask.cpu()).squeeze(1).tolist()
         lp = extra["att"]
-        terms = []
+        terms, cterms = [], []
         for k, foc in enumerate(focus):
             rows = torch.nonzero(tgt[k] >= 0).squeeze(1)  # every position that predicts an answer token
+            if copy_weight > 0 and types[k] in ("colour", "shape", "position", "word"):
+                # what the look-up copied must already say the answer (a fact of the looked-up tokens) right after
+                # that layer
+                r = rows[0]
+                lg = net.output(net.model.norm(extra["after"][k, r]))
+                cterms.append(F.cross_entropy(lg[None], tgt[k, r][None]))
+                res.append(("c_" + types[k], bool(lg.argmax() == tgt[k, r])))
             for slot, idx in foc:
                 if not idx:
                     continue
@@ -406,18 +417,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 res.append(("a_focus", bool(mass[0].exp() > 0.5)))
         if terms:
             loss = loss + att_weight * torch.stack(terms).mean()
-        if copy_weight > 0:
-            # what the look-up copied must already say the answer right after that layer, for the answers that are
-            # a fact of the looked-up tokens
-            after, cterms = extra["after"], []
-            for k, t in enumerate(types):
-                if t in ("colour", "shape", "position", "word"):
-                    r = int(torch.nonzero(tgt[k] >= 0)[0])
-                    lg = net.output(net.model.norm(after[k, r]))
-                    cterms.append(F.cross_entropy(lg[None], tgt[k, r][None]))
-                    res.append(("c_" + t, bool(lg.argmax() == tgt[k, r])))
-            if cterms:
-                loss = loss + copy_weight * torch.stack(cterms).mean()
+        if cterms:
+            loss = loss + copy_weight * torch.stack(cterms).mean()
     # exact-answer accuracy (teacher forced): every answer token and the end token right
     ok = torch.ones_like(tgt, dtype=torch.bool)
     ok[sel] = logits.argmax(-1) == tgt[sel]
