@@ -359,8 +359,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
       - the attention of the first two heads of layer dec_layer at every answer position on the tokens the
         question is about (question_focus), at att_weight;
       - every global-view token's own half through the same lm head (side_loss), at side_weight (with dec_weight);
-      - the first answer token of colour, shape, position and word questions read right after layer dec_layer, at
-        copy_weight (with att_weight).
+      - the first answer token of colour, shape, position and word questions read right after layer dec_layer, and
+        for "same background?" both backgrounds half each, at copy_weight (with att_weight).
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus) = example_batch(
         net, sp, seed, index, n_questions, qtype)
@@ -402,6 +402,16 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 lg = net.output(net.model.norm(extra["after"][k, r]))
                 cterms.append(F.cross_entropy(lg[None], tgt[k, r][None]))
                 res.append(("c_" + types[k], bool(lg.argmax() == tgt[k, r])))
+            elif copy_weight > 0 and len(foc) == 2:
+                # "same background?": both backgrounds must be copied, half each, so the reading is one colour when
+                # they match and two when not, which the later layers turn into yes/no
+                lg = net.output(net.model.norm(extra["after"][k, rows[0]]))
+                want = torch.zeros_like(lg)
+                for sc in scenes:
+                    want[word_id(sp, sc.bg)] += 0.5
+                cterms.append(-(want * F.log_softmax(lg, -1)).sum())
+                top = set(lg.topk(2 - (scenes[0].bg == scenes[1].bg)).indices.tolist())
+                res.append(("c_bg", top == set(torch.nonzero(want).squeeze(1).tolist())))
             for slot, idx in foc:
                 if not idx:
                     continue
@@ -482,6 +492,9 @@ def main():
     ap.add_argument("--count-frac", type=float, default=0.0,
                     help="share of question-step pictures forced to be count pictures (0: data.py's mix, about 1 in "
                          "7). 0.25 in a full run: counts 63%% -> 74%%, but words and two-image questions fell")
+    ap.add_argument("--compare-frac", type=float, default=0.0,
+                    help="share of question-step pictures forced to be two-image pictures (0: data.py's mix, about "
+                         "1 in 9)")
     ap.add_argument("--vision-word-prob", type=float, default=0.5,
                     help="share of warm-up pictures with a word")
     ap.add_argument("--dec-layer", type=int, default=2,
@@ -498,7 +511,7 @@ def main():
                          "lm head at --dec-layer (1, with --copy-weight 0.5: left/right 49%% -> 98%%, see README)")
     ap.add_argument("--copy-weight", type=float, default=0.0,
                     help="weight of the answer read through the lm head right after the look-up layer (colour, "
-                         "shape, position and word questions)")
+                         "shape, position and word questions; both backgrounds for 'same background?')")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -577,7 +590,8 @@ def worker(rank, a):
             else:
                 index = step * per_step + rank * a.examples_per_step + e
                 u = random.Random(f"mix:{index}").random()
-                qtype = "word" if u < a.word_frac else ("count" if u < a.word_frac + a.count_frac else None)
+                cuts = np.cumsum([a.word_frac, a.count_frac, a.compare_frac])
+                qtype = (["word", "count", "compare"] + [None])[int(np.searchsorted(cuts, u, side="right"))]
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
                                         a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
                                         a.side_weight, a.copy_weight)
