@@ -13,14 +13,14 @@ Two stages, one schedule (AdamW, warm-up then cosine decay; the decoder at --dec
   2. Questions: each worker step takes one picture (or a pair, for comparisons) and up to --questions questions
      about it. The image part of the prompt is the same for every question (it comes first), so the decoder runs
      it once and the questions continue it as a batch (model.IXCDemo.decode), with Partial LoRA on the image
-     rows. The loss is the cross-entropy of the answer tokens and the closing [UNUSED_TOKEN_145], plus three
+     rows. The loss is the cross-entropy of the answer tokens and the closing [UNUSED_TOKEN_145], plus five
      training-only terms that spell out find-then-copy (run_example): the dense labels on the projector's outputs
      (--aux-weight); the answer words true of each image token (its colour, shape, place, image), read from the
      decoder's residual stream after --dec-layer layers through the real lm head (--dec-weight); and the
      attention of that layer's first heads, at the answer positions, on the tokens the question is about
-     (--att-weight; for counts spread evenly over the matching centres and BOS, --count-uniform). Two more,
-     off by default (the shipped run had neither): every global-view token's own half through the lm head
-     (--side-weight) and the answer right after the look-up layer (--copy-weight). The decoder
+     (--att-weight; for counts spread evenly over the matching centres and BOS, --count-uniform); every
+     global-view token's own half through the lm head (--side-weight), without which left/right is at chance; and
+     the answer right after the look-up layer (--copy-weight; for "same background?" both backgrounds). The decoder
      gets its own warm-up when this stage begins, and learns at half the vision rate: a faster decoder rate was
      much slower to learn look-ups (a decoder-only probe on perfect image tokens).
 
@@ -487,12 +487,12 @@ def main():
     ap.add_argument("--vision-steps", type=int, default=1800,
                     help="the first steps train only the vision tower and projector on the dense labels")
     ap.add_argument("--vision-examples", type=int, default=4, help="pictures per worker in a vision step")
-    ap.add_argument("--word-frac", type=float, default=0.08,
+    ap.add_argument("--word-frac", type=float, default=0.15,
                     help="share of question-step pictures that are forced to be word pictures (0: data.py's mix)")
-    ap.add_argument("--count-frac", type=float, default=0.0,
+    ap.add_argument("--count-frac", type=float, default=0.1,
                     help="share of question-step pictures forced to be count pictures (0: data.py's mix, about 1 in "
-                         "7). 0.25 in a full run: counts 63%% -> 74%%, but words and two-image questions fell")
-    ap.add_argument("--compare-frac", type=float, default=0.0,
+                         "7). 0.25 in an older full run: counts 63%% -> 74%%, but words and two-image questions fell")
+    ap.add_argument("--compare-frac", type=float, default=0.05,
                     help="share of question-step pictures forced to be two-image pictures (0: data.py's mix, about "
                          "1 in 9)")
     ap.add_argument("--vision-word-prob", type=float, default=0.5,
@@ -506,10 +506,10 @@ def main():
     ap.add_argument("--count-uniform", type=int, default=1,
                     help="count questions spread the look-up evenly over the matching centres and BOS (not just "
                          "anywhere on them)")
-    ap.add_argument("--side-weight", type=float, default=0.0,
+    ap.add_argument("--side-weight", type=float, default=1.0,
                     help="weight of every global-view token's own half (left/right or top/bottom) read through the "
                          "lm head at --dec-layer (1, with --copy-weight 0.5: left/right 49%% -> 98%%, see README)")
-    ap.add_argument("--copy-weight", type=float, default=0.0,
+    ap.add_argument("--copy-weight", type=float, default=0.5,
                     help="weight of the answer read through the lm head right after the look-up layer (colour, "
                          "shape, position and word questions; both backgrounds for 'same background?')")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
