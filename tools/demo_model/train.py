@@ -395,23 +395,25 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         terms, cterms = [], []
         for k, foc in enumerate(focus):
             rows = torch.nonzero(tgt[k] >= 0).squeeze(1)  # every position that predicts an answer token
-            if copy_weight > 0 and types[k] in ("colour", "shape", "position", "word"):
+            if copy_weight > 0:
                 # what the look-up copied must already say the answer (a fact of the looked-up tokens) right after
-                # that layer
-                r = rows[0]
-                lg = net.output(net.model.norm(extra["after"][k, r]))
-                cterms.append(F.cross_entropy(lg[None], tgt[k, r][None]))
-                res.append(("c_" + types[k], bool(lg.argmax() == tgt[k, r])))
-            elif copy_weight > 0 and len(foc) == 2:
-                # "same background?": both backgrounds must be copied, half each, so the reading is one colour when
-                # they match and two when not, which the later layers turn into yes/no
-                lg = net.output(net.model.norm(extra["after"][k, rows[0]]))
-                want = torch.zeros_like(lg)
-                for sc in scenes:
-                    want[word_id(sp, sc.bg)] += 0.5
-                cterms.append(-(want * F.log_softmax(lg, -1)).sum())
-                top = set(lg.topk(2 - (scenes[0].bg == scenes[1].bg)).indices.tolist())
-                res.append(("c_bg", top == set(torch.nonzero(want).squeeze(1).tolist())))
+                # that layer; for "same background?" (the one question with two focus slots) both backgrounds, half
+                # each, so the reading is one colour when they match and two when not, which later layers turn into
+                # yes/no
+                want = None
+                if types[k] in ("colour", "shape", "position", "word"):
+                    want = {int(tgt[k, rows[0]]): 1.0}
+                elif len(foc) == 2:
+                    want = collections.Counter()
+                    for sc in scenes:
+                        want[word_id(sp, sc.bg)] += 0.5
+                if want:
+                    lg = net.output(net.model.norm(extra["after"][k, rows[0]]))
+                    ids = torch.tensor(list(want), device=lg.device)
+                    p = torch.tensor(list(want.values()), device=lg.device)
+                    cterms.append(-(p * F.log_softmax(lg, -1)[ids]).sum())
+                    name = "c_bg" if types[k] == "compare" else "c_" + types[k]
+                    res.append((name, set(lg.topk(len(want)).indices.tolist()) == set(want)))
             for slot, idx in foc:
                 if not idx:
                     continue
@@ -578,6 +580,7 @@ def worker(rank, a):
     net.train()
     step = start
     per_step = a.world * a.examples_per_step
+    cuts = np.cumsum([a.word_frac, a.count_frac, a.compare_frac])  # forced picture kinds, then data.py's mix
     while step < a.steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a) * g["mult"]
@@ -590,7 +593,6 @@ def worker(rank, a):
             else:
                 index = step * per_step + rank * a.examples_per_step + e
                 u = random.Random(f"mix:{index}").random()
-                cuts = np.cumsum([a.word_frac, a.count_frac, a.compare_frac])
                 qtype = (["word", "count", "compare"] + [None])[int(np.searchsorted(cuts, u, side="right"))]
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
                                         a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
