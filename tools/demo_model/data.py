@@ -136,6 +136,8 @@ def hd_scale(W, H):
 # holds most of one shape.
 OBJECT_RADIUS = (28, 46)
 COUNT_RADIUS = (24, 34)
+# what the global view makes of count shapes: 24-34 on one tile, half that on the wider grids (vision warm-up)
+SMALL_RADIUS = (11, 28)
 WORD_EM = (64, 96)
 
 
@@ -299,10 +301,11 @@ def word_scene(rng, grid=None):
     return Scene(img, bg, [], word, (x, y, size, ink))
 
 
-def vision_scene(seed, index, word_prob=0.35):
+def vision_scene(seed, index, word_prob=0.35, small_prob=0.0):
     """A picture for the vision tower's warm-up (train.py --vision-steps): one 560 x 560 tile crowded with 6-14
     shapes, with a word with probability `word_prob`, so that every forward pass carries many labelled image
-    tokens."""
+    tokens. Each shape is small (SMALL_RADIUS, as count shapes are in the global view) with probability
+    `small_prob`."""
     rng = random.Random(f"vision:{seed}:{index}")
     W = H = 560
     bg = rng.choice(list(BACKGROUNDS))
@@ -326,7 +329,8 @@ def vision_scene(seed, index, word_prob=0.35):
             cx += r
     objs = []
     for _ in range(rng.randint(6, 14)):
-        r = rng.uniform(*OBJECT_RADIUS)
+        small = small_prob > 0 and rng.random() < small_prob  # (0 draws nothing: old pictures stay the same)
+        r = rng.uniform(*(SMALL_RADIUS if small else OBJECT_RADIUS))
         for _ in range(60):
             cx, cy = rng.uniform(r + 6, W - r - 6), rng.uniform(r + 6, H - r - 6)
             if all(math.hypot(cx - o[0], cy - o[1]) > r + o[2] + 6 for o in reserved):

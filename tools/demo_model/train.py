@@ -316,9 +316,9 @@ def aux_losses(img, labels, aux, res):
     return loss
 
 
-def run_vision_example(net, seed, index, aux, word_prob=0.35):
+def run_vision_example(net, seed, index, aux, word_prob=0.35, small_prob=0.0):
     """Vision warm-up: only the vision tower, the merge and the projector, trained on the dense labels."""
-    scene = data.vision_scene(seed, index, word_prob)
+    scene = data.vision_scene(seed, index, word_prob, small_prob)
     img = net.encode_image(*M.preprocess(scene.image, 24))
     labels = dense_labels(scene, 24, merged_grid(net))  # (aux_losses moves it to the model's device)
     res = []
@@ -351,7 +351,8 @@ def side_loss(sp, lens, scenes, per_scene, merged, res):
 
 
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
-                dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0):
+                dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0,
+                copy_count=False):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -360,7 +361,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         question is about (question_focus), at att_weight;
       - every global-view token's own half through the same lm head (side_loss), at side_weight (with dec_weight);
       - the first answer token of colour, shape, position and word questions read right after layer dec_layer, and
-        for "same background?" both backgrounds half each, at copy_weight (with att_weight).
+        for "same background?" both backgrounds half each, at copy_weight (with att_weight); with copy_count the
+        count's digit too.
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus) = example_batch(
         net, sp, seed, index, n_questions, qtype)
@@ -401,7 +403,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 # each, so the reading is one colour when they match and two when not, which later layers turn into
                 # yes/no
                 want = None
-                if types[k] in ("colour", "shape", "position", "word"):
+                if types[k] in ("colour", "shape", "position", "word") or (copy_count and types[k] == "count"):
                     want = {int(tgt[k, rows[0]]): 1.0}
                 elif len(foc) == 2:
                     want = collections.Counter()
@@ -499,6 +501,9 @@ def main():
                          "1 in 9)")
     ap.add_argument("--vision-word-prob", type=float, default=0.5,
                     help="share of warm-up pictures with a word")
+    ap.add_argument("--vision-small-prob", type=float, default=0.0,
+                    help="share of warm-up shapes drawn as small as count shapes are in the global view (radius "
+                         "11-28 instead of 28-46): the shipped model finds only 81%% of count-picture centres")
     ap.add_argument("--dec-layer", type=int, default=2,
                     help="the facts are read after this many decoder layers; that layer's first heads are the "
                          "supervised look-up")
@@ -514,6 +519,9 @@ def main():
     ap.add_argument("--copy-weight", type=float, default=0.5,
                     help="weight of the answer read through the lm head right after the look-up layer (colour, "
                          "shape, position and word questions; both backgrounds for 'same background?')")
+    ap.add_argument("--copy-count", type=int, default=0,
+                    help="1: the copy term also asks for a count's digit right after the look-up layer (the head's "
+                         "share on BOS says the count; this asks for it to be readable there)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -589,14 +597,15 @@ def worker(rank, a):
         for e in range(n_ex):
             if vision:
                 index = (step * a.world + rank) * n_ex + e
-                loss, res = run_vision_example(net, TRAIN_SEED, index, aux, a.vision_word_prob)
+                loss, res = run_vision_example(net, TRAIN_SEED, index, aux, a.vision_word_prob,
+                                               a.vision_small_prob)
             else:
                 index = step * per_step + rank * a.examples_per_step + e
                 u = random.Random(f"mix:{index}").random()
                 qtype = (["word", "count", "compare"] + [None])[int(np.searchsorted(cuts, u, side="right"))]
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
                                         a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
-                                        a.side_weight, a.copy_weight)
+                                        a.side_weight, a.copy_weight, bool(a.copy_count))
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
