@@ -227,11 +227,13 @@ def fact_targets(sp, scenes, labels_per_scene, n_glb):
     return t, t.sum(-1) > 0
 
 
-def question_focus(qtype, question, scenes, per_scene, offsets, merged):
+def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_tiles=False):
     """Which image tokens answering `question` needs, as [(head slot, label indices)]: the asked object's tokens of
     the global view (all objects matching the question's colour and shape words), the written word, the
     background; for counts the matching objects' centre tokens plus BOS (index -1), so that the head's output grows
-    with the count; BOS alone when nothing matches. A two-image "same background?" question puts each image's
+    with the count (with count_tiles the centres in the HD tiles, where shapes are full size: the vision tower finds
+    89% of them there on wide and tall pictures against 50% in the global view); BOS alone when nothing matches.
+    A two-image "same background?" question puts each image's
     background on its own head."""
     n_glb = global_tokens(merged)
     words = question.replace("?", " ").replace(".", " ").split()
@@ -255,8 +257,8 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged):
     for i, sc in enumerate(scenes):
         ids = {k + 1 for k, o in enumerate(sc.objects) if match(o)}
         if qtype == "count":
-            cen = per_scene[i][5][:n_glb].tolist()
-            out += [offsets[i] + j for j, v in enumerate(cen) if v in ids]
+            cen = per_scene[i][5].tolist()
+            out += [offsets[i] + j for j, v in enumerate(cen) if v in ids and (j >= n_glb) == count_tiles]
         else:
             out += tokens(i, lambda v: v in ids)
     if qtype == "count" or not out:
@@ -264,7 +266,7 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged):
     return [(0, out)]
 
 
-def example_batch(net, sp, seed, index, n_questions, qtype=None):
+def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=False):
     """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types, dense labels) on the
     model's device, and the CPU-side (scenes, per-scene labels, focus) for the training-only terms."""
     scenes, qs = data.make_example(seed, index, qtype=qtype, n_questions=n_questions, scenes=True)
@@ -290,7 +292,7 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None):
         ids[k, :len(seq)] = torch.tensor(seq)
         tgt[k, len(t) - 1:len(seq) - 1] = torch.tensor(a)
     offsets = np.cumsum([0] + [lab.shape[1] for lab in per_scene])
-    focus = [question_focus(t, q, scenes, per_scene, offsets, merged_grid(net)) for t, q, _ in qs]
+    focus = [question_focus(t, q, scenes, per_scene, offsets, merged_grid(net), count_tiles) for t, q, _ in qs]
     dev = prefix.device
     return (prefix, pmask, ids.to(dev), tgt.to(dev), [q[0] for q in qs], labels.to(dev),
             (scenes, per_scene, focus))
@@ -352,7 +354,7 @@ def side_loss(sp, lens, scenes, per_scene, merged, res):
 
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
                 dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0,
-                copy_count=False):
+                copy_count=False, count_tiles=False):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -362,10 +364,10 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
       - every global-view token's own half through the same lm head (side_loss), at side_weight (with dec_weight);
       - the first answer token of colour, shape, position and word questions read right after layer dec_layer, and
         for "same background?" both backgrounds half each, at copy_weight (with att_weight); with copy_count the
-        count's digit too.
+        count's digit too; count_tiles: see question_focus.
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus) = example_batch(
-        net, sp, seed, index, n_questions, qtype)
+        net, sp, seed, index, n_questions, qtype, count_tiles)
     dense = aux is not None
     att = (dec_layer, [0, 1]) if dense and att_weight > 0 else None
     hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=dec_layer if dense else 0, att=att)
@@ -522,6 +524,9 @@ def main():
     ap.add_argument("--copy-count", type=int, default=0,
                     help="1: the copy term also asks for a count's digit right after the look-up layer (the head's "
                          "share on BOS says the count; this asks for it to be readable there)")
+    ap.add_argument("--count-tiles", type=int, default=0,
+                    help="1: count questions look up the matching centres in the HD tiles, not in the global view "
+                         "(wide and tall pictures shrink there, and half their centres are missed)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -605,7 +610,8 @@ def worker(rank, a):
                 qtype = (["word", "count", "compare"] + [None])[int(np.searchsorted(cuts, u, side="right"))]
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
                                         a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
-                                        a.side_weight, a.copy_weight, bool(a.copy_count))
+                                        a.side_weight, a.copy_weight, bool(a.copy_count),
+                                        bool(a.count_tiles))
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
