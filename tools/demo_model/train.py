@@ -190,6 +190,41 @@ def dense_labels(scene, hd_num, merged, tile=560):
     return torch.from_numpy(np.stack([colour, shape, letter, word, seq, centre, xhalf, yhalf]))
 
 
+def centre_splat(scene, hd_num, merged, tile=560):
+    """Per object, [(token index, weight)] in encode_image's order: its centre spread bilinearly over the (up to 4)
+    nearest token centres of the global view, and the same over the HD tiles; each view's weights sum to 1.
+    The one-token centre label (dense_labels) flips from one token to the next as a centre crosses a token edge:
+    every centre the shipped vision tower misses on one-tile count pictures lies within a tenth of a token of an
+    edge, where it sees both sides about equally. A weight that changes smoothly with the position can be learnt
+    there, and spread attention on it still sums to one per object (see question_focus)."""
+    W, H = scene.image.size
+    trans, new_w, new_h, pad_h = M.hd_geometry(W, H, hd_num, tile)
+    Wp, Hp = (pad_h, new_w) if trans else (new_w, pad_h)
+    sx, sy = (new_h / W, new_w / H) if trans else (new_w / W, new_h / H)
+    n_glb = global_tokens(merged)
+
+    def view(cx, cy, R, C, cw, ch, base):
+        """Bilinear weights of point (cx, cy) (padded-frame pixels) on an R x C token grid (rows with a separator)."""
+        u, v = cx / cw - 0.5, cy / ch - 0.5  # in token-centre units
+        c0, r0 = math.floor(u), math.floor(v)
+        fu, fv = u - c0, v - r0
+        w = collections.Counter()
+        for dr, wr in ((0, 1 - fv), (1, fv)):
+            for dc, wc in ((0, 1 - fu), (1, fu)):
+                r, c = min(max(r0 + dr, 0), R - 1), min(max(c0 + dc, 0), C - 1)  # off the grid: the edge token
+                if wr * wc > 0:
+                    w[base + r * (C + 1) + c] += wr * wc
+        return list(w.items())
+
+    out = []
+    for o in scene.objects:
+        cx, cy = o["cx"] * sx, o["cy"] * sy
+        g = view(cx, cy, merged, merged, Wp / merged, Hp / merged, 0)
+        t = view(cx, cy, Hp // tile * merged, Wp // tile * merged, tile / merged, tile / merged, n_glb + 1)
+        out.append((g, t))
+    return out
+
+
 def fact_targets(sp, scenes, labels_per_scene, n_glb):
     """Per image token, a distribution over the vocabulary spread evenly on the answer words that are true of it:
     its colour (or the background's), its shape, where its object is (left/right, top/bottom; global view), which
@@ -227,14 +262,16 @@ def fact_targets(sp, scenes, labels_per_scene, n_glb):
     return t, t.sum(-1) > 0
 
 
-def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_tiles=False):
+def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_tiles=False, splats=None):
     """Which image tokens answering `question` needs, as [(head slot, label indices)]: the asked object's tokens of
     the global view (all objects matching the question's colour and shape words), the written word, the
     background; for counts the matching objects' centre tokens plus BOS (index -1), so that the head's output grows
     with the count (with count_tiles the centres in the HD tiles, where shapes are full size: the vision tower finds
     89% of them there on wide and tall pictures against 50% in the global view); BOS alone when nothing matches.
     A two-image "same background?" question puts each image's
-    background on its own head."""
+    background on its own head. With `splats` (centre_splat per scene) a count looks up each matching centre's
+    spread instead of its one token: (slot, indices, weights) with BOS at weight 1, for the share of attention each
+    should get."""
     n_glb = global_tokens(merged)
     words = question.replace("?", " ").replace(".", " ").split()
     colours = {w for w in words if w in data.COLOURS}
@@ -253,20 +290,26 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_ti
         return [(0, tokens(0, lambda v: v == 0))]
     if qtype == "word" or "word" in words or "text" in words:
         return [(0, tokens(0, is_text))]
-    out = []
+    out, wts = [], collections.Counter()
     for i, sc in enumerate(scenes):
         ids = {k + 1 for k, o in enumerate(sc.objects) if match(o)}
-        if qtype == "count":
+        if qtype == "count" and splats is not None:
+            for k in sorted(ids):
+                for j, w in splats[i][k - 1][1 if count_tiles else 0]:
+                    wts[offsets[i] + j] += w
+        elif qtype == "count":
             cen = per_scene[i][5].tolist()
             out += [offsets[i] + j for j, v in enumerate(cen) if v in ids and (j >= n_glb) == count_tiles]
         else:
             out += tokens(i, lambda v: v in ids)
+    if wts:
+        return [(0, list(wts) + [-1], list(wts.values()) + [1.0])]
     if qtype == "count" or not out:
         out.append(-1)
     return [(0, out)]
 
 
-def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=False):
+def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=False, soft_centres=False):
     """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types, dense labels) on the
     model's device, and the CPU-side (scenes, per-scene labels, focus) for the training-only terms."""
     scenes, qs = data.make_example(seed, index, qtype=qtype, n_questions=n_questions, scenes=True)
@@ -292,13 +335,44 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=Fal
         ids[k, :len(seq)] = torch.tensor(seq)
         tgt[k, len(t) - 1:len(seq) - 1] = torch.tensor(a)
     offsets = np.cumsum([0] + [lab.shape[1] for lab in per_scene])
-    focus = [question_focus(t, q, scenes, per_scene, offsets, merged_grid(net), count_tiles) for t, q, _ in qs]
+    splats = [centre_splat(sc, hd, merged_grid(net)) for sc in scenes] if soft_centres else None
+    focus = [question_focus(t, q, scenes, per_scene, offsets, merged_grid(net), count_tiles, splats)
+             for t, q, _ in qs]
     dev = prefix.device
+    soft = soft_centre_map(splats, per_scene) if soft_centres else None
     return (prefix, pmask, ids.to(dev), tgt.to(dev), [q[0] for q in qs], labels.to(dev),
-            (scenes, per_scene, focus))
+            (scenes, per_scene, focus, soft))
 
 
-def aux_losses(img, labels, aux, res):
+def soft_centre_map(splats, per_scene):
+    """[image tokens] float: every token's summed centre weight (centre_splat), at most 1; -1 on separators."""
+    out = []
+    for sp_, lab in zip(splats, per_scene):
+        m = torch.zeros(lab.shape[1])
+        for views in sp_:
+            for view in views:
+                for j, w in view:
+                    m[j] += w
+        m = m.clamp(max=1.0)
+        m[lab[5] < 0] = -1.0
+        out.append(m)
+    return torch.cat(out)
+
+
+def centre_loss(logits, hard, soft):
+    """The centre flag's cross-entropy, centres weighted CENTRE_WEIGHT against the many other tokens: against the
+    one-token label `hard` (dense_labels row 5, > 0 at a centre), or against `soft` centre weights when given.
+    Rows with a negative label (separators) are left out by the caller."""
+    cw = CENTRE_WEIGHT.to(logits.device)
+    if soft is None:
+        return F.cross_entropy(logits, (hard > 0).long(), weight=cw)
+    t = soft.to(logits.device)
+    lp = F.log_softmax(logits, -1)
+    per = -(cw[1] * t * lp[:, 1] + cw[0] * (1 - t) * lp[:, 0])
+    return per.sum() / (cw[1] * t + cw[0] * (1 - t)).sum()
+
+
+def aux_losses(img, labels, aux, res, soft=None):
     """Cross-entropy of the training-only heads on the projected image tokens; their per-token accuracies go to
     `res` as ("v_colour", ok) ... for the log."""
     loss = img.new_zeros(())
@@ -310,21 +384,24 @@ def aux_losses(img, labels, aux, res):
         m = labels[k] >= 0
         if m.any():
             logits = head(img)
-            weight = CENTRE_WEIGHT.to(img.device) if k == 5 else None
-            loss = loss + F.cross_entropy(logits, labels[k], ignore_index=-100, weight=weight)
+            if k == 5:
+                loss = loss + centre_loss(logits[m], labels[k][m], None if soft is None else soft.to(img.device)[m])
+            else:
+                loss = loss + F.cross_entropy(logits, labels[k], ignore_index=-100)
             if k == 5:  # recall of the few centre tokens
                 m = labels[k] > 0
             res.extend((f"v_{name}", bool(x)) for x in (logits[m].argmax(-1) == labels[k][m]).tolist())
     return loss
 
 
-def run_vision_example(net, seed, index, aux, word_prob=0.35, small_prob=0.0):
+def run_vision_example(net, seed, index, aux, word_prob=0.35, small_prob=0.0, soft_centres=False):
     """Vision warm-up: only the vision tower, the merge and the projector, trained on the dense labels."""
     scene = data.vision_scene(seed, index, word_prob, small_prob)
     img = net.encode_image(*M.preprocess(scene.image, 24))
     labels = dense_labels(scene, 24, merged_grid(net))  # (aux_losses moves it to the model's device)
+    soft = soft_centre_map([centre_splat(scene, 24, merged_grid(net))], [labels]) if soft_centres else None
     res = []
-    return aux_losses(img, labels, aux, res), res
+    return aux_losses(img, labels, aux, res, soft), res
 
 
 def side_loss(sp, lens, scenes, per_scene, merged, res):
@@ -354,7 +431,7 @@ def side_loss(sp, lens, scenes, per_scene, merged, res):
 
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
                 dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0,
-                copy_count=False, count_tiles=False):
+                copy_count=False, count_tiles=False, soft_centres=False):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -364,10 +441,11 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
       - every global-view token's own half through the same lm head (side_loss), at side_weight (with dec_weight);
       - the first answer token of colour, shape, position and word questions read right after layer dec_layer, and
         for "same background?" both backgrounds half each, at copy_weight (with att_weight); with copy_count the
-        count's digit too; count_tiles: see question_focus.
+        count's digit too; count_tiles: see question_focus; soft_centres: the centre flags and the count look-ups
+        learn centre_splat's weights instead of one token per object.
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
-    prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus) = example_batch(
-        net, sp, seed, index, n_questions, qtype, count_tiles)
+    prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft) = example_batch(
+        net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres)
     dense = aux is not None
     att = (dec_layer, [0, 1]) if dense and att_weight > 0 else None
     hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=dec_layer if dense else 0, att=att)
@@ -378,7 +456,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
     if dense and aux_weight > 0:
         img = prefix[pmask]
         assert img.shape[0] == labels.shape[1]
-        loss = loss + aux_weight * aux_losses(img, labels, aux, res)
+        loss = loss + aux_weight * aux_losses(img, labels, aux, res, soft)
     if dense and dec_weight > 0:
         h = extra["tap"][pmask]
         ft, fm = fact_targets(sp, scenes, per_scene, global_tokens(merged_grid(net)))
@@ -388,8 +466,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         loss = loss + dec_weight * -(ft[fm] * logp).sum(-1).mean()
         c = labels[5] >= 0
         cl = aux.dec_centre(h[c])
-        loss = loss + dec_weight * F.cross_entropy(cl, (labels[5][c] > 0).long(),
-                                                   weight=CENTRE_WEIGHT.to(h.device))
+        loss = loss + dec_weight * centre_loss(cl, labels[5][c], None if soft is None else soft.to(h.device)[c])
         res.extend(("d_centre", bool(x)) for x in (cl[labels[5][c] > 0].argmax(-1) == 1).tolist())
         if side_weight > 0:
             loss = loss + side_weight * side_loss(sp, lens, scenes, per_scene, merged_grid(net), res)
@@ -418,13 +495,16 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                     cterms.append(-(p * F.log_softmax(lg, -1)[ids]).sum())
                     name = "c_bg" if types[k] == "compare" else "c_" + types[k]
                     res.append((name, set(lg.topk(len(want)).indices.tolist()) == set(want)))
-            for slot, idx in foc:
+            for slot, idx, *wts in foc:
                 if not idx:
                     continue
                 where = torch.tensor([0 if j < 0 else img_pos[j] for j in idx], device=lp.device)  # -1: BOS
                 sub = lp[k, slot][rows][:, where]
                 mass = torch.logsumexp(sub, -1)
-                if count_uniform and types[k] == "count":
+                if wts:  # the spread centres of a count (centre_splat), BOS at weight 1: cross-entropy to it
+                    p = torch.tensor(wts[0], device=lp.device)
+                    terms.append(-(sub * (p / p.sum())).sum(-1).mean())
+                elif count_uniform and types[k] == "count":
                     # the same weight on each matching centre and on BOS (cross-entropy to the uniform spread):
                     # the head's output then says how many there are, which all of it on one centre would not
                     terms.append(-sub.mean())
@@ -527,6 +607,10 @@ def main():
     ap.add_argument("--count-tiles", type=int, default=0,
                     help="1: count questions look up the matching centres in the HD tiles, not in the global view "
                          "(wide and tall pictures shrink there, and half their centres are missed)")
+    ap.add_argument("--soft-centres", type=int, default=0,
+                    help="1: object centres are spread bilinearly over the nearest tokens (centre_splat) for the "
+                         "centre flags and the count look-ups, instead of one token that flips at token edges (the "
+                         "logged v_centre / d_centre then read lower: a centre near an edge is meant to be split)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -603,7 +687,7 @@ def worker(rank, a):
             if vision:
                 index = (step * a.world + rank) * n_ex + e
                 loss, res = run_vision_example(net, TRAIN_SEED, index, aux, a.vision_word_prob,
-                                               a.vision_small_prob)
+                                               a.vision_small_prob, bool(a.soft_centres))
             else:
                 index = step * per_step + rank * a.examples_per_step + e
                 u = random.Random(f"mix:{index}").random()
@@ -611,7 +695,7 @@ def worker(rank, a):
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
                                         a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
                                         a.side_weight, a.copy_weight, bool(a.copy_count),
-                                        bool(a.count_tiles))
+                                        bool(a.count_tiles), bool(a.soft_centres))
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
