@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""Where does a trained checkpoint's vision tower miss object centres on count pictures?
+
+  /usr/bin/python3 tools/demo_model/probe_centres.py --ckpt build/demo_model/ckpt.pt [--count 100] [--seed 13]
+
+Reads the training-only centre flag (train.AuxHeads.centre, on the projected image tokens) at each object's centre
+token (train.dense_labels) of the first COUNT count pictures of SEED (data.make_example; not 1 or 2, the training
+and validation seeds), and counts a centre as found when the flag's probability is above 0.5. Prints the found
+share for one-tile pictures by how close the centre is to its token's edge, and for wider and taller pictures in
+the global view and in the HD tiles. Counts are read off these centres (train.question_focus), so every miss is an
+off-by-one.
+"""
+import argparse
+import collections
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+import model as M  # noqa: E402
+import train as T  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", required=True, help="a train.py checkpoint (it holds the training-only heads)")
+    ap.add_argument("--count", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=13)
+    a = ap.parse_args()
+    if a.seed in (T.TRAIN_SEED, T.VALID_SEED):
+        sys.exit(f"seed {a.seed} is a training or validation seed")
+    torch.set_num_threads(1)
+    ck = torch.load(a.ckpt, map_location="cpu")
+    net = M.IXCDemo(ck["config"])
+    net.load_state_dict(ck["model"])
+    net.eval()
+    aux = T.AuxHeads(ck["config"]["hidden_size"])
+    aux.load_state_dict(ck["aux"])
+    merged = T.merged_grid(net)
+    n_glb = T.global_tokens(merged)
+    cell = 560 // merged
+    found = collections.defaultdict(lambda: [0, 0])
+    with torch.no_grad():
+        for i in range(a.count):
+            scenes, _ = data.make_example(a.seed, 100000 + i, qtype="count", scenes=True)
+            sc = scenes[0]
+            W, H = sc.image.size
+            img = net.encode_image(*M.preprocess(sc.image, 24))
+            lab = T.dense_labels(sc, 24, merged)
+            p = aux.centre(img).softmax(-1)[:, 1]
+            one_tile = max(W, H) <= 560
+            s = 560 / max(W, H)  # one tile: the picture's scale in the view
+            for k, o in enumerate(sc.objects):
+                for view, lo, hi in (("global view", 0, n_glb), ("HD tiles", n_glb + 1, lab.shape[1])):
+                    j = [x for x in range(lo, hi) if int(lab[5][x]) == k + 1]
+                    if len(j) != 1:  # two centres in one token: the label keeps one
+                        continue
+                    if one_tile:
+                        if view != "global view":
+                            continue
+                        fx, fy = (o["cx"] * s) % cell / cell, (o["cy"] * s) % cell / cell
+                        edge = min(fx, 1 - fx, fy, 1 - fy)
+                        key = "one tile, centre " + ("within 0.1 of a token edge" if edge < 0.1 else
+                                                     "0.1-0.2 from an edge" if edge < 0.2 else "farther in")
+                    else:
+                        key = "wider or taller, " + view
+                    f = found[key]
+                    f[0] += int(p[j[0]] > 0.5)
+                    f[1] += 1
+    for key in sorted(found):
+        k, n = found[key]
+        print(f"{key:45s} found {k}/{n} ({100 * k / max(n, 1):.0f}%)")
+
+
+if __name__ == "__main__":
+    main()
