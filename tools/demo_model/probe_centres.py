@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
+import export  # noqa: E402
 import model as M  # noqa: E402
 import train as T  # noqa: E402
 
@@ -32,10 +33,7 @@ def main():
     if a.seed in (T.TRAIN_SEED, T.VALID_SEED):
         sys.exit(f"seed {a.seed} is a training or validation seed")
     torch.set_num_threads(1)
-    ck = torch.load(a.ckpt, map_location="cpu")
-    net = M.IXCDemo(ck["config"])
-    net.load_state_dict(ck["model"])
-    net.eval()
+    net, ck = export.load_checkpoint(a.ckpt)
     aux = T.AuxHeads(ck["config"]["hidden_size"])
     aux.load_state_dict(ck["aux"])
     merged = T.merged_grid(net)
@@ -50,11 +48,12 @@ def main():
             img = net.encode_image(*M.preprocess(sc.image, 24))
             lab = T.dense_labels(sc, 24, merged)
             p = aux.centre(img).softmax(-1)[:, 1]
+            centre = lab[5].tolist()
             one_tile = max(W, H) <= 560
             s = 560 / max(W, H)  # one tile: the picture's scale in the view
             for k, o in enumerate(sc.objects):
                 for view, lo, hi in (("global view", 0, n_glb), ("HD tiles", n_glb + 1, lab.shape[1])):
-                    j = [x for x in range(lo, hi) if int(lab[5][x]) == k + 1]
+                    j = [x for x in range(lo, hi) if centre[x] == k + 1]
                     if len(j) != 1:  # two centres in one token: the label keeps one
                         continue
                     if one_tile:

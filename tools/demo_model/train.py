@@ -268,8 +268,7 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_ti
     background; for counts the matching objects' centre tokens plus BOS (index -1), so that the head's output grows
     with the count (with count_tiles the centres in the HD tiles, where shapes are full size: the vision tower finds
     89% of them there on wide and tall pictures against 50% in the global view); BOS alone when nothing matches.
-    A two-image "same background?" question puts each image's
-    background on its own head. With `splats` (centre_splat per scene) a count looks up each matching centre's
+    A two-image "same background?" question puts each image's background on its own head. With `splats` (centre_splat per scene) a count looks up each matching centre's
     spread instead of its one token: (slot, indices, weights) with BOS at weight 1, for the share of attention each
     should get."""
     n_glb = global_tokens(merged)
@@ -311,7 +310,8 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_ti
 
 def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=False, soft_centres=False):
     """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types, dense labels) on the
-    model's device, and the CPU-side (scenes, per-scene labels, focus) for the training-only terms."""
+    model's device, and (scenes, per-scene labels, focus, soft centre map or None; the map on the model's device)
+    for the training-only terms."""
     scenes, qs = data.make_example(seed, index, qtype=qtype, n_questions=n_questions, scenes=True)
     imgs = [sc.image for sc in scenes]
     hd = 6 if len(imgs) > 1 else 24
@@ -339,7 +339,7 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=Fal
     focus = [question_focus(t, q, scenes, per_scene, offsets, merged_grid(net), count_tiles, splats)
              for t, q, _ in qs]
     dev = prefix.device
-    soft = soft_centre_map(splats, per_scene) if soft_centres else None
+    soft = soft_centre_map(splats, per_scene).to(dev) if soft_centres else None
     return (prefix, pmask, ids.to(dev), tgt.to(dev), [q[0] for q in qs], labels.to(dev),
             (scenes, per_scene, focus, soft))
 
@@ -366,10 +366,9 @@ def centre_loss(logits, hard, soft):
     cw = CENTRE_WEIGHT.to(logits.device)
     if soft is None:
         return F.cross_entropy(logits, (hard > 0).long(), weight=cw)
-    t = soft.to(logits.device)
     lp = F.log_softmax(logits, -1)
-    per = -(cw[1] * t * lp[:, 1] + cw[0] * (1 - t) * lp[:, 0])
-    return per.sum() / (cw[1] * t + cw[0] * (1 - t)).sum()
+    per = -(cw[1] * soft * lp[:, 1] + cw[0] * (1 - soft) * lp[:, 0])
+    return per.sum() / (cw[1] * soft + cw[0] * (1 - soft)).sum()
 
 
 def aux_losses(img, labels, aux, res, soft=None):
@@ -377,6 +376,7 @@ def aux_losses(img, labels, aux, res, soft=None):
     `res` as ("v_colour", ok) ... for the log."""
     loss = img.new_zeros(())
     labels = labels.to(img.device).clone()  # a copy: the centre row is changed below
+    soft = None if soft is None else soft.to(img.device)
     labels[5] = torch.where(labels[5] > 0, 1, labels[5])  # centre or not
     for k, name, head in [(0, "colour", aux.colour), (1, "shape", aux.shape), (2, "letter", aux.letter),
                           (3, "word", aux.word), (5, "centre", aux.centre),
@@ -385,11 +385,10 @@ def aux_losses(img, labels, aux, res, soft=None):
         if m.any():
             logits = head(img)
             if k == 5:
-                loss = loss + centre_loss(logits[m], labels[k][m], None if soft is None else soft.to(img.device)[m])
+                loss = loss + centre_loss(logits[m], labels[k][m], None if soft is None else soft[m])
+                m = labels[k] > 0  # the accuracy logged is the recall of the few centre tokens
             else:
                 loss = loss + F.cross_entropy(logits, labels[k], ignore_index=-100)
-            if k == 5:  # recall of the few centre tokens
-                m = labels[k] > 0
             res.extend((f"v_{name}", bool(x)) for x in (logits[m].argmax(-1) == labels[k][m]).tolist())
     return loss
 
@@ -466,7 +465,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         loss = loss + dec_weight * -(ft[fm] * logp).sum(-1).mean()
         c = labels[5] >= 0
         cl = aux.dec_centre(h[c])
-        loss = loss + dec_weight * centre_loss(cl, labels[5][c], None if soft is None else soft.to(h.device)[c])
+        loss = loss + dec_weight * centre_loss(cl, labels[5][c], None if soft is None else soft[c])
         res.extend(("d_centre", bool(x)) for x in (cl[labels[5][c] > 0].argmax(-1) == 1).tolist())
         if side_weight > 0:
             loss = loss + side_weight * side_loss(sp, lens, scenes, per_scene, merged_grid(net), res)
