@@ -237,8 +237,8 @@ def fact_targets(sp, scenes, labels_per_scene, n_glb):
     for i, (sc, lab) in enumerate(zip(scenes, labels_per_scene)):
         W, H = sc.image.size
         T = lab.shape[1]
-        t = torch.zeros(T, V)
-        for j, v in enumerate(lab[4].tolist()):
+
+        def facts(v, glb):
             words = []
             if v == 0:
                 words.append(sc.bg)
@@ -247,16 +247,29 @@ def fact_targets(sp, scenes, labels_per_scene, n_glb):
                 words += [o["colour"], o["shape"]]
                 # where it is, on the global view, which shows the whole picture, and only along the axis the view
                 # spans without padding (the one position questions ask about): elsewhere it cannot be told
-                if j < n_glb and W >= H:
+                if glb and W >= H:
                     words.append("left" if o["cx"] < W / 2 else "right")
-                if j < n_glb and H >= W:
+                if glb and H >= W:
                     words.append("top" if o["cy"] < H / 2 else "bottom")
             elif is_text(v):
                 words.append(sc.word)
             if words and len(scenes) > 1:
                 words.append(str(i + 1))  # "Image1" is "Image" "1": the digit is the telling token
-            for w in words:
-                t[j, word_id(sp, w)] += 1.0 / len(words)
+            return [(word_id(sp, w), 1.0 / len(words)) for w in words]
+
+        # one scatter for the whole view instead of a tensor op per token and word
+        known, rows, cols, vals = {}, [], [], []
+        for j, v in enumerate(lab[4].tolist()):
+            key = (v, j < n_glb)
+            if key not in known:
+                known[key] = facts(*key)
+            for c, x in known[key]:
+                rows.append(j)
+                cols.append(c)
+                vals.append(x)
+        t = torch.zeros(T, V)
+        if rows:
+            t.index_put_((torch.tensor(rows), torch.tensor(cols)), torch.tensor(vals), accumulate=True)
         out.append(t)
     t = torch.cat(out, 0)
     return t, t.sum(-1) > 0
@@ -430,7 +443,7 @@ def side_loss(sp, lens, scenes, per_scene, merged, res):
 
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
                 dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0,
-                copy_count=False, count_tiles=False, soft_centres=False):
+                copy_count=False, count_tiles=False, soft_centres=False, count_head=0):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -441,12 +454,14 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
       - the first answer token of colour, shape, position and word questions read right after layer dec_layer, and
         for "same background?" both backgrounds half each, at copy_weight (with att_weight); with copy_count the
         count's digit too; count_tiles: see question_focus; soft_centres: the centre flags and the count look-ups
-        learn centre_splat's weights instead of one token per object.
+        learn centre_splat's weights instead of one token per object; count_head: the query head of layer dec_layer
+        whose attention the count look-up supervises (0: the first, which every other look-up uses too).
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft) = example_batch(
         net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres)
     dense = aux is not None
-    att = (dec_layer, [0, 1]) if dense and att_weight > 0 else None
+    heads = [0, 1] + ([count_head] if count_head not in (0, 1) else [])
+    att = (dec_layer, heads) if dense and att_weight > 0 else None
     hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=dec_layer if dense else 0, att=att)
     sel = tgt >= 0
     logits = net.output(hs[sel])
@@ -497,6 +512,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
             for slot, idx, *wts in foc:
                 if not idx:
                     continue
+                if types[k] == "count":  # (one slot: the matching centres and BOS)
+                    slot = heads.index(count_head)
                 where = torch.tensor([0 if j < 0 else img_pos[j] for j in idx], device=lp.device)  # -1: BOS
                 sub = lp[k, slot][rows][:, where]
                 mass = torch.logsumexp(sub, -1)
@@ -610,6 +627,10 @@ def main():
                     help="1: object centres are spread bilinearly over the nearest tokens (centre_splat) for the "
                          "centre flags and the count look-ups, instead of one token that flips at token edges (the "
                          "logged v_centre / d_centre then read lower: a centre near an edge is meant to be split)")
+    ap.add_argument("--count-head", type=int, default=0,
+                    help="the query head of the look-up layer whose attention count questions supervise (0: the "
+                         "first, shared with every other look-up; 3 is in the other key/value group, so the "
+                         "count gets keys of its own, which the even spread over the centres and BOS needs)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -694,7 +715,7 @@ def worker(rank, a):
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
                                         a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
                                         a.side_weight, a.copy_weight, bool(a.copy_count),
-                                        bool(a.count_tiles), bool(a.soft_centres))
+                                        bool(a.count_tiles), bool(a.soft_centres), a.count_head)
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
