@@ -635,8 +635,8 @@ def main():
                          "logged v_centre / d_centre then read lower: a centre near an edge is meant to be split)")
     ap.add_argument("--count-head", type=int, default=0,
                     help="the query head of the look-up layer whose attention count questions supervise (0: the "
-                         "first, shared with every other look-up; 3 is in the other key/value group, so the "
-                         "count gets keys of its own, which the even spread over the centres and BOS needs)")
+                         "first, shared with every other look-up; 3 is in the other key/value group, with keys of "
+                         "its own: its full run counted worse, 44%% against 70%%, see README.md)")
     ap.add_argument("--bos-weight", type=float, default=0.0,
                     help="weight of the squared error of the count look-up's log share on BOS against "
                          "log 1 / (n + 1): the count is read from that share, and the shipped model's rounds to the "
