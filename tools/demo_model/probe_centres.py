@@ -10,7 +10,6 @@ share for one-tile pictures by how close the centre is to its token's edge, and 
 the global view and in the HD tiles. Counts are read off these centres (train.question_focus), so every miss is an
 off-by-one.
 """
-import argparse
 import collections
 import os
 import sys
@@ -19,21 +18,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
-import export  # noqa: E402
 import model as M  # noqa: E402
 import train as T  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", required=True, help="a train.py checkpoint (it holds the training-only heads)")
-    ap.add_argument("--count", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=13)
-    a = ap.parse_args()
-    if a.seed in (T.TRAIN_SEED, T.VALID_SEED):
-        sys.exit(f"seed {a.seed} is a training or validation seed")
-    torch.set_num_threads(1)
-    net, ck = export.load_checkpoint(a.ckpt)
+    a = T.probe_command_line(__doc__, "a train.py checkpoint (it holds the training-only heads)").parse_args()
+    net, ck = T.probe_load(a)
     aux = T.AuxHeads(ck["config"]["hidden_size"])
     aux.load_state_dict(ck["aux"])
     merged = T.merged_grid(net)

@@ -12,7 +12,6 @@ answer position, this prints:
     the centre shares' coefficient of variation, and of BOS's share times (n + 1) (1 when even).
 (With --soft-centres a centre is meant to spread over its neighbouring tokens, which count as off the centres here.)
 """
-import argparse
 import os
 import statistics
 import sys
@@ -20,31 +19,26 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import export  # noqa: E402
 import train as T  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", required=True, help="a train.py checkpoint (it records --count-head and --dec-layer)")
+    ap = T.probe_command_line(__doc__, "a train.py checkpoint (it records --count-head and --dec-layer)")
     ap.add_argument("--tokenizer", default=None, help="default: tokenizer.model beside the checkpoint")
-    ap.add_argument("--count", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=13)
     a = ap.parse_args()
-    if a.seed in (T.TRAIN_SEED, T.VALID_SEED):
-        sys.exit(f"seed {a.seed} is a training or validation seed")
+    net, ck = T.probe_load(a)
     import sentencepiece as spm
     sp = spm.SentencePieceProcessor(model_file=a.tokenizer or os.path.join(os.path.dirname(a.ckpt), "tokenizer.model"))
-    torch.set_num_threads(1)
-    net, ck = export.load_checkpoint(a.ckpt)
     args = ck.get("args", {})
+    if args.get("count_facts"):
+        sys.exit("this checkpoint counts with --count-facts: its count questions have no look-up share to probe")
     head, layer = args.get("count_head", 0), args.get("dec_layer", 2)
-    heads = sorted({0, 1, head})
+    heads = T.look_up_heads(head)
     even = right = 0
     leak, ratio, cv, bos = [], [], [], []
     with torch.no_grad():
         for i in range(a.count):
-            prefix, pmask, ids, tgt, _, _, (_, _, focus, _) = T.example_batch(net, sp, a.seed, 100000 + i, 1, "count")
+            prefix, pmask, ids, tgt, _, _, (_, _, focus, *_) = T.example_batch(net, sp, a.seed, 100000 + i, 1, "count")
             hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=layer, att=(layer, heads))
             r = torch.nonzero(tgt[0] >= 0).squeeze(1)[0]
             right += int(net.output(hs[0, r]).argmax() == tgt[0, r])

@@ -225,18 +225,20 @@ def centre_splat(scene, hd_num, merged, tile=560):
     return out
 
 
-def fact_targets(sp, scenes, labels_per_scene, n_glb):
-    """Per image token, a distribution over the vocabulary spread evenly on the answer words that are true of it:
-    its colour (or the background's), its shape, where its object is (left/right, top/bottom; global view), which
-    image it is in (for two-image prompts) and the written word. The decoder's residual stream part-way up
-    (--dec-layer) is read through the real norm and lm head and trained towards these, so that later layers can find
-    an object by the words of the question and copy the answer. Returns (targets [T, V], mask [T]: False on rows
-    without facts, padding and separators)."""
+def fact_targets(sp, scenes, labels_per_scene, n_glb, count_facts=False):
+    """Per image token, a distribution over the vocabulary spread evenly on the answer words that are true of it: its
+    colour (or the background's), its shape, where its object is (left/right, top/bottom; global view), which image it
+    is in (for two-image prompts) and the written word; with count_facts, on the HD tiles' tokens of an object, how many
+    objects of its shape the picture has (count_fact_focus says where that is looked up). The decoder's residual stream
+    part-way up (--dec-layer) is read through the real norm and lm head and trained towards these, so that later layers
+    can find an object by the words of the question and copy the answer. Returns (targets [T, V], mask [T]: False on
+    rows without facts, padding and separators)."""
     V = sp.get_piece_size()
     out = []
     for i, (sc, lab) in enumerate(zip(scenes, labels_per_scene)):
         W, H = sc.image.size
         T = lab.shape[1]
+        same_shape = collections.Counter(o["shape"] for o in sc.objects)
 
         def facts(v, glb):
             words = []
@@ -251,6 +253,8 @@ def fact_targets(sp, scenes, labels_per_scene, n_glb):
                     words.append("left" if o["cx"] < W / 2 else "right")
                 if glb and H >= W:
                     words.append("top" if o["cy"] < H / 2 else "bottom")
+                if count_facts and not glb:
+                    words.append(str(same_shape[o["shape"]]))
             elif is_text(v):
                 words.append(sc.word)
             if words and len(scenes) > 1:
@@ -275,15 +279,17 @@ def fact_targets(sp, scenes, labels_per_scene, n_glb):
     return t, t.sum(-1) > 0
 
 
-def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_tiles=False, splats=None):
-    """Which image tokens answering `question` needs, as [(head slot, label indices)]: the asked object's tokens of
-    the global view (all objects matching the question's colour and shape words), the written word, the
-    background; for counts the matching objects' centre tokens plus BOS (index -1), so that the head's output grows
-    with the count (with count_tiles the centres in the HD tiles, where shapes are full size: the vision tower finds
-    89% of them there on wide and tall pictures against 50% in the global view); BOS alone when nothing matches.
-    A two-image "same background?" question puts each image's background on its own head. With `splats` (centre_splat per scene) a count looks up each matching centre's
-    spread instead of its one token: (slot, indices, weights) with BOS at weight 1, for the share of attention each
-    should get."""
+def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_tiles=False, splats=None,
+                   count_facts=False):
+    """Which image tokens answering `question` needs, as [(head slot, label indices)]: the asked object's tokens of the
+    global view (all objects matching the question's colour and shape words), the written word, the background; for
+    counts the matching objects' centre tokens plus BOS (index -1), so that the head's output grows with the count (with
+    count_tiles the centres in the HD tiles, where shapes are full size: the vision tower finds 89% of them there on
+    wide and tall pictures against 50% in the global view); BOS alone when nothing matches. A two-image "same
+    background?" question puts each image's background on its own head. With `splats` (centre_splat per scene) a count
+    looks up each matching centre's spread instead of its one token: (slot, indices, weights) with BOS at weight 1, for
+    the share of attention each should get. With count_facts a count looks up the matching objects' tokens in the HD
+    tiles, which carry the count (fact_targets), like any other fact; BOS when nothing matches."""
     n_glb = global_tokens(merged)
     words = question.replace("?", " ").replace(".", " ").split()
     colours = {w for w in words if w in data.COLOURS}
@@ -309,6 +315,9 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_ti
             for k in sorted(ids):
                 for j, w in splats[i][k - 1][1 if count_tiles else 0]:
                     wts[offsets[i] + j] += w
+        elif qtype == "count" and count_facts:
+            obj = per_scene[i][4].tolist()
+            out += [offsets[i] + j for j, v in enumerate(obj) if v in ids and j >= n_glb]
         elif qtype == "count":
             cen = per_scene[i][5].tolist()
             out += [offsets[i] + j for j, v in enumerate(cen) if v in ids and (j >= n_glb) == count_tiles]
@@ -316,12 +325,38 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_ti
             out += tokens(i, lambda v: v in ids)
     if wts:
         return [(0, list(wts) + [-1], list(wts.values()) + [1.0])]
-    if qtype == "count" or not out:
+    if (qtype == "count" and not count_facts) or not out:
         out.append(-1)
     return [(0, out)]
 
 
-def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=False, soft_centres=False):
+def count_fact_focus(scenes, per_scene, offsets, merged, max_rows=64):
+    """Where the HD tiles' object tokens find their count (fact_targets with count_facts): [(label indices of up to
+    max_rows such tokens, evenly spaced, the global view's centre tokens of the objects of the same shape plus BOS
+    (-1))], one entry per object. The global view comes first, so every tile token can see all of it; a head that
+    spreads evenly over those centres and BOS puts 1 / (n + 1) on BOS, as the question-level count look-up does,
+    but here every tile token of every object is a training example, not one answer per question."""
+    n_glb = global_tokens(merged)
+    groups = []
+    for i, (sc, lab) in enumerate(zip(scenes, per_scene)):
+        obj, cen = lab[4].tolist(), lab[5][:n_glb].tolist()
+        for k, o in enumerate(sc.objects):
+            mine = [offsets[i] + j for j in range(n_glb, len(obj)) if obj[j] == k + 1]
+            same = {m + 1 for m, p in enumerate(sc.objects) if p["shape"] == o["shape"]}
+            centres = [offsets[i] + j for j, v in enumerate(cen) if v in same]
+            if mine and centres:
+                groups.append((mine, centres + [-1]))
+    flat = [(r, g) for g, (mine, _) in enumerate(groups) for r in mine]
+    if len(flat) > max_rows:
+        flat = [flat[t * len(flat) // max_rows] for t in range(max_rows)]
+    rows = collections.defaultdict(list)
+    for r, g in flat:
+        rows[g].append(r)
+    return [(rows[g], groups[g][1]) for g in sorted(rows)]
+
+
+def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=False, soft_centres=False,
+                  count_facts=False):
     """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types, dense labels) on the
     model's device, and (scenes, per-scene labels, focus, soft centre map or None; the map on the model's device)
     for the training-only terms."""
@@ -349,12 +384,13 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=Fal
         tgt[k, len(t) - 1:len(seq) - 1] = torch.tensor(a)
     offsets = np.cumsum([0] + [lab.shape[1] for lab in per_scene])
     splats = [centre_splat(sc, hd, merged_grid(net)) for sc in scenes] if soft_centres else None
-    focus = [question_focus(t, q, scenes, per_scene, offsets, merged_grid(net), count_tiles, splats)
+    focus = [question_focus(t, q, scenes, per_scene, offsets, merged_grid(net), count_tiles, splats, count_facts)
              for t, q, _ in qs]
     dev = prefix.device
     soft = soft_centre_map(splats, per_scene).to(dev) if soft_centres else None
+    cfocus = count_fact_focus(scenes, per_scene, offsets, merged_grid(net)) if count_facts else None
     return (prefix, pmask, ids.to(dev), tgt.to(dev), [q[0] for q in qs], labels.to(dev),
-            (scenes, per_scene, focus, soft))
+            (scenes, per_scene, focus, soft, cfocus))
 
 
 def soft_centre_map(splats, per_scene):
@@ -441,9 +477,58 @@ def side_loss(sp, lens, scenes, per_scene, merged, res):
     return F.cross_entropy(logits, targets)
 
 
+def look_up_heads(count_head=0, count_facts=False):
+    """The query heads of the look-up layer whose attention run_example keeps: the first two (a two-image question
+    looks up one background on each), and count_head when counts read their own look-up (not with count_facts)."""
+    return [0, 1] + ([count_head] if count_head not in (0, 1) and not count_facts else [])
+
+
+def probe_command_line(doc, ckpt_help):
+    """The probes' shared options (--ckpt, --count, --seed); add more before parse_args."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", required=True, help=ckpt_help)
+    ap.add_argument("--count", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=13)
+    return ap
+
+
+def probe_load(a):
+    """Refuses the training and validation seeds (a probe must see unseen pictures), then loads --ckpt on one
+    thread: (model, checkpoint dict)."""
+    if a.seed in (TRAIN_SEED, VALID_SEED):
+        sys.exit(f"seed {a.seed} is a training or validation seed")
+    import export
+    torch.set_num_threads(1)
+    return export.load_checkpoint(a.ckpt)
+
+
+def count_fact_loss(sp, lens, scenes, per_scene, merged, res):
+    """The count fact of every HD-tile object token (fact_targets with count_facts) as a choice among the digits
+    0-9 of its lm-head logits `lens` [image tokens, V]: in fact_targets it is one word in three next to the colour and
+    the shape, and most pictures say "1" there, so its reading is slow to learn from that alone. Every 8th token's
+    accuracy goes to `res` as "d_count"."""
+    n_glb = global_tokens(merged)
+    digits = torch.tensor([word_id(sp, str(d)) for d in range(10)], device=lens.device)
+    rows, want, off = [], [], 0
+    for sc, lab in zip(scenes, per_scene):
+        same_shape = collections.Counter(o["shape"] for o in sc.objects)
+        for j, v in enumerate(lab[4].tolist()):
+            if j >= n_glb and 0 < v < data.TEXT_LABEL:
+                rows.append(off + j)
+                want.append(same_shape[sc.objects[v - 1]["shape"]])
+        off += lab.shape[1]
+    if not rows:
+        return lens.new_zeros(())
+    logits = lens[torch.tensor(rows, device=lens.device)][:, digits]
+    want = torch.tensor(want, device=lens.device)
+    res.extend(("d_count", bool(x)) for x in (logits.argmax(-1) == want).tolist()[::8])
+    return F.cross_entropy(logits, want)
+
+
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
                 dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0,
-                copy_count=False, count_tiles=False, soft_centres=False, count_head=0, bos_weight=0.0):
+                copy_count=False, count_tiles=False, soft_centres=False, count_head=0, bos_weight=0.0,
+                count_facts=False, count_fact_weight=0.0):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -457,14 +542,22 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         learn centre_splat's weights instead of one token per object; count_head: the query head of layer dec_layer
         whose attention the count look-up supervises (0: the first, which every other look-up uses too); bos_weight:
         the squared error of that look-up's log share on BOS against log 1 / (n + 1), the share the count is read
-        from.
+        from; count_facts: the HD tiles' object tokens learn their object's count (fact_targets) with head count_head
+        of the layer before dec_layer spread evenly over the matching centres and BOS (count_fact_focus, at
+        att_weight), and a count question looks the count up there like any other fact (question_focus);
+        count_fact_weight: that count again, alone among the digits (count_fact_loss).
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
-    prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft) = example_batch(
-        net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres)
+    prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft, cfocus) = example_batch(
+        net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts)
     dense = aux is not None
-    heads = [0, 1] + ([count_head] if count_head not in (0, 1) else [])
+    heads = look_up_heads(count_head, count_facts)
     att = (dec_layer, heads) if dense and att_weight > 0 else None
-    hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=dec_layer if dense else 0, att=att)
+    img_pos = torch.nonzero(pmask.cpu()).squeeze(1).tolist()
+    patt = None
+    if att and cfocus:
+        patt = (dec_layer - 1, count_head, [img_pos[r] for rows, _ in cfocus for r in rows])
+    hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=dec_layer if dense else 0, att=att,
+                           patt=patt)
     sel = tgt >= 0
     logits = net.output(hs[sel])
     loss = F.cross_entropy(logits, tgt[sel])
@@ -475,7 +568,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         loss = loss + aux_weight * aux_losses(img, labels, aux, res, soft)
     if dense and dec_weight > 0:
         h = extra["tap"][pmask]
-        ft, fm = fact_targets(sp, scenes, per_scene, global_tokens(merged_grid(net)))
+        ft, fm = fact_targets(sp, scenes, per_scene, global_tokens(merged_grid(net)), count_facts)
         ft, fm = ft.to(h.device), fm.to(h.device)
         lens = net.output(net.model.norm(h))  # every image token through the lm head: the facts and the sides
         logp = F.log_softmax(lens[fm], -1)
@@ -486,10 +579,19 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         res.extend(("d_centre", bool(x)) for x in (cl[labels[5][c] > 0].argmax(-1) == 1).tolist())
         if side_weight > 0:
             loss = loss + side_weight * side_loss(sp, lens, scenes, per_scene, merged_grid(net), res)
+        if count_facts and count_fact_weight > 0:
+            loss = loss + count_fact_weight * count_fact_loss(sp, lens, scenes, per_scene, merged_grid(net), res)
     if att is not None:
-        img_pos = torch.nonzero(pmask.cpu()).squeeze(1).tolist()
         lp = extra["att"]
-        terms, cterms, bterms = [], [], []
+        terms, cterms, bterms, pterms = [], [], [], []
+        if patt:  # each tile token's count look-up: the same weight on each same-shape centre and on BOS
+            start = 0
+            for rows, idx in cfocus:
+                where = torch.tensor([0 if j < 0 else img_pos[j] for j in idx], device=lp.device)
+                sub = extra["patt"][start:start + len(rows)][:, where]
+                start += len(rows)
+                pterms.append(-sub.mean())
+                res.append(("p_count", bool(torch.logsumexp(sub[0], -1).exp() > 0.5)))
         for k, foc in enumerate(focus):
             rows = torch.nonzero(tgt[k] >= 0).squeeze(1)  # every position that predicts an answer token
             if copy_weight > 0:
@@ -498,7 +600,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 # each, so the reading is one colour when they match and two when not, which later layers turn into
                 # yes/no
                 want = None
-                if types[k] in ("colour", "shape", "position", "word") or (copy_count and types[k] == "count"):
+                if types[k] in ("colour", "shape", "position", "word") or \
+                        ((copy_count or count_facts) and types[k] == "count"):
                     want = {int(tgt[k, rows[0]]): 1.0}
                 elif len(foc) == 2:
                     want = collections.Counter()
@@ -514,7 +617,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
             for slot, idx, *wts in foc:
                 if not idx:
                     continue
-                if types[k] == "count":  # (one slot: the matching centres and BOS)
+                if types[k] == "count" and not count_facts:  # (one slot: the matching centres and BOS)
                     slot = heads.index(count_head)
                 where = torch.tensor([0 if j < 0 else img_pos[j] for j in idx], device=lp.device)  # -1: BOS
                 sub = lp[k, slot][rows][:, where]
@@ -522,7 +625,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 if wts:  # the spread centres of a count (centre_splat), BOS at weight 1: cross-entropy to it
                     p = torch.tensor(wts[0], device=lp.device)
                     terms.append(-(sub * (p / p.sum())).sum(-1).mean())
-                elif count_uniform and types[k] == "count":
+                elif count_uniform and types[k] == "count" and not count_facts:
                     # the same weight on each matching centre and on BOS (cross-entropy to the uniform spread):
                     # the head's output then says how many there are, which all of it on one centre would not
                     terms.append(-sub.mean())
@@ -537,6 +640,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
             loss = loss + copy_weight * torch.stack(cterms).mean()
         if bterms:
             loss = loss + bos_weight * torch.stack(bterms).mean()
+        if pterms:
+            loss = loss + att_weight * torch.stack(pterms).mean()
     # exact-answer accuracy (teacher forced): every answer token and the end token right
     ok = torch.ones_like(tgt, dtype=torch.bool)
     ok[sel] = logits.argmax(-1) == tgt[sel]
@@ -641,6 +746,14 @@ def main():
                     help="weight of the squared error of the count look-up's log share on BOS against "
                          "log 1 / (n + 1): the count is read from that share, and the shipped model's rounds to the "
                          "count on only 37 of 100 unseen questions (probe_counts.py)")
+    ap.add_argument("--count-facts", type=int, default=0,
+                    help="1: the HD tiles' object tokens learn how many objects of their shape the picture has "
+                         "(head --count-head of the layer before --dec-layer spreads evenly over the global view's "
+                         "matching centres and BOS, supervised on every such token), and count questions look that "
+                         "fact up like colours and shapes instead of reading a share of their own look-up")
+    ap.add_argument("--count-fact-weight", type=float, default=0.0,
+                    help="with --count-facts, weight of the tile tokens' count read among the digits alone "
+                         "(count_fact_loss)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -726,7 +839,7 @@ def worker(rank, a):
                                         a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
                                         a.side_weight, a.copy_weight, bool(a.copy_count),
                                         bool(a.count_tiles), bool(a.soft_centres), a.count_head,
-                                        a.bos_weight)
+                                        a.bos_weight, bool(a.count_facts), a.count_fact_weight)
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
