@@ -225,6 +225,12 @@ def centre_splat(scene, hd_num, merged, tile=560):
     return out
 
 
+def shape_counts(scene):
+    """Per object of `scene`, how many objects of its shape the picture has (the count fact of its tile tokens)."""
+    n = collections.Counter(o["shape"] for o in scene.objects)
+    return [n[o["shape"]] for o in scene.objects]
+
+
 def fact_targets(sp, scenes, labels_per_scene, n_glb, count_facts=False):
     """Per image token, a distribution over the vocabulary spread evenly on the answer words that are true of it: its
     colour (or the background's), its shape, where its object is (left/right, top/bottom; global view), which image it
@@ -238,7 +244,7 @@ def fact_targets(sp, scenes, labels_per_scene, n_glb, count_facts=False):
     for i, (sc, lab) in enumerate(zip(scenes, labels_per_scene)):
         W, H = sc.image.size
         T = lab.shape[1]
-        same_shape = collections.Counter(o["shape"] for o in sc.objects)
+        counts = shape_counts(sc)
 
         def facts(v, glb):
             words = []
@@ -254,7 +260,7 @@ def fact_targets(sp, scenes, labels_per_scene, n_glb, count_facts=False):
                 if glb and H >= W:
                     words.append("top" if o["cy"] < H / 2 else "bottom")
                 if count_facts and not glb:
-                    words.append(str(same_shape[o["shape"]]))
+                    words.append(str(counts[v - 1]))
             elif is_text(v):
                 words.append(sc.word)
             if words and len(scenes) > 1:
@@ -511,11 +517,11 @@ def count_fact_loss(sp, lens, scenes, per_scene, merged, res):
     digits = torch.tensor([word_id(sp, str(d)) for d in range(10)], device=lens.device)
     rows, want, off = [], [], 0
     for sc, lab in zip(scenes, per_scene):
-        same_shape = collections.Counter(o["shape"] for o in sc.objects)
+        counts = shape_counts(sc)
         for j, v in enumerate(lab[4].tolist()):
             if j >= n_glb and 0 < v < data.TEXT_LABEL:
                 rows.append(off + j)
-                want.append(same_shape[sc.objects[v - 1]["shape"]])
+                want.append(counts[v - 1])
         off += lab.shape[1]
     if not rows:
         return lens.new_zeros(())
@@ -583,12 +589,15 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
             loss = loss + count_fact_weight * count_fact_loss(sp, lens, scenes, per_scene, merged_grid(net), res)
     if att is not None:
         lp = extra["att"]
+
+        def positions(idx):  # label indices to prompt positions; -1 is BOS
+            return torch.tensor([0 if j < 0 else img_pos[j] for j in idx], device=lp.device)
+
         terms, cterms, bterms, pterms = [], [], [], []
         if patt:  # each tile token's count look-up: the same weight on each same-shape centre and on BOS
             start = 0
             for rows, idx in cfocus:
-                where = torch.tensor([0 if j < 0 else img_pos[j] for j in idx], device=lp.device)
-                sub = extra["patt"][start:start + len(rows)][:, where]
+                sub = extra["patt"][start:start + len(rows)][:, positions(idx)]
                 start += len(rows)
                 pterms.append(-sub.mean())
                 res.append(("p_count", bool(torch.logsumexp(sub[0], -1).exp() > 0.5)))
@@ -619,8 +628,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                     continue
                 if types[k] == "count" and not count_facts:  # (one slot: the matching centres and BOS)
                     slot = heads.index(count_head)
-                where = torch.tensor([0 if j < 0 else img_pos[j] for j in idx], device=lp.device)  # -1: BOS
-                sub = lp[k, slot][rows][:, where]
+                sub = lp[k, slot][rows][:, positions(idx)]
                 mass = torch.logsumexp(sub, -1)
                 if wts:  # the spread centres of a count (centre_splat), BOS at weight 1: cross-entropy to it
                     p = torch.tensor(wts[0], device=lp.device)
@@ -749,8 +757,9 @@ def main():
     ap.add_argument("--count-facts", type=int, default=0,
                     help="1: the HD tiles' object tokens learn how many objects of their shape the picture has "
                          "(head --count-head of the layer before --dec-layer spreads evenly over the global view's "
-                         "matching centres and BOS, supervised on every such token), and count questions look that "
-                         "fact up like colours and shapes instead of reading a share of their own look-up")
+                         "matching centres and BOS, supervised on up to 64 such tokens per picture), and count "
+                         "questions look that fact up like colours and shapes instead of reading a share of their "
+                         "own look-up")
     ap.add_argument("--count-fact-weight", type=float, default=0.0,
                     help="with --count-facts, weight of the tile tokens' count read among the digits alone "
                          "(count_fact_loss)")
