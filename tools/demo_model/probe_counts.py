@@ -56,6 +56,8 @@ def main():
                     cv.append(statistics.pstdev(cen) / m)
 
     def q(xs):
+        if len(xs) < 2:  # (a small --count may leave too few multi-centre questions for quartiles)
+            return "n/a (fewer than 2 questions)"
         return " / ".join(f"{x:.2f}" for x in statistics.quantiles(xs, n=4))
 
     print(f"head {head} of layer {layer}, {a.count} count questions (teacher forced):")
