@@ -18,7 +18,8 @@ Two stages, one schedule (AdamW, warm-up then cosine decay; the decoder at --dec
      (--aux-weight); the answer words true of each image token (its colour, shape, place, image), read from the
      decoder's residual stream after --dec-layer layers through the real lm head (--dec-weight); and the
      attention of that layer's first heads, at the answer positions, on the tokens the question is about
-     (--att-weight; for counts spread evenly over the matching centres and BOS, --count-uniform); every
+     (--att-weight; for counts the HD-tile tokens of the asked shape, which have learnt how many objects of
+     their shape the picture has, --count-facts); every
      global-view token's own half through the lm head (--side-weight), without which left/right is at chance; and
      the answer right after the look-up layer (--copy-weight; for "same background?" both backgrounds). The decoder
      gets its own warm-up when this stage begins, and learns at half the vision rate: a faster decoder rate was
@@ -194,7 +195,7 @@ def centre_splat(scene, hd_num, merged, tile=560):
     """Per object, [(token index, weight)] in encode_image's order: its centre spread bilinearly over the (up to 4)
     nearest token centres of the global view, and the same over the HD tiles; each view's weights sum to 1.
     The one-token centre label (dense_labels) flips from one token to the next as a centre crosses a token edge:
-    every centre the shipped vision tower misses on one-tile count pictures lies within a tenth of a token of an
+    every centre the vision tower of an earlier model missed on one-tile count pictures lies within a tenth of a token of an
     edge, where it sees both sides about equally. A weight that changes smoothly with the position can be learnt
     there, and spread attention on it still sums to one per object (see question_focus)."""
     W, H = scene.image.size
@@ -693,7 +694,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="build/demo_model", help="checkpoints, tokenizer and logs go here")
     ap.add_argument("--tokenizer", default=None, help="default: WORK/tokenizer.model (made if missing)")
-    ap.add_argument("--steps", type=int, default=10000)
+    ap.add_argument("--steps", type=int, default=9200)
     ap.add_argument("--world", type=int, default=2,
                     help="data-parallel worker processes (one thread each; gradients summed over loopback gloo)")
     ap.add_argument("--examples-per-step", type=int, default=1, help="per worker")
@@ -708,7 +709,7 @@ def main():
     ap.add_argument("--vision-steps", type=int, default=1800,
                     help="the first steps train only the vision tower and projector on the dense labels")
     ap.add_argument("--vision-examples", type=int, default=4, help="pictures per worker in a vision step")
-    ap.add_argument("--word-frac", type=float, default=0.15,
+    ap.add_argument("--word-frac", type=float, default=0.3,
                     help="share of question-step pictures that are forced to be word pictures (0: data.py's mix)")
     ap.add_argument("--count-frac", type=float, default=0.1,
                     help="share of question-step pictures forced to be count pictures (0: data.py's mix, about 1 in "
@@ -718,9 +719,9 @@ def main():
                          "1 in 9)")
     ap.add_argument("--vision-word-prob", type=float, default=0.5,
                     help="share of warm-up pictures with a word")
-    ap.add_argument("--vision-small-prob", type=float, default=0.0,
+    ap.add_argument("--vision-small-prob", type=float, default=0.4,
                     help="share of warm-up shapes drawn as small as count shapes are in the global view (radius "
-                         "11-28 instead of 28-46): the shipped model finds only 81%% of count-picture centres")
+                         "11-28 instead of 28-46): the model before it found only 81%% of count-picture centres")
     ap.add_argument("--dec-layer", type=int, default=2,
                     help="the facts are read after this many decoder layers; that layer's first heads are the "
                          "supervised look-up")
@@ -752,15 +753,15 @@ def main():
                          "its own: its full run counted worse, 44%% against 70%%, see README.md)")
     ap.add_argument("--bos-weight", type=float, default=0.0,
                     help="weight of the squared error of the count look-up's log share on BOS against "
-                         "log 1 / (n + 1): the count is read from that share, and the shipped model's rounds to the "
+                         "log 1 / (n + 1): the count is read from that share, and the model before count facts rounds to the "
                          "count on only 37 of 100 unseen questions (probe_counts.py)")
-    ap.add_argument("--count-facts", type=int, default=0,
+    ap.add_argument("--count-facts", type=int, default=1,
                     help="1: the HD tiles' object tokens learn how many objects of their shape the picture has "
                          "(head --count-head of the layer before --dec-layer spreads evenly over the global view's "
                          "matching centres and BOS, supervised on up to 64 such tokens per picture), and count "
                          "questions look that fact up like colours and shapes instead of reading a share of their "
                          "own look-up")
-    ap.add_argument("--count-fact-weight", type=float, default=0.0,
+    ap.add_argument("--count-fact-weight", type=float, default=1.0,
                     help="with --count-facts, weight of the tile tokens' count read among the digits alone "
                          "(count_fact_loss)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
