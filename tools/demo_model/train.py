@@ -195,9 +195,9 @@ def centre_splat(scene, hd_num, merged, tile=560):
     """Per object, [(token index, weight)] in encode_image's order: its centre spread bilinearly over the (up to 4)
     nearest token centres of the global view, and the same over the HD tiles; each view's weights sum to 1.
     The one-token centre label (dense_labels) flips from one token to the next as a centre crosses a token edge:
-    every centre the vision tower of an earlier model missed on one-tile count pictures lies within a tenth of a token of an
-    edge, where it sees both sides about equally. A weight that changes smoothly with the position can be learnt
-    there, and spread attention on it still sums to one per object (see question_focus)."""
+    every centre the vision tower of an earlier model missed on one-tile count pictures lies within a tenth of a
+    token of an edge, where it sees both sides about equally. A weight that changes smoothly with the position can
+    be learnt there, and spread attention on it still sums to one per object (see question_focus)."""
     W, H = scene.image.size
     trans, new_w, new_h, pad_h = M.hd_geometry(W, H, hd_num, tile)
     Wp, Hp = (pad_h, new_w) if trans else (new_w, pad_h)
@@ -753,8 +753,8 @@ def main():
                          "its own: its full run counted worse, 44%% against 70%%, see README.md)")
     ap.add_argument("--bos-weight", type=float, default=0.0,
                     help="weight of the squared error of the count look-up's log share on BOS against "
-                         "log 1 / (n + 1): the count is read from that share, and the model before count facts rounds to the "
-                         "count on only 37 of 100 unseen questions (probe_counts.py)")
+                         "log 1 / (n + 1): the count is read from that share, and the model before count facts "
+                         "rounds to the count on only 37 of 100 unseen questions (probe_counts.py)")
     ap.add_argument("--count-facts", type=int, default=1,
                     help="1: the HD tiles' object tokens learn how many objects of their shape the picture has "
                          "(head --count-head of the layer before --dec-layer spreads evenly over the global view's "
