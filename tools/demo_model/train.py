@@ -13,13 +13,13 @@ Two stages, one schedule (AdamW, warm-up then cosine decay; the decoder at --dec
   2. Questions: each worker step takes one picture (or a pair, for comparisons) and up to --questions questions
      about it. The image part of the prompt is the same for every question (it comes first), so the decoder runs
      it once and the questions continue it as a batch (model.IXCDemo.decode), with Partial LoRA on the image
-     rows. The loss is the cross-entropy of the answer tokens and the closing [UNUSED_TOKEN_145], plus five
+     rows. The loss is the cross-entropy of the answer tokens and the closing [UNUSED_TOKEN_145], plus six
      training-only terms that spell out find-then-copy (run_example): the dense labels on the projector's outputs
      (--aux-weight); the answer words true of each image token (its colour, shape, place, image), read from the
      decoder's residual stream after --dec-layer layers through the real lm head (--dec-weight); and the
      attention of that layer's first heads, at the answer positions, on the tokens the question is about
-     (--att-weight; for counts the HD-tile tokens of the asked shape, which have learnt how many objects of
-     their shape the picture has, --count-facts); every
+     (--att-weight; for counts the HD-tile tokens of the asked shape, which have learnt how many objects of their
+     shape the picture has, --count-facts); that count again among the digits alone (--count-fact-weight); every
      global-view token's own half through the lm head (--side-weight), without which left/right is at chance; and
      the answer right after the look-up layer (--copy-weight; for "same background?" both backgrounds). The decoder
      gets its own warm-up when this stage begins, and learns at half the vision rate: a faster decoder rate was
