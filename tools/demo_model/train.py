@@ -362,12 +362,30 @@ def count_fact_focus(scenes, per_scene, offsets, merged, max_rows=64):
     return [(rows[g], groups[g][1]) for g in sorted(rows)]
 
 
+def with_absent_count(qs, scene, rng, prob):
+    """With probability `prob`, a count picture's last follow-up question becomes a count of a shape that is not
+    in the picture (answer "0"). data.py asks that of one count question in ten, the evaluation's mix, and the
+    models probed so far answer such questions with the count of the shapes that are there; this adds more of them
+    to training only."""
+    if len(qs) < 2 or qs[0][0] != "count" or rng.random() >= prob:
+        return qs
+    missing = [s for s in data.SHAPES if s not in {o["shape"] for o in scene.objects}]
+    asked = {q for _, q, _ in qs}
+    options = [t.format(p=data.PLURAL[s]) for s in missing for t in data.COUNT_TEMPLATES]
+    options = [q for q in options if q not in asked]
+    if not options:
+        return qs
+    return qs[:-1] + [("count", rng.choice(options), "0")]
+
+
 def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=False, soft_centres=False,
-                  count_facts=False):
+                  count_facts=False, absent_counts=0.0):
     """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types, dense labels) on the
     model's device, and (scenes, per-scene labels, focus, soft centre map or None; the map on the model's device)
-    for the training-only terms."""
+    for the training-only terms. absent_counts: see with_absent_count."""
     scenes, qs = data.make_example(seed, index, qtype=qtype, n_questions=n_questions, scenes=True)
+    if absent_counts > 0:
+        qs = with_absent_count(qs, scenes[0], random.Random(f"absent:{seed}:{index}"), absent_counts)
     imgs = [sc.image for sc in scenes]
     hd = 6 if len(imgs) > 1 else 24
     views = [M.preprocess(im, hd) for im in imgs]
@@ -535,7 +553,7 @@ def count_fact_loss(sp, lens, scenes, per_scene, merged, res):
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
                 dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0,
                 copy_count=False, count_tiles=False, soft_centres=False, count_head=0, bos_weight=0.0,
-                count_facts=False, count_fact_weight=0.0):
+                count_facts=False, count_fact_weight=0.0, absent_counts=0.0):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -552,10 +570,11 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         from; count_facts: the HD tiles' object tokens learn their object's count (fact_targets) with head count_head
         of the layer before dec_layer spread evenly over the matching centres and BOS (count_fact_focus, at
         att_weight), and a count question looks the count up there like any other fact (question_focus);
-        count_fact_weight: that count again, alone among the digits (count_fact_loss).
+        count_fact_weight: that count again, alone among the digits (count_fact_loss); absent_counts: more count
+        questions about absent shapes (with_absent_count).
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft, cfocus) = example_batch(
-        net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts)
+        net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts, absent_counts)
     dense = aux is not None
     heads = look_up_heads(count_head, count_facts)
     att = (dec_layer, heads) if dense and att_weight > 0 else None
@@ -764,6 +783,9 @@ def main():
     ap.add_argument("--count-fact-weight", type=float, default=1.0,
                     help="with --count-facts, weight of the tile tokens' count read among the digits alone "
                          "(count_fact_loss)")
+    ap.add_argument("--absent-counts", type=float, default=0.0,
+                    help="probability that a count picture's last follow-up question asks for the count of a "
+                         "shape that is not there (answer 0; training only, data.py's mix is unchanged)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -849,7 +871,8 @@ def worker(rank, a):
                                         a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
                                         a.side_weight, a.copy_weight, bool(a.copy_count),
                                         bool(a.count_tiles), bool(a.soft_centres), a.count_head,
-                                        a.bos_weight, bool(a.count_facts), a.count_fact_weight)
+                                        a.bos_weight, bool(a.count_facts), a.count_fact_weight,
+                                        a.absent_counts)
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
