@@ -393,9 +393,14 @@ def q_position(rng, sc):
     return "position", t.format(s=o["shape"]), ans
 
 
+def absent_shapes(sc):
+    """The shapes a scene has none of, in SHAPES order."""
+    return [s for s in SHAPES if s not in {o["shape"] for o in sc.objects}]
+
+
 def q_count(rng, sc):
     if rng.random() < 0.1:  # a shape that is not there
-        missing = [s for s in SHAPES if s not in {o["shape"] for o in sc.objects}]
+        missing = absent_shapes(sc)
         if missing:
             return "count", rng.choice(COUNT_TEMPLATES).format(p=PLURAL[rng.choice(missing)]), "0"
     counts = {}

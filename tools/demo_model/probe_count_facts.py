@@ -62,12 +62,12 @@ def main():
             if rows:
                 p = extra["patt"].exp()
                 k = 0
-                for rs, idx in cfocus:
-                    n = len(idx) - 1  # the same-shape centres of the global view, then BOS
+                for rs, idx in cfocus:  # one entry per object: its tile tokens, its shape's centres and BOS
+                    n = len(idx) - 1
+                    shape = sc.objects[obj[rs[0]] - 1]["shape"]
+                    same = {m + 1 for m, o in enumerate(sc.objects) if o["shape"] == shape}
+                    tile_centres = [img_pos[j] for j in range(n_glb, len(cen)) if cen[j] in same]
                     for r in rs:
-                        same = {m + 1 for m, o in enumerate(sc.objects)
-                                if o["shape"] == sc.objects[obj[r] - 1]["shape"]}
-                        tile_centres = [img_pos[j] for j in range(n_glb, len(cen)) if cen[j] in same]
                         share[grid].append(float(p[k, 0]) * (n + 1))
                         copies[grid].append(float(p[k, tile_centres].sum()) if tile_centres else 0.0)
                         self_mass[grid].append(float(p[k, img_pos[r]]))

@@ -369,9 +369,8 @@ def with_absent_count(qs, scene, rng, prob):
     to training only."""
     if len(qs) < 2 or qs[0][0] != "count" or rng.random() >= prob:
         return qs
-    missing = [s for s in data.SHAPES if s not in {o["shape"] for o in scene.objects}]
     asked = {q for _, q, _ in qs}
-    options = [t.format(p=data.PLURAL[s]) for s in missing for t in data.COUNT_TEMPLATES]
+    options = [t.format(p=data.PLURAL[s]) for s in data.absent_shapes(scene) for t in data.COUNT_TEMPLATES]
     options = [q for q in options if q not in asked]
     if not options:
         return qs
