@@ -785,6 +785,11 @@ def main():
     ap.add_argument("--absent-counts", type=float, default=0.0,
                     help="probability that a count picture's last follow-up question asks for the count of a "
                          "shape that is not there (answer 0; training only, data.py's mix is unchanged)")
+    ap.add_argument("--count-phase", type=int, default=0,
+                    help="the last this many steps draw their forced picture kinds at --phase-count-frac and "
+                         "--phase-word-frac instead (a count-heavy end, once the other types are learnt)")
+    ap.add_argument("--phase-count-frac", type=float, default=0.5)
+    ap.add_argument("--phase-word-frac", type=float, default=0.15)
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -852,6 +857,7 @@ def worker(rank, a):
     step = start
     per_step = a.world * a.examples_per_step
     cuts = np.cumsum([a.word_frac, a.count_frac, a.compare_frac])  # forced picture kinds, then data.py's mix
+    phase_cuts = np.cumsum([a.phase_word_frac, a.phase_count_frac, a.compare_frac])
     while step < a.steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a) * g["mult"]
@@ -865,7 +871,8 @@ def worker(rank, a):
             else:
                 index = step * per_step + rank * a.examples_per_step + e
                 u = random.Random(f"mix:{index}").random()
-                qtype = (["word", "count", "compare"] + [None])[int(np.searchsorted(cuts, u, side="right"))]
+                c = phase_cuts if step >= a.steps - a.count_phase else cuts
+                qtype = (["word", "count", "compare"] + [None])[int(np.searchsorted(c, u, side="right"))]
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
                                         a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
                                         a.side_weight, a.copy_weight, bool(a.copy_count),
