@@ -32,13 +32,9 @@ def quartiles(xs):
 
 
 def main():
-    ap = T.probe_command_line(__doc__, "a train.py checkpoint trained with --count-facts 1")
-    ap.add_argument("--tokenizer", default=None, help="default: tokenizer.model beside the checkpoint")
-    a = ap.parse_args()
+    a = T.probe_command_line(__doc__, "a train.py checkpoint trained with --count-facts 1", tokenizer=True).parse_args()
     net, ck = T.probe_load(a)
-    import sentencepiece as spm
-    tok = a.tokenizer or os.path.join(os.path.dirname(a.ckpt), "tokenizer.model")
-    sp = spm.SentencePieceProcessor(model_file=tok)
+    sp = T.probe_tokenizer(a)
     args = ck.get("args", {})
     if not args.get("count_facts"):
         sys.exit("this checkpoint was not trained with --count-facts: use probe_counts.py")

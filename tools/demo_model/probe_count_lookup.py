@@ -22,12 +22,11 @@ import train as T  # noqa: E402
 
 
 def main():
-    ap = T.probe_command_line(__doc__, "a train.py checkpoint trained with --count-facts 1")
+    ap = T.probe_command_line(__doc__, "a train.py checkpoint trained with --count-facts 1", tokenizer=True)
     ap.set_defaults(count=200)
     a = ap.parse_args()
     net, ck = T.probe_load(a)
-    import sentencepiece as spm
-    sp = spm.SentencePieceProcessor(model_file=os.path.join(os.path.dirname(a.ckpt), "tokenizer.model"))
+    sp = T.probe_tokenizer(a)
     args = ck.get("args", {})
     if not args.get("count_facts"):
         sys.exit("this checkpoint was not trained with --count-facts")

@@ -23,12 +23,10 @@ import train as T  # noqa: E402
 
 
 def main():
-    ap = T.probe_command_line(__doc__, "a train.py checkpoint (it records --count-head and --dec-layer)")
-    ap.add_argument("--tokenizer", default=None, help="default: tokenizer.model beside the checkpoint")
-    a = ap.parse_args()
+    a = T.probe_command_line(__doc__, "a train.py checkpoint (it records --count-head and --dec-layer)",
+                             tokenizer=True).parse_args()
     net, ck = T.probe_load(a)
-    import sentencepiece as spm
-    sp = spm.SentencePieceProcessor(model_file=a.tokenizer or os.path.join(os.path.dirname(a.ckpt), "tokenizer.model"))
+    sp = T.probe_tokenizer(a)
     args = ck.get("args", {})
     if args.get("count_facts"):
         sys.exit("this checkpoint counts with --count-facts: its count questions have no look-up share to probe")

@@ -510,13 +510,23 @@ def look_up_heads(count_head=0, count_facts=False):
     return [0, 1] + ([count_head] if count_head not in (0, 1) and not count_facts else [])
 
 
-def probe_command_line(doc, ckpt_help):
-    """The probes' shared options (--ckpt, --count, --seed); add more before parse_args."""
+def probe_command_line(doc, ckpt_help, tokenizer=False):
+    """The probes' shared options (--ckpt, --count, --seed, and with `tokenizer` --tokenizer); add more before
+    parse_args."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True, help=ckpt_help)
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--seed", type=int, default=13)
+    if tokenizer:
+        ap.add_argument("--tokenizer", default=None, help="default: tokenizer.model beside the checkpoint")
     return ap
+
+
+def probe_tokenizer(a):
+    """The SentencePiece model of --tokenizer, or of tokenizer.model beside --ckpt (where train.py keeps it)."""
+    import sentencepiece as spm
+    path = a.tokenizer or os.path.join(os.path.dirname(a.ckpt), "tokenizer.model")
+    return spm.SentencePieceProcessor(model_file=path)
 
 
 def probe_load(a):
@@ -874,12 +884,14 @@ def worker(rank, a):
     per_step = a.world * a.examples_per_step
     cuts = np.cumsum([a.word_frac, a.count_frac, a.compare_frac])  # forced picture kinds, then data.py's mix
     phase_cuts = np.cumsum([a.phase_word_frac, a.phase_count_frac, a.compare_frac])
+    frozen = False
     while step < a.steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a) * g["mult"]
         vision = step < a.vision_steps
-        if not vision and a.freeze_vit_layers > 0:
+        if not vision and a.freeze_vit_layers > 0 and not frozen:  # once, when the question steps begin
             freeze_vit(net, a.freeze_vit_layers)
+            frozen = True
         n_ex = a.vision_examples if vision else a.examples_per_step
         for e in range(n_ex):
             if vision:
