@@ -1,11 +1,19 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "core/testing.h"
 #include "core/thread_pool.h"
 
 namespace ixc {
@@ -47,6 +55,38 @@ TEST(Status, ResultCarriesErrorsAndValues) {
   Result<int> bad = InvalidArgument("nope");
   EXPECT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(), "nope");
+}
+
+// Test fixtures (some are 100 MB converted models) must not pile up in the temp dir: a process's directories go
+// when it exits normally, and a forked child's exit leaves its parent's alone.
+TEST(Testing, TempDirsAreRemovedWhenTheProcessExits) {
+  const char* keep = std::getenv("IXC_KEEP_TEST_DIRS");
+  if (keep && *keep && std::string(keep) != "0") GTEST_SKIP() << "IXC_KEEP_TEST_DIRS is set";
+  const std::string mine = testing::MakeTempDir("parent");
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  std::fflush(nullptr);  // (buffered output would be written twice, once by each process)
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    const std::string dir = testing::MakeTempDir("child");
+    testing::WriteFile(dir + "/file", "x");
+    const bool sent = ::write(fds[1], dir.data(), dir.size()) == static_cast<ssize_t>(dir.size());
+    ::close(fds[1]);
+    std::exit(sent ? 0 : 1);  // a normal exit: static destructors run
+  }
+  ::close(fds[1]);
+  std::string child;
+  char buf[256];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) child.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_FALSE(child.empty());
+  EXPECT_FALSE(std::filesystem::exists(child)) << child;
+  EXPECT_TRUE(std::filesystem::exists(mine)) << mine;
 }
 
 }  // namespace

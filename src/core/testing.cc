@@ -1,9 +1,12 @@
 #include "core/testing.h"
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <atomic>
+#include <mutex>
+#include <utility>
 #include <unistd.h>
 
 namespace ixc::testing {
@@ -16,12 +19,45 @@ std::string GoldenDir() {
   return std::filesystem::weakly_canonical(dir, ec).string();
 }
 
+namespace {
+
+// Every directory MakeTempDir made in this process, removed when the process exits normally: some hold converted
+// model fixtures of 100 MB, and a test run used to leave all of them behind. IXC_KEEP_TEST_DIRS=1 keeps them for
+// debugging a failure.
+// A forked child inherits the list; it removes only the directories it made itself.
+class TempDirs {
+ public:
+  void Add(std::filesystem::path p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    paths_.emplace_back(::getpid(), std::move(p));
+  }
+  ~TempDirs() {
+    const char* keep = std::getenv("IXC_KEEP_TEST_DIRS");
+    if (keep && *keep && std::string(keep) != "0") return;
+    std::error_code ec;
+    for (const auto& [pid, p] : paths_)
+      if (pid == ::getpid()) std::filesystem::remove_all(p, ec);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<pid_t, std::filesystem::path>> paths_;
+};
+
+TempDirs& Registry() {
+  static TempDirs dirs;
+  return dirs;
+}
+
+}  // namespace
+
 std::string MakeTempDir(const std::string& tag) {
   static std::atomic<int> counter{0};
   auto p = std::filesystem::temp_directory_path() /
            ("ixc_test_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
+  Registry().Add(p);
   return p.string();
 }
 

@@ -13,7 +13,8 @@ namespace ixc::testing {
 // $IXC_GOLDEN_DIR, else ../shared/golden beside the source tree. Empty when the folder is absent.
 std::string GoldenDir();
 
-// A fresh empty directory under the system temp dir, unique per call.
+// A fresh empty directory under the system temp dir, unique per call; removed with its contents when the test
+// process exits normally (unless IXC_KEEP_TEST_DIRS=1).
 std::string MakeTempDir(const std::string& tag);
 
 // Writes bytes to a file (for hostile-file tests).
