@@ -19,6 +19,7 @@ Question types (answers are short and exact):
                                                            (or "Do both images have the same background colour?")
   shape    "What shape is the red object?"              -> "circle"     (a helper type; also evaluated)
 """
+import collections
 import math
 import os
 import random
@@ -272,6 +273,30 @@ def count_scene(rng, grid=None):
     return Scene(render(W, H, bg, objs, rng=rng), bg, objs)
 
 
+def two_group_count_scene(rng, grid=None):
+    """Training only (train.py --two-group-counts; the evaluation never draws it): 1-4 copies of one shape and 1-3
+    of another, each group in a colour of its own (one colour for both would make "What shape is red?" ambiguous;
+    the question names a shape, so the look-up still has to tell shapes apart). In count_scene's pictures nearly every object is of the asked shape, so a count can be looked
+    up without telling shapes apart; here it cannot."""
+    grid = grid or pick_grid(rng)
+    W, H = pick_size(rng, grid)
+    bg = rng.choice(list(BACKGROUNDS))
+    a, b = rng.sample(SHAPES, 2)
+    ca = rng.choice(list(COLOURS))
+    cb = rng.choice([c for c in COLOURS if c != ca])
+    for _ in range(100):
+        na, nb = rng.randint(1, 4), rng.randint(1, 3)
+        base = rng.uniform(*COUNT_RADIUS) / hd_scale(W, H)
+        centres = place(rng, W, H, [base * rng.uniform(0.9, 1.1) for _ in range(na + nb)])
+        if centres:
+            break
+    else:
+        return count_scene(rng, grid)
+    objs = [dict(shape=a if k < na else b, colour=ca if k < na else cb, cx=x, cy=y, r=r)
+            for k, (x, y, r) in enumerate(centres)]
+    return Scene(render(W, H, bg, objs, rng=rng), bg, objs)
+
+
 def word_ink(rng, bg):
     """White or near-black for contrast with the background, or a colour 40% of the time."""
     ink = (255, 255, 255) if bg in DARK_BACKGROUNDS else (15, 15, 15)
@@ -412,6 +437,17 @@ def q_count(rng, sc):
     return "count", rng.choice(COUNT_TEMPLATES).format(p=PLURAL[main]), str(counts[main])
 
 
+def q_count_any(rng, sc):
+    """A count of any shape of the picture, or (one in ten) of a shape that is not there: two_group_count_scene's
+    questions."""
+    missing = absent_shapes(sc)
+    if missing and rng.random() < 0.1:
+        return "count", rng.choice(COUNT_TEMPLATES).format(p=PLURAL[rng.choice(missing)]), "0"
+    counts = collections.Counter(o["shape"] for o in sc.objects)
+    s = rng.choice(sorted(counts))
+    return "count", rng.choice(COUNT_TEMPLATES).format(p=PLURAL[s]), str(counts[s])
+
+
 def q_word(rng, sc):
     return "word", rng.choice(WORD_TEMPLATES), sc.word
 
@@ -446,8 +482,9 @@ def compare_example(rng, want=None):
 
 def make_example(seed, index, qtype=None, n_questions=1, scenes=False):
     """One example: (images, [(qtype, question, answer), ...]). The first question has type `qtype` (drawn at
-    random when None); more questions about the same picture(s) follow when n_questions > 1 (training). With
-    scenes=True the images are Scene objects (picture plus facts, for training-only dense labels)."""
+    random when None; "count2", for training only, is a count question about a two_group_count_scene); more
+    questions about the same picture(s) follow when n_questions > 1 (training). With scenes=True the images are
+    Scene objects (picture plus facts, for training-only dense labels)."""
     imgs, qs = _make_example(seed, index, qtype, n_questions)
     return (imgs if scenes else [sc.image for sc in imgs]), qs
 
@@ -465,9 +502,14 @@ def _make_example(seed, index, qtype, n_questions):
         if n_questions > 1:
             qs.append(q_colour(rng, sc))  # background
         return [sc], qs[:n_questions]
+    counter = q_count
     if qtype == "count":
         sc = count_scene(rng)
         first = q_count(rng, sc)
+    elif qtype == "count2":  # (training only)
+        sc = two_group_count_scene(rng)
+        counter = q_count_any
+        first = q_count_any(rng, sc)
     else:
         for _ in range(100):
             sc = objects_scene(rng, min_n=2 if qtype == "position" and rng.random() < 0.5 else 1)
@@ -476,7 +518,7 @@ def _make_example(seed, index, qtype, n_questions):
                 break
     qs = [first]
     # follow-up counts only about count pictures: on the others every count is 1 or 0, and they taught "1"
-    gens = [q_colour, q_exists, q_shape] + ([q_count] if qtype == "count" else []) + \
+    gens = [q_colour, q_exists, q_shape] + ([counter] if qtype in ("count", "count2") else []) + \
         ([q_position] if unique_position(sc) else [])
     tries = 0
     while len(qs) < n_questions and tries < 6 * n_questions:

@@ -4,12 +4,13 @@
   /usr/bin/python3 tools/demo_model/probe_count_facts.py --ckpt build/demo_model/ckpt.pt [--count 60] [--seed 13]
 
 With --count-facts (train.py, "How it is trained"), every object token of the HD tiles learns its object's count from
-a look-up (head --count-head of the layer before --dec-layer) spread over the global view's same-shape centres and
-BOS, and a count question copies that fact. On the count pictures of the first COUNT count questions of SEED (not 1
-or 2, the training and validation seeds), split into one-tile pictures and the rest, this prints:
-  - that look-up's mass per tile object token: BOS's share times (n + 1) (1 when even), and the mass on the tiles'
-    own same-shape centre tokens (on a one-tile picture the tile is the global view again, so those are exact
-    copies of the centres it should count) and on the token itself;
+a look-up (head --count-head, or each of --count-fact-heads, of the layer before --dec-layer) spread over the global
+view's same-shape centres and BOS, and a count question copies that fact. On the count pictures of the first COUNT
+count questions of SEED (not 1 or 2, the training and validation seeds), split into one-tile pictures and the rest,
+this prints:
+  - that look-up's mass per tile object token, for each head: BOS's share times (n + 1) (1 when even), and the mass
+    on the tiles' own same-shape centre tokens (on a one-tile picture the tile is the global view again, so those
+    are exact copies of the centres it should count) and on the token itself;
   - the count each of those tokens reads after --dec-layer layers (the lm head among the digits) minus the true
     count;
   - the first answer token of the question, teacher forced, against the true answer.
@@ -38,7 +39,9 @@ def main():
     args = ck.get("args", {})
     if not args.get("count_facts"):
         sys.exit("this checkpoint was not trained with --count-facts: use probe_counts.py")
-    layer, head = args.get("dec_layer", 2), args.get("count_head", 0)
+    layer = args.get("dec_layer", 2)
+    heads = [int(h) for h in str(args.get("count_fact_heads") or "").split(",") if h.strip()] or \
+        [args.get("count_head", 0)]
     digits = torch.tensor([T.word_id(sp, str(d)) for d in range(10)])
     n_glb = T.global_tokens(T.merged_grid(net))
     share, copies, self_mass = (collections.defaultdict(list) for _ in range(3))
@@ -52,22 +55,22 @@ def main():
             img_pos = torch.nonzero(pmask).squeeze(1).tolist()
             rows = [r for rs, _ in cfocus for r in rs]
             hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=layer,
-                                   patt=(layer - 1, head, [img_pos[r] for r in rows]) if rows else None)
+                                   patt=(layer - 1, heads, [img_pos[r] for r in rows]) if rows else None)
             obj, cen = lab[4].tolist(), lab[5].tolist()
             counts = T.shape_counts(sc)
             if rows:
-                p = extra["patt"].exp()
-                k = 0
-                for rs, idx in cfocus:  # one entry per object: its tile tokens, its shape's centres and BOS
-                    n = len(idx) - 1
-                    shape = sc.objects[obj[rs[0]] - 1]["shape"]
-                    same = {m + 1 for m, o in enumerate(sc.objects) if o["shape"] == shape}
-                    tile_centres = [img_pos[j] for j in range(n_glb, len(cen)) if cen[j] in same]
-                    for r in rs:
-                        share[grid].append(float(p[k, 0]) * (n + 1))
-                        copies[grid].append(float(p[k, tile_centres].sum()) if tile_centres else 0.0)
-                        self_mass[grid].append(float(p[k, img_pos[r]]))
-                        k += 1
+                for h, p in zip(heads, extra["patt"].exp()):
+                    k = 0
+                    for rs, idx in cfocus:  # one entry per object: its tile tokens, its shape's centres and BOS
+                        n = len(idx) - 1
+                        shape = sc.objects[obj[rs[0]] - 1]["shape"]
+                        same = {m + 1 for m, o in enumerate(sc.objects) if o["shape"] == shape}
+                        tile_centres = [img_pos[j] for j in range(n_glb, len(cen)) if cen[j] in same]
+                        for r in rs:
+                            share[(grid, h)].append(float(p[k, 0]) * (n + 1))
+                            copies[(grid, h)].append(float(p[k, tile_centres].sum()) if tile_centres else 0.0)
+                            self_mass[(grid, h)].append(float(p[k, img_pos[r]]))
+                            k += 1
             lens = net.output(net.model.norm(extra["tap"][pmask]))[:, digits]
             for j in range(n_glb, len(obj)):
                 if 0 < obj[j] < T.data.TEXT_LABEL:
@@ -77,15 +80,17 @@ def main():
             answers[(grid, got == want)] += 1
             if got != want:
                 wrong[(grid, f"{want}->{got}")] += 1
-    print(f"{a.count} count questions of seed {a.seed}; look-up: head {head} of layer {layer - 1}; facts after "
+    print(f"{a.count} count questions of seed {a.seed}; look-up: head(s) {heads} of layer {layer - 1}; facts after "
           f"{layer} layers")
     for grid in ("one tile", "more tiles"):
         if not answers[(grid, True)] + answers[(grid, False)]:
             continue
         print(f"{grid}:")
-        print(f"  look-up quartiles over {len(share[grid])} tile object tokens: BOS share x (n + 1) "
-              f"{quartiles(share[grid])}; on the tiles' same-shape centres {quartiles(copies[grid])}; "
-              f"on itself {quartiles(self_mass[grid])}")
+        for h in heads:
+            g = (grid, h)
+            print(f"  head {h}: look-up quartiles over {len(share[g])} tile object tokens: BOS share x (n + 1) "
+                  f"{quartiles(share[g])}; on the tiles' same-shape centres {quartiles(copies[g])}; "
+                  f"on itself {quartiles(self_mass[g])}")
         errs = sorted((e, c) for (g, e), c in fact_err.items() if g == grid)
         print("  fact read minus true count: " + ", ".join(f"{e:+d}: {c}" for e, c in errs))
         print(f"  answers right {answers[(grid, True)]}/{answers[(grid, True)] + answers[(grid, False)]}; wrong: "

@@ -194,6 +194,10 @@ def dense_labels(scene, hd_num, merged, tile=560):
     return torch.from_numpy(np.stack([colour, shape, letter, word, seq, centre, xhalf, yhalf]))
 
 
+# a token that gets less of an object's spread centre (centre_splat) than this is not part of its count look-up
+SPLAT_MIN = 0.05
+
+
 def centre_splat(scene, hd_num, merged, tile=560):
     """Per object, [(token index, weight)] in encode_image's order: its centre spread bilinearly over the (up to 4)
     nearest token centres of the global view, and the same over the HD tiles; each view's weights sum to 1.
@@ -299,7 +303,8 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_ti
     background?" question puts each image's background on its own head. With `splats` (centre_splat per scene) a count
     looks up each matching centre's spread instead of its one token: (slot, indices, weights) with BOS at weight 1, for
     the share of attention each should get. With count_facts a count looks up the matching objects' tokens in the HD
-    tiles, which carry the count (fact_targets), like any other fact; BOS when nothing matches."""
+    tiles, which carry the count (fact_targets), like any other fact (with or without splats); BOS when nothing
+    matches."""
     n_glb = global_tokens(merged)
     words = question.replace("?", " ").replace(".", " ").split()
     colours = {w for w in words if w in data.COLOURS}
@@ -321,13 +326,13 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_ti
     out, wts = [], collections.Counter()
     for i, sc in enumerate(scenes):
         ids = {k + 1 for k, o in enumerate(sc.objects) if match(o)}
-        if qtype == "count" and splats is not None:
+        if qtype == "count" and count_facts:
+            obj = per_scene[i][4].tolist()
+            out += [offsets[i] + j for j, v in enumerate(obj) if v in ids and j >= n_glb]
+        elif qtype == "count" and splats is not None:
             for k in sorted(ids):
                 for j, w in splats[i][k - 1][1 if count_tiles else 0]:
                     wts[offsets[i] + j] += w
-        elif qtype == "count" and count_facts:
-            obj = per_scene[i][4].tolist()
-            out += [offsets[i] + j for j, v in enumerate(obj) if v in ids and j >= n_glb]
         elif qtype == "count":
             cen = per_scene[i][5].tolist()
             out += [offsets[i] + j for j, v in enumerate(cen) if v in ids and (j >= n_glb) == count_tiles]
@@ -340,12 +345,15 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_ti
     return [(0, out)]
 
 
-def count_fact_focus(scenes, per_scene, offsets, merged, max_rows=64):
+def count_fact_focus(scenes, per_scene, offsets, merged, max_rows=64, splats=None):
     """Where the HD tiles' object tokens find their count (fact_targets with count_facts): [(label indices of up to
-    max_rows such tokens, evenly spaced, the global view's centre tokens of the objects of the same shape plus BOS
-    (-1))], one entry per object. The global view comes first, so every tile token can see all of it; a head that
-    spreads evenly over those centres and BOS puts 1 / (n + 1) on BOS, as the question-level count look-up does,
-    but here every tile token of every object is a training example, not one answer per question."""
+    max_rows such tokens (0: all), evenly spaced, [the global view's centre token of each object of the same shape,
+    as a one-index list, ..., [-1] for BOS])], one entry per object. The global view comes first, so every tile
+    token can see all of it; a head that puts the same mass on each of those lists puts 1 / (n + 1) on BOS, as the
+    question-level count look-up does, but here every tile token of every object is a training example, not one
+    answer per question. With `splats` (centre_splat per scene) an object's list is the tokens its centre is spread
+    over (weight at least SPLAT_MIN), so that a centre near a token edge may be split between the tokens beside it:
+    the one-token label flips there, and the look-up of an earlier model missed a third of such centres."""
     n_glb = global_tokens(merged)
     groups = []
     for i, (sc, lab) in enumerate(zip(scenes, per_scene)):
@@ -353,11 +361,14 @@ def count_fact_focus(scenes, per_scene, offsets, merged, max_rows=64):
         for k, o in enumerate(sc.objects):
             mine = [offsets[i] + j for j in range(n_glb, len(obj)) if obj[j] == k + 1]
             same = {m + 1 for m, p in enumerate(sc.objects) if p["shape"] == o["shape"]}
-            centres = [offsets[i] + j for j, v in enumerate(cen) if v in same]
+            if splats is None:
+                centres = [[offsets[i] + j] for j, v in enumerate(cen) if v in same]
+            else:
+                centres = [[offsets[i] + j for j, w in splats[i][m - 1][0] if w >= SPLAT_MIN] for m in sorted(same)]
             if mine and centres:
-                groups.append((mine, centres + [-1]))
+                groups.append((mine, centres + [[-1]]))
     flat = [(r, g) for g, (mine, _) in enumerate(groups) for r in mine]
-    if len(flat) > max_rows:
+    if 0 < max_rows < len(flat):
         flat = [flat[t * len(flat) // max_rows] for t in range(max_rows)]
     rows = collections.defaultdict(list)
     for r, g in flat:
@@ -381,10 +392,11 @@ def with_absent_count(qs, scene, rng, prob):
 
 
 def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=False, soft_centres=False,
-                  count_facts=False, absent_counts=0.0):
+                  count_facts=False, absent_counts=0.0, count_fact_rows=64):
     """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types, dense labels) on the
     model's device, and (scenes, per-scene labels, focus, soft centre map or None; the map on the model's device)
-    for the training-only terms. absent_counts: see with_absent_count."""
+    for the training-only terms. absent_counts: see with_absent_count; count_fact_rows: count_fact_focus's
+    max_rows."""
     scenes, qs = data.make_example(seed, index, qtype=qtype, n_questions=n_questions, scenes=True)
     if absent_counts > 0:
         qs = with_absent_count(qs, scenes[0], random.Random(f"absent:{seed}:{index}"), absent_counts)
@@ -415,7 +427,9 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=Fal
              for t, q, _ in qs]
     dev = prefix.device
     soft = soft_centre_map(splats, per_scene).to(dev) if soft_centres else None
-    cfocus = count_fact_focus(scenes, per_scene, offsets, merged_grid(net)) if count_facts else None
+    cfocus = None
+    if count_facts:
+        cfocus = count_fact_focus(scenes, per_scene, offsets, merged_grid(net), count_fact_rows, splats)
     return (prefix, pmask, ids.to(dev), tgt.to(dev), [q[0] for q in qs], labels.to(dev),
             (scenes, per_scene, focus, soft, cfocus))
 
@@ -565,7 +579,8 @@ def count_fact_loss(sp, lens, scenes, per_scene, merged, res):
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
                 dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0,
                 copy_count=False, count_tiles=False, soft_centres=False, count_head=0, bos_weight=0.0,
-                count_facts=False, count_fact_weight=0.0, absent_counts=0.0):
+                count_facts=False, count_fact_weight=0.0, absent_counts=0.0, count_fact_heads=None,
+                count_fact_rows=64):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -583,17 +598,21 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         of the layer before dec_layer spread evenly over the matching centres and BOS (count_fact_focus, at
         att_weight), and a count question looks the count up there like any other fact (question_focus);
         count_fact_weight: that count again, alone among the digits (count_fact_loss); absent_counts: more count
-        questions about absent shapes (with_absent_count).
+        questions about absent shapes (with_absent_count); count_fact_heads: the query heads of that layer whose
+        spread the count facts supervise, each on its own (default [count_head]; heads of both key/value groups
+        look the centres up with keys of their own, so their errors need not be the same); count_fact_rows: at most
+        this many tile tokens per picture supervise it (0: all).
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft, cfocus) = example_batch(
-        net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts, absent_counts)
+        net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts, absent_counts,
+        count_fact_rows)
     dense = aux is not None
     heads = look_up_heads(count_head, count_facts)
     att = (dec_layer, heads) if dense and att_weight > 0 else None
     img_pos = torch.nonzero(pmask.cpu()).squeeze(1).tolist()
     patt = None
     if att and cfocus:
-        patt = (dec_layer - 1, count_head, [img_pos[r] for rows, _ in cfocus for r in rows])
+        patt = (dec_layer - 1, count_fact_heads or [count_head], [img_pos[r] for rows, _ in cfocus for r in rows])
     hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=dec_layer if dense else 0, att=att,
                            patt=patt)
     sel = tgt >= 0
@@ -628,11 +647,12 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         terms, cterms, bterms, pterms = [], [], [], []
         if patt:  # each tile token's count look-up: the same weight on each same-shape centre and on BOS
             start = 0
-            for rows, idx in cfocus:
-                sub = extra["patt"][start:start + len(rows)][:, positions(idx)]
+            for rows, groups in cfocus:
+                lp_rows = extra["patt"][:, start:start + len(rows)]  # [heads, rows, P]
                 start += len(rows)
-                pterms.append(-sub.mean())
-                res.append(("p_count", bool(torch.logsumexp(sub[0], -1).exp() > 0.5)))
+                sub = torch.stack([torch.logsumexp(lp_rows[..., positions(g)], -1) for g in groups], -1)
+                pterms.append(-sub.mean((1, 2)).sum())  # each head at the full weight
+                res.append(("p_count", bool(torch.logsumexp(sub[0, 0], -1).exp() > 0.5)))
         for k, foc in enumerate(focus):
             rows = torch.nonzero(tgt[k] >= 0).squeeze(1)  # every position that predicts an answer token
             if copy_weight > 0:
@@ -786,8 +806,9 @@ def main():
                          "(wide and tall pictures shrink there, and half their centres are missed)")
     ap.add_argument("--soft-centres", type=int, default=0,
                     help="1: object centres are spread bilinearly over the nearest tokens (centre_splat) for the "
-                         "centre flags and the count look-ups, instead of one token that flips at token edges (the "
-                         "logged v_centre / d_centre then read lower: a centre near an edge is meant to be split)")
+                         "centre flags and the count look-ups (with --count-facts, the facts' look-up of the global "
+                         "view's centres), instead of one token that flips at token edges (the logged v_centre / "
+                         "d_centre then read lower: a centre near an edge is meant to be split)")
     ap.add_argument("--count-head", type=int, default=0,
                     help="the query head of the look-up layer whose attention count questions supervise (0: the "
                          "first, shared with every other look-up; 3 is in the other key/value group, with keys of "
@@ -805,6 +826,14 @@ def main():
     ap.add_argument("--count-fact-weight", type=float, default=1.0,
                     help="with --count-facts, weight of the tile tokens' count read among the digits alone "
                          "(count_fact_loss)")
+    ap.add_argument("--count-fact-heads", default="",
+                    help="with --count-facts, the comma-separated query heads of the layer before --dec-layer whose "
+                         "spread over the centres and BOS is supervised, each on its own (default: --count-head)")
+    ap.add_argument("--count-fact-rows", type=int, default=64,
+                    help="with --count-facts, at most this many tile object tokens a picture learn the spread (0: all)")
+    ap.add_argument("--two-group-counts", type=float, default=0.0,
+                    help="share of the forced count pictures drawn as data.two_group_count_scene (two shapes, 1-4 and "
+                         "1-3 of each, counts asked of both): training only, the evaluation's pictures are unchanged")
     ap.add_argument("--absent-counts", type=float, default=0.0,
                     help="probability that a count picture's last follow-up question asks for the count of a "
                          "shape that is not there (answer 0; training only, data.py's mix is unchanged)")
@@ -885,6 +914,7 @@ def worker(rank, a):
     cuts = np.cumsum([a.word_frac, a.count_frac, a.compare_frac])  # forced picture kinds, then data.py's mix
     phase_cuts = np.cumsum([a.phase_word_frac, a.phase_count_frac, a.compare_frac])
     frozen = False
+    fact_heads = [int(h) for h in a.count_fact_heads.split(",") if h.strip()] or None
     while step < a.steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a) * g["mult"]
@@ -903,12 +933,14 @@ def worker(rank, a):
                 u = random.Random(f"mix:{index}").random()
                 c = phase_cuts if step >= a.steps - a.count_phase else cuts
                 qtype = (["word", "count", "compare"] + [None])[int(np.searchsorted(c, u, side="right"))]
+                if qtype == "count" and random.Random(f"two:{index}").random() < a.two_group_counts:
+                    qtype = "count2"
                 loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
                                         a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
                                         a.side_weight, a.copy_weight, bool(a.copy_count),
                                         bool(a.count_tiles), bool(a.soft_centres), a.count_head,
                                         a.bos_weight, bool(a.count_facts), a.count_fact_weight,
-                                        a.absent_counts)
+                                        a.absent_counts, fact_heads, a.count_fact_rows)
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
