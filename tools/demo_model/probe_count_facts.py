@@ -11,6 +11,9 @@ this prints:
   - that look-up's mass per tile object token, for each head: BOS's share times (n + 1) (1 when even), and the mass
     on the tiles' own same-shape centre tokens (on a one-tile picture the tile is the global view again, so those
     are exact copies of the centres it should count) and on the token itself;
+  - how often the look-up misses a centre (gives its object under 0.3 of BOS's mass), by how far the centre lies
+    from the nearest edge of its global-view token: on its one centre token, and summed over the tokens its centre
+    is spread over (centre_splat, as --soft-centres trains it);
   - the count each of those tokens reads after --dec-layer layers (the lm head among the digits) minus the true
     count;
   - the first answer token of the question, teacher forced, against the true answer.
@@ -44,7 +47,8 @@ def main():
         [args.get("count_head", 0)]
     digits = torch.tensor([T.word_id(sp, str(d)) for d in range(10)])
     n_glb = T.global_tokens(T.merged_grid(net))
-    share, copies, self_mass = (collections.defaultdict(list) for _ in range(3))
+    share, copies, self_mass, missed = (collections.defaultdict(list) for _ in range(4))
+    merged = T.merged_grid(net)
     fact_err, answers, wrong = collections.Counter(), collections.Counter(), collections.Counter()
     with torch.no_grad():
         for i in range(a.count):
@@ -58,6 +62,9 @@ def main():
                                    patt=(layer - 1, heads, [img_pos[r] for r in rows]) if rows else None)
             obj, cen = lab[4].tolist(), lab[5].tolist()
             counts = T.shape_counts(sc)
+            edge = T.centre_edge_distance(sc, 24, merged)
+            splat = T.centre_splat(sc, 24, merged)
+            centre_of = {v: img_pos[j] for j, v in enumerate(cen[:n_glb]) if v > 0}  # object + 1 -> its token
             if rows:
                 for h, p in zip(heads, extra["patt"].exp()):
                     k = 0
@@ -67,6 +74,11 @@ def main():
                         same = {m + 1 for m, o in enumerate(sc.objects) if o["shape"] == shape}
                         tile_centres = [img_pos[j] for j in range(n_glb, len(cen)) if cen[j] in same]
                         for r in rs:
+                            for m in sorted(same):
+                                b = "< 0.1" if edge[m - 1] < 0.1 else "0.1-0.2" if edge[m - 1] < 0.2 else ">= 0.2"
+                                one = float(p[k, centre_of[m]]) if m in centre_of else 0.0
+                                spread = float(p[k, [img_pos[j] for j, w in splat[m - 1][0] if w >= T.SPLAT_MIN]].sum())
+                                missed[(h, b)].append((one < 0.3 * float(p[k, 0]), spread < 0.3 * float(p[k, 0])))
                             share[(grid, h)].append(float(p[k, 0]) * (n + 1))
                             copies[(grid, h)].append(float(p[k, tile_centres].sum()) if tile_centres else 0.0)
                             self_mass[(grid, h)].append(float(p[k, img_pos[r]]))
@@ -82,6 +94,13 @@ def main():
                 wrong[(grid, f"{want}->{got}")] += 1
     print(f"{a.count} count questions of seed {a.seed}; look-up: head(s) {heads} of layer {layer - 1}; facts after "
           f"{layer} layers")
+    for h in heads:
+        print(f"head {h}: centres missed (under 0.3 of BOS's mass) by distance from a token edge, on the centre token "
+              "/ summed over its spread:")
+        for b in ("< 0.1", "0.1-0.2", ">= 0.2"):
+            v = missed[(h, b)]
+            if v:
+                print(f"  {b:8} {sum(x for x, _ in v)}/{len(v)} / {sum(y for _, y in v)}/{len(v)}")
     for grid in ("one tile", "more tiles"):
         if not answers[(grid, True)] + answers[(grid, False)]:
             continue

@@ -198,6 +198,25 @@ def dense_labels(scene, hd_num, merged, tile=560):
 SPLAT_MIN = 0.05
 
 
+def centres_in_frame(scene, hd_num, tile=560):
+    """((Wp, Hp) the padded HD frame's size, [(cx, cy)] every object's centre in its pixels)."""
+    W, H = scene.image.size
+    trans, new_w, new_h, pad_h = M.hd_geometry(W, H, hd_num, tile)
+    Wp, Hp = (pad_h, new_w) if trans else (new_w, pad_h)
+    sx, sy = (new_h / W, new_w / H) if trans else (new_w / W, new_h / H)
+    return (Wp, Hp), [(o["cx"] * sx, o["cy"] * sy) for o in scene.objects]
+
+
+def centre_edge_distance(scene, hd_num, merged, tile=560):
+    """Per object, how far its centre lies from the nearest edge of its global-view token, in tokens (0 to 0.5)."""
+    (Wp, Hp), cs = centres_in_frame(scene, hd_num, tile)
+    out = []
+    for cx, cy in cs:
+        u, v = cx / (Wp / merged) % 1, cy / (Hp / merged) % 1
+        out.append(min(u, 1 - u, v, 1 - v))
+    return out
+
+
 def centre_splat(scene, hd_num, merged, tile=560):
     """Per object, [(token index, weight)] in encode_image's order: its centre spread bilinearly over the (up to 4)
     nearest token centres of the global view, and the same over the HD tiles; each view's weights sum to 1.
@@ -205,10 +224,7 @@ def centre_splat(scene, hd_num, merged, tile=560):
     every centre the vision tower of an earlier model missed on one-tile count pictures lies within a tenth of a
     token of an edge, where it sees both sides about equally. A weight that changes smoothly with the position can
     be learnt there, and spread attention on it still sums to one per object (see question_focus)."""
-    W, H = scene.image.size
-    trans, new_w, new_h, pad_h = M.hd_geometry(W, H, hd_num, tile)
-    Wp, Hp = (pad_h, new_w) if trans else (new_w, pad_h)
-    sx, sy = (new_h / W, new_w / H) if trans else (new_w / W, new_h / H)
+    (Wp, Hp), cs = centres_in_frame(scene, hd_num, tile)
     n_glb = global_tokens(merged)
 
     def view(cx, cy, R, C, cw, ch, base):
@@ -225,8 +241,7 @@ def centre_splat(scene, hd_num, merged, tile=560):
         return list(w.items())
 
     out = []
-    for o in scene.objects:
-        cx, cy = o["cx"] * sx, o["cy"] * sy
+    for cx, cy in cs:
         g = view(cx, cy, merged, merged, Wp / merged, Hp / merged, 0)
         t = view(cx, cy, Hp // tile * merged, Wp // tile * merged, tile / merged, tile / merged, n_glb + 1)
         out.append((g, t))
@@ -755,7 +770,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="build/demo_model", help="checkpoints, tokenizer and logs go here")
     ap.add_argument("--tokenizer", default=None, help="default: WORK/tokenizer.model (made if missing)")
-    ap.add_argument("--steps", type=int, default=10200)
+    ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--world", type=int, default=2,
                     help="data-parallel worker processes (one thread each; gradients summed over loopback gloo)")
     ap.add_argument("--examples-per-step", type=int, default=1, help="per worker")
@@ -804,7 +819,7 @@ def main():
     ap.add_argument("--count-tiles", type=int, default=0,
                     help="1: count questions look up the matching centres in the HD tiles, not in the global view "
                          "(wide and tall pictures shrink there, and half their centres are missed)")
-    ap.add_argument("--soft-centres", type=int, default=0,
+    ap.add_argument("--soft-centres", type=int, default=1,
                     help="1: object centres are spread bilinearly over the nearest tokens (centre_splat) for the "
                          "centre flags and the count look-ups (with --count-facts, the facts' look-up of the global "
                          "view's centres), instead of one token that flips at token edges (the logged v_centre / "
@@ -826,12 +841,12 @@ def main():
     ap.add_argument("--count-fact-weight", type=float, default=1.0,
                     help="with --count-facts, weight of the tile tokens' count read among the digits alone "
                          "(count_fact_loss)")
-    ap.add_argument("--count-fact-heads", default="",
+    ap.add_argument("--count-fact-heads", default="0,3",
                     help="with --count-facts, the comma-separated query heads of the layer before --dec-layer whose "
                          "spread over the centres and BOS is supervised, each on its own (default: --count-head)")
-    ap.add_argument("--count-fact-rows", type=int, default=64,
+    ap.add_argument("--count-fact-rows", type=int, default=0,
                     help="with --count-facts, at most this many tile object tokens a picture learn the spread (0: all)")
-    ap.add_argument("--two-group-counts", type=float, default=0.0,
+    ap.add_argument("--two-group-counts", type=float, default=0.3,
                     help="share of the forced count pictures drawn as data.two_group_count_scene (two shapes, 1-4 and "
                          "1-3 of each, counts asked of both): training only, the evaluation's pictures are unchanged")
     ap.add_argument("--absent-counts", type=float, default=0.0,
