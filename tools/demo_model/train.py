@@ -843,7 +843,7 @@ def main():
                          "(count_fact_loss)")
     ap.add_argument("--count-fact-heads", default="0,3",
                     help="with --count-facts, the comma-separated query heads of the layer before --dec-layer whose "
-                         "spread over the centres and BOS is supervised, each on its own (default: --count-head)")
+                         "spread over the centres and BOS is supervised, each on its own (empty: --count-head alone)")
     ap.add_argument("--count-fact-rows", type=int, default=0,
                     help="with --count-facts, at most this many tile object tokens a picture learn the spread (0: all)")
     ap.add_argument("--two-group-counts", type=float, default=0.3,
