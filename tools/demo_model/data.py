@@ -276,8 +276,8 @@ def count_scene(rng, grid=None):
 def two_group_count_scene(rng, grid=None):
     """Training only (train.py --two-group-counts; the evaluation never draws it): 1-4 copies of one shape and 1-3
     of another, each group in a colour of its own (one colour for both would make "What shape is red?" ambiguous;
-    the question names a shape, so the look-up still has to tell shapes apart). In count_scene's pictures nearly every object is of the asked shape, so a count can be looked
-    up without telling shapes apart; here it cannot."""
+    the question names a shape, so the look-up still has to tell shapes apart). In count_scene's pictures nearly
+    every object is of the asked shape, so a count can be looked up without telling shapes apart; here it cannot."""
     grid = grid or pick_grid(rng)
     W, H = pick_size(rng, grid)
     bg = rng.choice(list(BACKGROUNDS))

@@ -37,18 +37,13 @@ def quartiles(xs):
 
 def main():
     a = T.probe_command_line(__doc__, "a train.py checkpoint trained with --count-facts 1", tokenizer=True).parse_args()
-    net, ck = T.probe_load(a)
-    sp = T.probe_tokenizer(a)
-    args = ck.get("args", {})
-    if not args.get("count_facts"):
-        sys.exit("this checkpoint was not trained with --count-facts: use probe_counts.py")
+    net, sp, args = T.probe_load_count_facts(a, ": use probe_counts.py")
     layer = args.get("dec_layer", 2)
-    heads = [int(h) for h in str(args.get("count_fact_heads") or "").split(",") if h.strip()] or \
-        [args.get("count_head", 0)]
+    heads = T.fact_heads(args.get("count_fact_heads"), args.get("count_head", 0))
     digits = torch.tensor([T.word_id(sp, str(d)) for d in range(10)])
-    n_glb = T.global_tokens(T.merged_grid(net))
-    share, copies, self_mass, missed = (collections.defaultdict(list) for _ in range(4))
     merged = T.merged_grid(net)
+    n_glb = T.global_tokens(merged)
+    share, copies, self_mass, missed = (collections.defaultdict(list) for _ in range(4))
     fact_err, answers, wrong = collections.Counter(), collections.Counter(), collections.Counter()
     with torch.no_grad():
         for i in range(a.count):

@@ -25,11 +25,7 @@ def main():
     ap = T.probe_command_line(__doc__, "a train.py checkpoint trained with --count-facts 1", tokenizer=True)
     ap.set_defaults(count=200)
     a = ap.parse_args()
-    net, ck = T.probe_load(a)
-    sp = T.probe_tokenizer(a)
-    args = ck.get("args", {})
-    if not args.get("count_facts"):
-        sys.exit("this checkpoint was not trained with --count-facts")
+    net, sp, args = T.probe_load_count_facts(a)
     layer = args.get("dec_layer", 2)
     mass = collections.defaultdict(list)  # (type, answer, right) -> [(BOS, asked objects, other objects)]
     with torch.no_grad():

@@ -558,6 +558,22 @@ def probe_tokenizer(a):
     return spm.SentencePieceProcessor(model_file=path)
 
 
+def fact_heads(spec, count_head=0):
+    """The query heads --count-fact-heads names ("0,3"), or [count_head] when it names none (and for checkpoints
+    from before the option)."""
+    return [int(h) for h in str(spec or "").split(",") if h.strip()] or [count_head]
+
+
+def probe_load_count_facts(a, hint=""):
+    """probe_load and probe_tokenizer for a checkpoint trained with --count-facts (else exits, adding `hint`):
+    (model, tokenizer, the checkpoint's training arguments)."""
+    net, ck = probe_load(a)
+    args = ck.get("args", {})
+    if not args.get("count_facts"):
+        sys.exit("this checkpoint was not trained with --count-facts" + hint)
+    return net, probe_tokenizer(a), args
+
+
 def probe_load(a):
     """Refuses the training and validation seeds (a probe must see unseen pictures), then loads --ckpt on one
     thread: (model, checkpoint dict)."""
@@ -929,7 +945,7 @@ def worker(rank, a):
     cuts = np.cumsum([a.word_frac, a.count_frac, a.compare_frac])  # forced picture kinds, then data.py's mix
     phase_cuts = np.cumsum([a.phase_word_frac, a.phase_count_frac, a.compare_frac])
     frozen = False
-    fact_heads = [int(h) for h in a.count_fact_heads.split(",") if h.strip()] or None
+    heads = fact_heads(a.count_fact_heads, a.count_head)
     while step < a.steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a) * g["mult"]
@@ -955,7 +971,7 @@ def worker(rank, a):
                                         a.side_weight, a.copy_weight, bool(a.copy_count),
                                         bool(a.count_tiles), bool(a.soft_centres), a.count_head,
                                         a.bos_weight, bool(a.count_facts), a.count_fact_weight,
-                                        a.absent_counts, fact_heads, a.count_fact_rows)
+                                        a.absent_counts, heads, a.count_fact_rows)
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
