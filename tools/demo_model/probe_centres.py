@@ -8,10 +8,12 @@ token (train.dense_labels) of the first COUNT count pictures of SEED (data.make_
 and validation seeds), and counts a centre as found when the flag's probability is above 0.5. Prints the found
 share for one-tile pictures by how close the centre is to its token's edge, and for wider and taller pictures in
 the global view and in the HD tiles. Counts are read off these centres (train.question_focus), so every miss is an
-off-by-one.
+off-by-one. For a checkpoint trained with --count-density, also how often that head's count (1 / its null slot's
+share - 1, per present shape) is right, and its median by the true count.
 """
 import collections
 import os
+import statistics
 import sys
 
 import torch
@@ -25,12 +27,13 @@ import train as T  # noqa: E402
 def main():
     a = T.probe_command_line(__doc__, "a train.py checkpoint (it holds the training-only heads)").parse_args()
     net, ck = T.probe_load(a)
-    aux = T.AuxHeads(ck["config"]["hidden_size"])
+    aux = T.AuxHeads(ck["config"]["hidden_size"], bool(ck.get("args", {}).get("count_density")))
     aux.load_state_dict(ck["aux"])
     merged = T.merged_grid(net)
     n_glb = T.global_tokens(merged)
     cell = 560 // merged
     found = collections.defaultdict(lambda: [0, 0])
+    density = collections.defaultdict(list)  # (one tile?, count) -> the density head's estimates
     with torch.no_grad():
         for i in range(a.count):
             scenes, _ = data.make_example(a.seed, 100000 + i, qtype="count", scenes=True)
@@ -39,6 +42,10 @@ def main():
             img = net.encode_image(*M.preprocess(sc.image, 24))
             lab = T.dense_labels(sc, 24, merged)
             p = aux.centre(img).softmax(-1)[:, 1]
+            if hasattr(aux, "density"):  # (--count-density) its count: 1 / (the null slot's share) - 1
+                null = torch.cat([aux.density_null[None], aux.density(T.rms_normed(img[:n_glb]))]).softmax(0)[0]
+                for s_, n in collections.Counter(o["shape"] for o in sc.objects).items():
+                    density[(max(W, H) <= 560, n)].append(1 / float(null[data.SHAPES.index(s_)]) - 1)
             centre = lab[5].tolist()
             one_tile = max(W, H) <= 560
             s = 560 / max(W, H)  # one tile: the picture's scale in the view
@@ -62,6 +69,12 @@ def main():
     for key in sorted(found):
         k, n = found[key]
         print(f"{key:45s} found {k}/{n} ({100 * k / max(n, 1):.0f}%)")
+    if density:
+        right = sum(round(e) == n for (_, n), v in density.items() for e in v)
+        print(f"--count-density head: count right for {right}/{sum(map(len, density.values()))} present shapes; "
+              "median estimate by count:")
+        for (one, n), v in sorted(density.items()):
+            print(f"  {'one tile' if one else 'wider or taller'}, {n}: {statistics.median(v):.2f} ({len(v)})")
 
 
 if __name__ == "__main__":

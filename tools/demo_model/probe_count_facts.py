@@ -14,11 +14,14 @@ this prints:
   - how often the look-up misses a centre (gives its object under 0.3 of BOS's mass), by how far the centre lies
     from the nearest edge of its global-view token: on its one centre token, and summed over the tokens its centre
     is spread over (centre_splat, as --soft-centres trains it);
+  - on one-tile pictures, how that share's error splits between pictures, objects and tokens, and whether a
+    picture's error follows how near its nearest centre lies to a token edge;
   - the count each of those tokens reads after --dec-layer layers (the lm head among the digits) minus the true
     count;
   - the first answer token of the question, teacher forced, against the true answer.
 """
 import collections
+import math
 import os
 import statistics
 import sys
@@ -35,15 +38,36 @@ def quartiles(xs):
     return " / ".join(f"{x:.3f}" for x in statistics.quantiles(xs, n=4))
 
 
+def error_spread(samples):
+    """samples: (picture, object, log of BOS's share times (n + 1), the picture's nearest centre-to-edge distance)
+    per tile object token. The standard deviations of that error between pictures, between the objects of a
+    picture and between one object's tokens, and how the picture's mean error correlates with the distance."""
+    pic, obj = collections.defaultdict(list), collections.defaultdict(list)
+    for p, o, e, _ in samples:
+        pic[p].append(e)
+        obj[(p, o)].append(e)
+    pm = {k: statistics.fmean(v) for k, v in pic.items()}
+    om = {k: statistics.fmean(v) for k, v in obj.items()}
+    sd = lambda xs: statistics.pstdev(xs)  # noqa: E731
+    parts = (sd([pm[p] for p, _, _, _ in samples]), sd([om[(p, o)] - pm[p] for p, o, _, _ in samples]),
+             sd([e - om[(p, o)] for p, o, e, _ in samples]))
+    edge = {p: d for p, _, _, d in samples}
+    corr = statistics.correlation([pm[p] for p in pm], [edge[p] for p in pm]) if len(pm) > 2 else float("nan")
+    return (f"s.d. of log(BOS share x (n + 1)) between pictures {parts[0]:.3f}, between a picture's objects "
+            f"{parts[1]:.3f}, between an object's tokens {parts[2]:.3f}; a picture's mean against its nearest "
+            f"centre's distance from a token edge: correlation {corr:.2f}")
+
+
 def main():
     a = T.probe_command_line(__doc__, "a train.py checkpoint trained with --count-facts 1", tokenizer=True).parse_args()
     net, sp, args = T.probe_load_count_facts(a, ": use probe_counts.py")
     layer = args.get("dec_layer", 2)
+    look = layer - 1 if args.get("count_fact_layer", -1) < 0 else args["count_fact_layer"]
     heads = T.fact_heads(args.get("count_fact_heads"), args.get("count_head", 0))
     digits = torch.tensor([T.word_id(sp, str(d)) for d in range(10)])
     merged = T.merged_grid(net)
     n_glb = T.global_tokens(merged)
-    share, copies, self_mass, missed = (collections.defaultdict(list) for _ in range(4))
+    share, copies, self_mass, missed, errs = (collections.defaultdict(list) for _ in range(5))
     fact_err, answers, wrong = collections.Counter(), collections.Counter(), collections.Counter()
     with torch.no_grad():
         for i in range(a.count):
@@ -54,7 +78,7 @@ def main():
             img_pos = torch.nonzero(pmask).squeeze(1).tolist()
             rows = [r for rs, _ in cfocus for r in rs]
             hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=layer,
-                                   patt=(layer - 1, heads, [img_pos[r] for r in rows]) if rows else None)
+                                   patt=(look, heads, [img_pos[r] for r in rows]) if rows else None)
             obj, cen = lab[4].tolist(), lab[5].tolist()
             counts = T.shape_counts(sc)
             edge = T.centre_edge_distance(sc, 24, merged)
@@ -75,6 +99,8 @@ def main():
                                 spread = float(p[k, [img_pos[j] for j, w in splat[m - 1][0] if w >= T.SPLAT_MIN]].sum())
                                 missed[(h, b)].append((one < 0.3 * float(p[k, 0]), spread < 0.3 * float(p[k, 0])))
                             share[(grid, h)].append(float(p[k, 0]) * (n + 1))
+                            if grid == "one tile":
+                                errs[h].append((i, obj[r], math.log(float(p[k, 0]) * (n + 1)), min(edge)))
                             copies[(grid, h)].append(float(p[k, tile_centres].sum()) if tile_centres else 0.0)
                             self_mass[(grid, h)].append(float(p[k, img_pos[r]]))
                             k += 1
@@ -87,7 +113,7 @@ def main():
             answers[(grid, got == want)] += 1
             if got != want:
                 wrong[(grid, f"{want}->{got}")] += 1
-    print(f"{a.count} count questions of seed {a.seed}; look-up: head(s) {heads} of layer {layer - 1}; facts after "
+    print(f"{a.count} count questions of seed {a.seed}; look-up: head(s) {heads} of layer {look}; facts after "
           f"{layer} layers")
     for h in heads:
         print(f"head {h}: centres missed (under 0.3 of BOS's mass) by distance from a token edge, on the centre token "
@@ -96,6 +122,9 @@ def main():
             v = missed[(h, b)]
             if v:
                 print(f"  {b:8} {sum(x for x, _ in v)}/{len(v)} / {sum(y for _, y in v)}/{len(v)}")
+    for h in heads:
+        if len(errs[h]) > 2:
+            print(f"head {h}, one-tile pictures: " + error_spread(errs[h]))
     for grid in ("one tile", "more tiles"):
         if not answers[(grid, True)] + answers[(grid, False)]:
             continue
@@ -105,8 +134,8 @@ def main():
             print(f"  head {h}: look-up quartiles over {len(share[g])} tile object tokens: BOS share x (n + 1) "
                   f"{quartiles(share[g])}; on the tiles' same-shape centres {quartiles(copies[g])}; "
                   f"on itself {quartiles(self_mass[g])}")
-        errs = sorted((e, c) for (g, e), c in fact_err.items() if g == grid)
-        print("  fact read minus true count: " + ", ".join(f"{e:+d}: {c}" for e, c in errs))
+        diffs = sorted((e, c) for (g, e), c in fact_err.items() if g == grid)
+        print("  fact read minus true count: " + ", ".join(f"{e:+d}: {c}" for e, c in diffs))
         print(f"  answers right {answers[(grid, True)]}/{answers[(grid, True)] + answers[(grid, False)]}; wrong: "
               + ", ".join(f"{w} x{c}" for (g, w), c in sorted(wrong.items()) if g == grid))
 

@@ -71,7 +71,7 @@ LETTER_CLASSES = ["none"] + sorted(set("".join(data.WORDS)))  # a letter is a lo
 
 
 class AuxHeads(nn.Module):
-    def __init__(self, d):
+    def __init__(self, d, density=False):
         super().__init__()
         self.colour = nn.Linear(d, len(COLOUR_CLASSES))
         self.shape = nn.Linear(d, len(SHAPE_CLASSES))
@@ -81,6 +81,9 @@ class AuxHeads(nn.Module):
         self.xhalf = nn.Linear(d, 2)
         self.yhalf = nn.Linear(d, 2)
         self.dec_centre = nn.Linear(d, 2)  # the same, read from the decoder's residual stream at --dec-layer
+        if density:  # (--count-density; created last, so that the other heads start as they did without it)
+            self.density = nn.Linear(d, len(data.SHAPES))
+            self.density_null = nn.Parameter(torch.zeros(len(data.SHAPES)))
 
 
 CENTRE_WEIGHT = torch.tensor([1.0, 5.0])  # an object has one centre token per view and many others
@@ -498,14 +501,53 @@ def aux_losses(img, labels, aux, res, soft=None):
     return loss
 
 
+def rms_normed(x, eps=1e-5):
+    """x scaled to unit root mean square per row: what the decoder's first RMSNorm makes of an image token (up to
+    its per-channel weight, which a key projection absorbs)."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
+def count_density_loss(img, aux, scenes, per_scene, merged, hd, res):
+    """Per shape, a softmax over a learnt null slot and every global-view token of each picture (aux.density on the
+    RMS-normed projected tokens), trained towards 1 / (n + 1) on the null slot and each of the n same-shape objects'
+    centre_splat weights / (n + 1) on its tokens. A look-up that gives a centre split over two tokens the same total
+    as a centre in one token needs scores that grow with the log of the splat weight; the centre flag's logit does
+    not (a centre near a token edge got less of the count facts' look-up, and that picture's count came out low).
+    Logits trained this way are such scores, in a form a decoder key can copy. Whether round(1 / null - 1) is each
+    present shape's count goes to `res` as "v_density"."""
+    n_glb = global_tokens(merged)
+    xn = rms_normed(img)
+    terms, off = [], 0
+    for sc, lab in zip(scenes, per_scene):
+        full = torch.cat([aux.density_null[None], aux.density(xn[off:off + n_glb])], 0)  # [1 + n_glb, shapes]
+        tgt = torch.zeros_like(full)
+        tgt[0] = 1.0
+        n = collections.Counter()
+        for o, (g, _) in zip(sc.objects, centre_splat(sc, hd, merged)):
+            s = data.SHAPES.index(o["shape"])
+            n[s] += 1
+            for j, w in g:
+                tgt[1 + j, s] += w
+        lp = F.log_softmax(full, 0)
+        terms.append(-(tgt / tgt.sum(0, keepdim=True) * lp).sum(0).mean())
+        p0 = lp[0].exp().tolist()
+        res.extend(("v_density", round(1 / p0[s] - 1) == k) for s, k in n.items())
+        off += lab.shape[1]
+    return torch.stack(terms).mean()
+
+
 def run_vision_example(net, seed, index, aux, word_prob=0.35, small_prob=0.0, soft_centres=False):
-    """Vision warm-up: only the vision tower, the merge and the projector, trained on the dense labels."""
+    """Vision warm-up: only the vision tower, the merge and the projector, trained on the dense labels (and
+    count_density_loss when aux has its head)."""
     scene = data.vision_scene(seed, index, word_prob, small_prob)
     img = net.encode_image(*M.preprocess(scene.image, 24))
     labels = dense_labels(scene, 24, merged_grid(net))  # (aux_losses moves it to the model's device)
     soft = soft_centre_map([centre_splat(scene, 24, merged_grid(net))], [labels]) if soft_centres else None
     res = []
-    return aux_losses(img, labels, aux, res, soft), res
+    loss = aux_losses(img, labels, aux, res, soft)
+    if hasattr(aux, "density"):
+        loss = loss + count_density_loss(img, aux, [scene], [labels], merged_grid(net), 24, res)
+    return loss, res
 
 
 def side_loss(sp, lens, scenes, per_scene, merged, res):
@@ -611,7 +653,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0,
                 copy_count=False, count_tiles=False, soft_centres=False, count_head=0, bos_weight=0.0,
                 count_facts=False, count_fact_weight=0.0, absent_counts=0.0, count_fact_heads=None,
-                count_fact_rows=64):
+                count_fact_rows=64, count_fact_layer=-1):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -632,7 +674,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         questions about absent shapes (with_absent_count); count_fact_heads: the query heads of that layer whose
         spread the count facts supervise, each on its own (default [count_head]; heads of both key/value groups
         look the centres up with keys of their own, so their errors need not be the same); count_fact_rows: at most
-        this many tile tokens per picture supervise it (0: all).
+        this many tile tokens per picture supervise it (0: all); count_fact_layer: the layer of that look-up
+        (-1: the one before dec_layer).
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft, cfocus) = example_batch(
         net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts, absent_counts,
@@ -643,7 +686,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
     img_pos = torch.nonzero(pmask.cpu()).squeeze(1).tolist()
     patt = None
     if att and cfocus:
-        patt = (dec_layer - 1, count_fact_heads or [count_head], [img_pos[r] for rows, _ in cfocus for r in rows])
+        look = dec_layer - 1 if count_fact_layer < 0 else count_fact_layer
+        patt = (look, count_fact_heads or [count_head], [img_pos[r] for rows, _ in cfocus for r in rows])
     hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=dec_layer if dense else 0, att=att,
                            patt=patt)
     sel = tgt >= 0
@@ -654,6 +698,9 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         img = prefix[pmask]
         assert img.shape[0] == labels.shape[1]
         loss = loss + aux_weight * aux_losses(img, labels, aux, res, soft)
+        if hasattr(aux, "density"):
+            loss = loss + aux_weight * count_density_loss(img, aux, scenes, per_scene, merged_grid(net),
+                                                           6 if len(scenes) > 1 else 24, res)
     if dense and dec_weight > 0:
         h = extra["tap"][pmask]
         ft, fm = fact_targets(sp, scenes, per_scene, global_tokens(merged_grid(net)), count_facts)
@@ -862,9 +909,16 @@ def main():
                          "spread over the centres and BOS is supervised, each on its own (empty: --count-head alone)")
     ap.add_argument("--count-fact-rows", type=int, default=0,
                     help="with --count-facts, at most this many tile object tokens a picture learn the spread (0: all)")
+    ap.add_argument("--count-fact-layer", type=int, default=-1,
+                    help="the decoder layer whose --count-fact-heads look the count facts up (-1: the one before "
+                         "--dec-layer); 0 reads the projected image tokens' linear features, leaving two layers "
+                         "to turn the look-up into a digit")
     ap.add_argument("--two-group-counts", type=float, default=0.3,
                     help="share of the forced count pictures drawn as data.two_group_count_scene (two shapes, 1-4 and "
                          "1-3 of each, counts asked of both): training only, the evaluation's pictures are unchanged")
+    ap.add_argument("--count-density", type=int, default=0,
+                    help="1: a training-only head learns, per shape, scores that grow with the log of each "
+                         "token's centre_splat weight (count_density_loss), in the warm-up and after")
     ap.add_argument("--absent-counts", type=float, default=0.0,
                     help="probability that a count picture's last follow-up question asks for the count of a "
                          "shape that is not there (answer 0; training only, data.py's mix is unchanged)")
@@ -911,7 +965,7 @@ def worker(rank, a):
     cfg = dict(M.DEMO_CONFIG)
     cfg["vocab_size"] = sp.get_piece_size()
     net = M.IXCDemo(cfg)
-    aux = AuxHeads(cfg["hidden_size"])
+    aux = AuxHeads(cfg["hidden_size"], bool(a.count_density))
     dev = torch.device(a.device)
     net.to(dev)  # initialised on the CPU first: the same start on every device
     aux.to(dev)
@@ -971,7 +1025,7 @@ def worker(rank, a):
                                         a.side_weight, a.copy_weight, bool(a.copy_count),
                                         bool(a.count_tiles), bool(a.soft_centres), a.count_head,
                                         a.bos_weight, bool(a.count_facts), a.count_fact_weight,
-                                        a.absent_counts, heads, a.count_fact_rows)
+                                        a.absent_counts, heads, a.count_fact_rows, a.count_fact_layer)
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
