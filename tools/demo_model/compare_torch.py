@@ -9,9 +9,7 @@ greedily in PyTorch (float32, repetition penalty 1.005 on generated tokens, as `
 engine, and compares the generated token ids (stop token included) and the engine's last-position logits.
 """
 import argparse
-import json
 import os
-import struct
 import sys
 import tempfile
 
@@ -20,40 +18,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
+import export  # noqa: E402
 import model as M  # noqa: E402
 
 _EVALUATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "evaluate")
 _evaluate = {"__file__": _EVALUATE, "__name__": "evaluate"}
 with open(_EVALUATE) as _f:
     exec(compile(_f.read(), _EVALUATE, "exec"), _evaluate)  # reuse its question builder and engine call
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    dtypes = {"F32": np.float32, "F16": np.float16, "I32": np.int32}
-    out = {}
-    for name, v in header.items():
-        if name == "__metadata__":
-            continue
-        s, e = v["data_offsets"]
-        out[name] = np.frombuffer(raw[8 + n + s:8 + n + e], dtype=dtypes[v["dtype"]]).reshape(v["shape"]).copy()
-    return out
-
-
-def load_model_folder(folder):
-    with open(os.path.join(folder, "config.json")) as f:
-        cfg = json.load(f)
-    net = M.IXCDemo(cfg)
-    tensors = read_safetensors(os.path.join(folder, "model.safetensors"))
-    state = {k: torch.from_numpy(v).float() for k, v in tensors.items()}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise SystemExit(f"model.safetensors does not fit model.py: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    net.eval()
-    return net
 
 
 def main():
@@ -67,7 +38,7 @@ def main():
     torch.set_num_threads(1)
     import sentencepiece as spm
     sp = spm.SentencePieceProcessor(model_file=os.path.join(a.model, "tokenizer.model"))
-    net = load_model_folder(a.model)
+    net = export.load_model_folder(a.model)
     same = 0
     worst = 0.0
     with tempfile.TemporaryDirectory(prefix="ixc-demo-cmp-") as tmp:
@@ -84,7 +55,7 @@ def main():
                 prefix, pmask = net.build_prefix(parts, [M.preprocess(im, hd) for im in imgs])
                 hs, _ = net.decode(prefix, pmask, net.embed_tokens(tail).unsqueeze(0))
                 logits = net.output(hs[0, -1]).numpy()
-            eng = read_safetensors(dump)["last_logits"]
+            eng = export.read_safetensors(dump)["last_logits"]
             rel = float(np.linalg.norm(eng - logits) / np.linalg.norm(logits))
             worst = max(worst, rel)
             ok = ids == r["tokens"]

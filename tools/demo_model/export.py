@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes a trained demo checkpoint as an engine model folder: config.json (the real keys plus vision_config),
-model.safetensors (float32, the real tensor names) and tokenizer.model.
+model.safetensors (float32, the real tensor names) and tokenizer.model; load_model_folder reads one back.
 
   /usr/bin/python3 tools/demo_model/export.py --ckpt build/demo_model/ckpt.pt \
       --tokenizer build/demo_model/tokenizer.model --out models/demo
@@ -70,6 +70,34 @@ def load_checkpoint(path):
     net.load_state_dict(ck["model"])
     net.eval()
     return net, ck
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    dtypes = {"F32": np.float32, "F16": np.float16, "I32": np.int32}
+    out = {}
+    for name, v in header.items():
+        if name == "__metadata__":
+            continue
+        s, e = v["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + n + s:8 + n + e], dtype=dtypes[v["dtype"]]).reshape(v["shape"]).copy()
+    return out
+
+
+def load_model_folder(folder):
+    with open(os.path.join(folder, "config.json")) as f:
+        cfg = json.load(f)
+    net = M.IXCDemo(cfg)
+    tensors = read_safetensors(os.path.join(folder, "model.safetensors"))
+    state = {k: torch.from_numpy(v).float() for k, v in tensors.items()}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise SystemExit(f"model.safetensors does not fit model.py: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    net.eval()
+    return net
 
 
 def main():

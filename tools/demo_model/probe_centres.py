@@ -27,6 +27,8 @@ import train as T  # noqa: E402
 def main():
     a = T.probe_command_line(__doc__, "a train.py checkpoint (it holds the training-only heads)").parse_args()
     net, ck = T.probe_load(a)
+    if "aux" not in ck:
+        sys.exit(f"{a.ckpt} is an exported model: it has no training-only heads to probe")
     aux = T.AuxHeads(ck["config"]["hidden_size"], bool(ck.get("args", {}).get("count_density")))
     aux.load_state_dict(ck["aux"])
     merged = T.merged_grid(net)

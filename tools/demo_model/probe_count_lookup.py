@@ -22,7 +22,8 @@ import train as T  # noqa: E402
 
 
 def main():
-    ap = T.probe_command_line(__doc__, "a train.py checkpoint trained with --count-facts 1", tokenizer=True)
+    ap = T.probe_command_line(__doc__, "a train.py checkpoint trained with --count-facts 1, or models/demo",
+                              tokenizer=True)
     ap.set_defaults(count=200)
     a = ap.parse_args()
     net, sp, args = T.probe_load_count_facts(a)

@@ -594,9 +594,11 @@ def probe_command_line(doc, ckpt_help, tokenizer=False):
 
 
 def probe_tokenizer(a):
-    """The SentencePiece model of --tokenizer, or of tokenizer.model beside --ckpt (where train.py keeps it)."""
+    """The SentencePiece model of --tokenizer, or of tokenizer.model beside --ckpt (where train.py keeps it) or in
+    it (an exported folder)."""
     import sentencepiece as spm
-    path = a.tokenizer or os.path.join(os.path.dirname(a.ckpt), "tokenizer.model")
+    folder = a.ckpt if os.path.isdir(a.ckpt) else os.path.dirname(a.ckpt)
+    path = a.tokenizer or os.path.join(folder, "tokenizer.model")
     return spm.SentencePieceProcessor(model_file=path)
 
 
@@ -618,11 +620,15 @@ def probe_load_count_facts(a, hint=""):
 
 def probe_load(a):
     """Refuses the training and validation seeds (a probe must see unseen pictures), then loads --ckpt on one
-    thread: (model, checkpoint dict)."""
+    thread: (model, checkpoint dict). --ckpt may also be an exported model folder such as models/demo, taken to be
+    trained with this script's defaults (the shipped recipe): its dict holds those as "args" and no "aux"."""
     if a.seed in (TRAIN_SEED, VALID_SEED):
         sys.exit(f"seed {a.seed} is a training or validation seed")
     import export
     torch.set_num_threads(1)
+    if os.path.isdir(a.ckpt):
+        net = export.load_model_folder(a.ckpt)
+        return net, {"config": net.config, "args": vars(arg_parser().parse_args([]))}
     return export.load_checkpoint(a.ckpt)
 
 
@@ -829,7 +835,7 @@ def save(path, net, aux, opt, step, args, elapsed):
     os.replace(tmp, path)
 
 
-def main():
+def arg_parser():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="build/demo_model", help="checkpoints, tokenizer and logs go here")
     ap.add_argument("--tokenizer", default=None, help="default: WORK/tokenizer.model (made if missing)")
@@ -938,7 +944,11 @@ def main():
     ap.add_argument("--valid-every", type=int, default=1000)
     ap.add_argument("--valid-count", type=int, default=70)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (after saving) once this much time is used")
-    a = ap.parse_args()
+    return ap
+
+
+def main():
+    a = arg_parser().parse_args()
     os.makedirs(a.work, exist_ok=True)
     tok = a.tokenizer or os.path.join(a.work, "tokenizer.model")
     if not os.path.exists(tok):
