@@ -35,8 +35,8 @@ PICTURES = {
 }
 
 # (pictures, prompt, true answer, pinned). Pinned: the shipped models/demo answers it right, and
-# tests/demo_model_test checks that it still does; unpinned ones (the shipped model reads this word as "hat") are
-# asked too, and the engine must answer and stop (see tools/demo_model/README.md for the accuracy per question type).
+# tests/demo_model_test checks that it still does; unpinned ones (none now: the model before this one read the word
+# as "hat") are asked too, and the engine must answer and stop (tools/demo_model/README.md: accuracy per type).
 QUESTIONS = [
     (["shapes.png"], "What shape is yellow?", "star", True),
     (["shapes.png"], "What colour is the background?", "cyan", True),
@@ -48,7 +48,7 @@ QUESTIONS = [
     (["shapes.png"], "Is the circle on the left or on the right?", "left", True),
     (["wide.png"], "Is the square on the left or on the right?", "left", True),
     (["stars.png"], "How many stars are there?", "4", True),
-    (["word.png"], "What word is written?", "fish", False),
+    (["word.png"], "What word is written?", "fish", True),
     (["pair_a.png", "pair_b.png"], data.compare_query("Which image has a triangle?"), "Image2", True),
 ]
 
