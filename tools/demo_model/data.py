@@ -423,15 +423,19 @@ def absent_shapes(sc):
     return [s for s in SHAPES if s not in {o["shape"] for o in sc.objects}]
 
 
+def counted_shape(sc):
+    """(the shape q_count asks about when it asks about one that is there: the most frequent, on a tie the first
+    drawn; how many of each shape the scene has)."""
+    counts = collections.Counter(o["shape"] for o in sc.objects)
+    return max(counts, key=counts.get), counts
+
+
 def q_count(rng, sc):
     if rng.random() < 0.1:  # a shape that is not there
         missing = absent_shapes(sc)
         if missing:
             return "count", rng.choice(COUNT_TEMPLATES).format(p=PLURAL[rng.choice(missing)]), "0"
-    counts = {}
-    for o in sc.objects:
-        counts[o["shape"]] = counts.get(o["shape"], 0) + 1
-    main = max(counts, key=counts.get)
+    main, counts = counted_shape(sc)
     if len(counts) == 1 and rng.random() < 0.3:
         return "count", rng.choice(COUNT_ALL_TEMPLATES), str(len(sc.objects))
     return "count", rng.choice(COUNT_TEMPLATES).format(p=PLURAL[main]), str(counts[main])

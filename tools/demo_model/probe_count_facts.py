@@ -127,8 +127,7 @@ def main():
             lens = net.output(net.model.norm(extra["tap"][pmask]))[:, digits]
             r = torch.nonzero(tgt[0] >= 0).squeeze(1)[0]
             got, want = sp.id_to_piece(int(net.output(hs[0, r]).argmax())), sp.id_to_piece(int(tgt[0, r]))
-            by_shape = collections.Counter(o["shape"] for o in sc.objects)
-            asked = max(by_shape, key=by_shape.get) if want != "0" else None  # data.q_count's choice
+            asked = T.data.counted_shape(sc)[0] if want != "0" else None
             reads = collections.Counter()  # the facts of the asked shape's tile tokens
             for j in range(n_glb, len(obj)):
                 if 0 < obj[j] < T.data.TEXT_LABEL:
