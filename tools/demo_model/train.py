@@ -659,7 +659,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0,
                 copy_count=False, count_tiles=False, soft_centres=False, count_head=0, bos_weight=0.0,
                 count_facts=False, count_fact_weight=0.0, absent_counts=0.0, count_fact_heads=None,
-                count_fact_rows=64, count_fact_layer=-1):
+                count_fact_rows=64, count_fact_layer=-1, count_share_weight=0.0):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -680,7 +680,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         questions about absent shapes (with_absent_count); count_fact_heads: the query heads of that layer whose
         spread the count facts supervise, each on its own (default [count_head]; heads of both key/value groups
         look the centres up with keys of their own, so their errors need not be the same); count_fact_rows: at most
-        this many tile tokens per picture supervise it (0: all); count_fact_layer: the layer of that look-up
+        this many tile tokens per picture supervise it (0: all); count_share_weight: a Huber loss on the log error
+        of BOS's share in that spread; count_fact_layer: the layer of that look-up
         (-1: the one before dec_layer).
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft, cfocus) = example_batch(
@@ -728,7 +729,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         def positions(idx):  # label indices to prompt positions; -1 is BOS
             return torch.tensor([0 if j < 0 else img_pos[j] for j in idx], device=lp.device)
 
-        terms, cterms, bterms, pterms = [], [], [], []
+        terms, cterms, bterms, pterms, sterms = [], [], [], [], []
         if patt:  # each tile token's count look-up: the same weight on each same-shape centre and on BOS
             start = 0
             for rows, groups in cfocus:
@@ -736,6 +737,13 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 start += len(rows)
                 sub = torch.stack([torch.logsumexp(lp_rows[..., positions(g)], -1) for g in groups], -1)
                 pterms.append(-sub.mean((1, 2)).sum())  # each head at the full weight
+                err = sub[..., -1] + math.log(len(groups))  # log error of BOS's share, [heads, rows]
+                res.append(("p_share", bool(err[0, 0].abs() < 0.1)))
+                if count_share_weight > 0:
+                    # BOS's share is what the fact is read from; near the even spread the cross-entropy's pull on it
+                    # is weak (about u * error), so its log error gets a Huber pull of its own
+                    sterms.append(F.smooth_l1_loss(err, torch.zeros_like(err), beta=1.0, reduction="none")
+                                  .mean(1).sum())
                 res.append(("p_count", bool(torch.logsumexp(sub[0, 0], -1).exp() > 0.5)))
         for k, foc in enumerate(focus):
             rows = torch.nonzero(tgt[k] >= 0).squeeze(1)  # every position that predicts an answer token
@@ -786,6 +794,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
             loss = loss + bos_weight * torch.stack(bterms).mean()
         if pterms:
             loss = loss + att_weight * torch.stack(pterms).mean()
+        if sterms:
+            loss = loss + count_share_weight * torch.stack(sterms).mean()
     # exact-answer accuracy (teacher forced): every answer token and the end token right
     ok = torch.ones_like(tgt, dtype=torch.bool)
     ok[sel] = logits.argmax(-1) == tgt[sel]
@@ -915,6 +925,9 @@ def arg_parser():
                          "spread over the centres and BOS is supervised, each on its own (empty: --count-head alone)")
     ap.add_argument("--count-fact-rows", type=int, default=0,
                     help="with --count-facts, at most this many tile object tokens a picture learn the spread (0: all)")
+    ap.add_argument("--count-share-weight", type=float, default=0.0,
+                    help="with --count-facts, weight of a Huber loss on the log error of BOS's share, against "
+                         "1 / (n + 1), in each --count-fact-heads spread (the fact is read from that share)")
     ap.add_argument("--count-fact-layer", type=int, default=-1,
                     help="the decoder layer whose --count-fact-heads look the count facts up (-1: the one before "
                          "--dec-layer); 0 reads the projected image tokens' linear features, leaving two layers "
@@ -1035,7 +1048,8 @@ def worker(rank, a):
                                         a.side_weight, a.copy_weight, bool(a.copy_count),
                                         bool(a.count_tiles), bool(a.soft_centres), a.count_head,
                                         a.bos_weight, bool(a.count_facts), a.count_fact_weight,
-                                        a.absent_counts, heads, a.count_fact_rows, a.count_fact_layer)
+                                        a.absent_counts, heads, a.count_fact_rows, a.count_fact_layer,
+                                        a.count_share_weight)
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
