@@ -20,7 +20,7 @@ this prints:
     picture's error follows how near its nearest centre lies to a token edge or how large its objects are, and its
     mean by the objects' colour and shape;
   - the count each of those tokens reads after --dec-layer layers (the lm head among the digits) minus the true
-    count;
+    count, in all and by true count;
   - the first answer token of the question, teacher forced, against the true answer, and against the count most
     of the asked shape's tile tokens read (is a wrong answer a wrong fact, or a right fact copied wrong?).
 """
@@ -132,7 +132,7 @@ def main():
             for j in range(n_glb, len(obj)):
                 if 0 < obj[j] < T.data.TEXT_LABEL:
                     fact = int(lens[j].argmax())
-                    fact_err[(grid, fact - counts[obj[j] - 1])] += 1
+                    fact_err[(grid, counts[obj[j] - 1], fact - counts[obj[j] - 1])] += 1
                     if sc.objects[obj[j] - 1]["shape"] == asked:
                         reads[str(fact)] += 1
             answers[(grid, got == want)] += 1
@@ -162,8 +162,14 @@ def main():
             print(f"  head {h}: look-up quartiles over {len(share[g])} tile object tokens: BOS share x (n + 1) "
                   f"{quartiles(share[g])}; on the tiles' same-shape centres {quartiles(copies[g])}; "
                   f"on itself {quartiles(self_mass[g])}")
-        diffs = sorted((e, c) for (g, e), c in fact_err.items() if g == grid)
-        print("  fact read minus true count: " + ", ".join(f"{e:+d}: {c}" for e, c in diffs))
+        diffs = collections.Counter()
+        for (g, _, e), c in fact_err.items():
+            if g == grid:
+                diffs[e] += c
+        print("  fact read minus true count: " + ", ".join(f"{e:+d}: {c}" for e, c in sorted(diffs.items())))
+        for n in sorted({n for g, n, _ in fact_err if g == grid}):
+            print(f"    true count {n}: " + ", ".join(f"{e:+d}: {c}" for (g, m, e), c in sorted(fact_err.items())
+                                                   if g == grid and m == n))
         print(f"  answers right {answers[(grid, True)]}/{answers[(grid, True)] + answers[(grid, False)]}; wrong: "
               + ", ".join(f"{w} x{c}" for (g, w), c in sorted(wrong.items()) if g == grid))
         f = {k[1:]: c for k, c in by_fact.items() if k[0] == grid}

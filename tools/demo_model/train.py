@@ -632,34 +632,41 @@ def probe_load(a):
     return export.load_checkpoint(a.ckpt)
 
 
-def count_fact_loss(sp, lens, scenes, per_scene, merged, res):
+def count_fact_loss(sp, lens, scenes, per_scene, merged, res, balance=False):
     """The count fact of every HD-tile object token (fact_targets with count_facts) as a choice among the digits
     0-9 of its lm-head logits `lens` [image tokens, V]: in fact_targets it is one word in three next to the colour and
-    the shape, and most pictures say "1" there, so its reading is slow to learn from that alone. Every 8th token's
-    accuracy goes to `res` as "d_count"."""
+    the shape, and most pictures say "1" there, so its reading is slow to learn from that alone. With balance every
+    shape of a picture weighs the same, however many tile tokens its objects cover: averaged over tokens, four
+    objects weigh four times one, and the digits' reading learns that prior. Every 8th token's accuracy goes to `res`
+    as "d_count"."""
     n_glb = global_tokens(merged)
     digits = torch.tensor([word_id(sp, str(d)) for d in range(10)], device=lens.device)
-    rows, want, off = [], [], 0
-    for sc, lab in zip(scenes, per_scene):
+    rows, want, group, off = [], [], [], 0
+    for i, (sc, lab) in enumerate(zip(scenes, per_scene)):
         counts = shape_counts(sc)
         for j, v in enumerate(lab[4].tolist()):
             if j >= n_glb and 0 < v < data.TEXT_LABEL:
                 rows.append(off + j)
                 want.append(counts[v - 1])
+                group.append((i, sc.objects[v - 1]["shape"]))
         off += lab.shape[1]
     if not rows:
         return lens.new_zeros(())
     logits = lens[torch.tensor(rows, device=lens.device)][:, digits]
     want = torch.tensor(want, device=lens.device)
     res.extend(("d_count", bool(x)) for x in (logits.argmax(-1) == want).tolist()[::8])
-    return F.cross_entropy(logits, want)
+    if not balance:
+        return F.cross_entropy(logits, want)
+    size = collections.Counter(group)
+    w = torch.tensor([1.0 / size[g] for g in group], device=lens.device)
+    return (w * F.cross_entropy(logits, want, reduction="none")).sum() / len(size)
 
 
 def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_weight=0.0, dec_weight=0.0,
                 dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0,
                 copy_count=False, count_tiles=False, soft_centres=False, count_head=0, bos_weight=0.0,
                 count_facts=False, count_fact_weight=0.0, absent_counts=0.0, count_fact_heads=None,
-                count_fact_rows=64, count_fact_layer=-1, count_share_weight=0.0):
+                count_fact_rows=64, count_fact_layer=-1, count_share_weight=0.0, count_fact_balance=False):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -682,7 +689,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         look the centres up with keys of their own, so their errors need not be the same); count_fact_rows: at most
         this many tile tokens per picture supervise it (0: all); count_share_weight: a Huber loss on the log error
         of BOS's share in that spread; count_fact_layer: the layer of that look-up
-        (-1: the one before dec_layer).
+        (-1: the one before dec_layer); count_fact_balance: see count_fact_loss.
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft, cfocus) = example_batch(
         net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts, absent_counts,
@@ -722,7 +729,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         if side_weight > 0:
             loss = loss + side_weight * side_loss(sp, lens, scenes, per_scene, merged_grid(net), res)
         if count_facts and count_fact_weight > 0:
-            loss = loss + count_fact_weight * count_fact_loss(sp, lens, scenes, per_scene, merged_grid(net), res)
+            loss = loss + count_fact_weight * count_fact_loss(sp, lens, scenes, per_scene, merged_grid(net), res,
+                                                                count_fact_balance)
     if att is not None:
         lp = extra["att"]
 
@@ -928,6 +936,10 @@ def arg_parser():
     ap.add_argument("--count-share-weight", type=float, default=0.0,
                     help="with --count-facts, weight of a Huber loss on the log error of BOS's share, against "
                          "1 / (n + 1), in each --count-fact-heads spread (the fact is read from that share)")
+    ap.add_argument("--count-fact-balance", type=int, default=0,
+                    help="1: with --count-fact-weight, every shape of a picture weighs the same in the digits' "
+                         "reading, however many tile tokens its objects cover (averaged over tokens, a count of "
+                         "four weighs four times a one, and the reading leans to higher counts)")
     ap.add_argument("--count-fact-layer", type=int, default=-1,
                     help="the decoder layer whose --count-fact-heads look the count facts up (-1: the one before "
                          "--dec-layer); 0 reads the projected image tokens' linear features, leaving two layers "
@@ -1049,7 +1061,7 @@ def worker(rank, a):
                                         bool(a.count_tiles), bool(a.soft_centres), a.count_head,
                                         a.bos_weight, bool(a.count_facts), a.count_fact_weight,
                                         a.absent_counts, heads, a.count_fact_rows, a.count_fact_layer,
-                                        a.count_share_weight)
+                                        a.count_share_weight, bool(a.count_fact_balance))
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
