@@ -9,7 +9,9 @@ and validation seeds), and counts a centre as found when the flag's probability 
 share for one-tile pictures by how close the centre is to its token's edge, and for wider and taller pictures in
 the global view and in the HD tiles. Counts are read off these centres (train.question_focus), so every miss is an
 off-by-one. For a checkpoint trained with --count-density, also how often that head's count (1 / its null slot's
-share - 1, per present shape) is right, and its median by the true count.
+share - 1, per present shape) is right, and its median by the true count. For one trained with
+--centre-mass-weight, the spread of that head's log centre mass per object (train.centre_mass_loss; 0 when exact)
+in the global view, on one-tile pictures and the rest, and between pictures.
 """
 import collections
 import os
@@ -29,13 +31,16 @@ def main():
     net, ck = T.probe_load(a)
     if "aux" not in ck:
         sys.exit(f"{a.ckpt} is an exported model: it has no training-only heads to probe")
-    aux = T.AuxHeads(ck["config"]["hidden_size"], bool(ck.get("args", {}).get("count_density")))
+    args = ck.get("args", {})
+    aux = T.AuxHeads(ck["config"]["hidden_size"], bool(args.get("count_density")),
+                     args.get("centre_mass_weight", 0) > 0)
     aux.load_state_dict(ck["aux"])
     merged = T.merged_grid(net)
     n_glb = T.global_tokens(merged)
     cell = 560 // merged
     found = collections.defaultdict(lambda: [0, 0])
     density = collections.defaultdict(list)  # (one tile?, count) -> the density head's estimates
+    mass = collections.defaultdict(list)  # one tile? -> (picture, the mass head's log mass of a global-view centre)
     with torch.no_grad():
         for i in range(a.count):
             scenes, _ = data.make_example(a.seed, 100000 + i, qtype="count", scenes=True)
@@ -50,6 +55,11 @@ def main():
                     density[(max(W, H) <= 560, n)].append(1 / float(null[data.SHAPES.index(s_)]) - 1)
             centre = lab[5].tolist()
             one_tile = max(W, H) <= 560
+            if hasattr(aux, "mass"):  # (--centre-mass-weight)
+                score = aux.mass(T.rms_normed(img)).squeeze(-1)
+                for g, _ in T.centre_splat(sc, 24, merged):
+                    idx = [j for j, w in g if w >= T.SPLAT_MIN]
+                    mass[one_tile].append((i, float(torch.logsumexp(score[idx], 0))))
             s = 560 / max(W, H)  # one tile: the picture's scale in the view
             for k, o in enumerate(sc.objects):
                 for view, lo, hi in (("global view", 0, n_glb), ("HD tiles", n_glb + 1, lab.shape[1])):
@@ -77,6 +87,14 @@ def main():
               "median estimate by count:")
         for (one, n), v in sorted(density.items()):
             print(f"  {'one tile' if one else 'wider or taller'}, {n}: {statistics.median(v):.2f} ({len(v)})")
+    for one, v in sorted(mass.items(), reverse=True):
+        by_pic = collections.defaultdict(list)
+        for i, e in v:
+            by_pic[i].append(e)
+        es = [e for _, e in v]
+        print(f"--centre-mass-weight head, {'one tile' if one else 'wider or taller'}: log mass per object mean "
+              f"{statistics.fmean(es):+.3f}, s.d. {statistics.pstdev(es):.3f} ({len(es)} objects); s.d. of the "
+              f"picture means {statistics.pstdev([statistics.fmean(x) for x in by_pic.values()]):.3f}")
 
 
 if __name__ == "__main__":

@@ -76,9 +76,7 @@ def main():
     a = T.probe_command_line(__doc__, "a train.py checkpoint trained with --count-facts 1, or models/demo",
                              tokenizer=True).parse_args()
     net, sp, args = T.probe_load_count_facts(a, ": use probe_counts.py")
-    layer = args.get("dec_layer", 2)
-    look = layer - 1 if args.get("count_fact_layer", -1) < 0 else args["count_fact_layer"]
-    heads = T.fact_heads(args.get("count_fact_heads"), args.get("count_head", 0))
+    layer, look, heads = T.count_fact_layers(args)
     digits = torch.tensor([T.word_id(sp, str(d)) for d in range(10)])
     merged = T.merged_grid(net)
     n_glb = T.global_tokens(merged)

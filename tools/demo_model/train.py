@@ -71,7 +71,7 @@ LETTER_CLASSES = ["none"] + sorted(set("".join(data.WORDS)))  # a letter is a lo
 
 
 class AuxHeads(nn.Module):
-    def __init__(self, d, density=False):
+    def __init__(self, d, density=False, mass=False):
         super().__init__()
         self.colour = nn.Linear(d, len(COLOUR_CLASSES))
         self.shape = nn.Linear(d, len(SHAPE_CLASSES))
@@ -84,6 +84,8 @@ class AuxHeads(nn.Module):
         if density:  # (--count-density; created last, so that the other heads start as they did without it)
             self.density = nn.Linear(d, len(data.SHAPES))
             self.density_null = nn.Parameter(torch.zeros(len(data.SHAPES)))
+        if mass:  # (--centre-mass-weight; created last too)
+            self.mass = nn.Linear(d, 1)
 
 
 CENTRE_WEIGHT = torch.tensor([1.0, 5.0])  # an object has one centre token per view and many others
@@ -536,9 +538,40 @@ def count_density_loss(img, aux, scenes, per_scene, merged, hd, res):
     return torch.stack(terms).mean()
 
 
-def run_vision_example(net, seed, index, aux, word_prob=0.35, small_prob=0.0, soft_centres=False):
+MASS_FLOOR = -4.0  # centre_mass_loss: a token outside every object's spread scores at most this (e^-4 = 0.018)
+
+
+def centre_mass_loss(img, aux, scenes, per_scene, merged, hd, res):
+    """aux.mass on the RMS-normed projected tokens (what the decoder's keys are made from) as a log centre mass:
+    for every object and view, the log of the summed exp of its score over the tokens its centre is spread over
+    (centre_splat, weight at least SPLAT_MIN) learns 0, and every other token's score is pushed below MASS_FLOOR.
+    The count facts' look-up gives an object the mass its centre tokens' keys give it; a linear probe of the
+    shipped model's projected tokens reads that mass with a log error of about 0.25 per object, which is about
+    what its look-up gets, and at that error threes and fours are not told apart reliably. This asks the vision
+    tower for a direction that carries it exactly. Whether an object's log mass is within 0.1 goes to `res` as
+    "v_mass"."""
+    score = aux.mass(rms_normed(img)).squeeze(-1)
+    terms, off, outside = [], 0, torch.ones_like(score, dtype=torch.bool)
+    for sc, lab in zip(scenes, per_scene):
+        n = lab.shape[1]
+        outside[off:off + n] &= (lab[5] >= 0).to(score.device)  # (separators are no one's)
+        for views in centre_splat(sc, hd, merged):
+            for view in views:
+                idx = [off + j for j, w in view if w >= SPLAT_MIN]
+                if idx:
+                    outside[idx] = False
+                    terms.append(torch.logsumexp(score[idx], 0))
+        off += n
+    if not terms:
+        return score.new_zeros(())
+    lm = torch.stack(terms)
+    res.extend(("v_mass", bool(x)) for x in (lm.abs() < 0.1).tolist())
+    return (lm ** 2).mean() + F.relu(score[outside] - MASS_FLOOR).pow(2).mean()
+
+
+def run_vision_example(net, seed, index, aux, word_prob=0.35, small_prob=0.0, soft_centres=False, mass_weight=0.0):
     """Vision warm-up: only the vision tower, the merge and the projector, trained on the dense labels (and
-    count_density_loss when aux has its head)."""
+    count_density_loss and centre_mass_loss when aux has their heads, the latter at mass_weight)."""
     scene = data.vision_scene(seed, index, word_prob, small_prob)
     img = net.encode_image(*M.preprocess(scene.image, 24))
     labels = dense_labels(scene, 24, merged_grid(net))  # (aux_losses moves it to the model's device)
@@ -547,6 +580,8 @@ def run_vision_example(net, seed, index, aux, word_prob=0.35, small_prob=0.0, so
     loss = aux_losses(img, labels, aux, res, soft)
     if hasattr(aux, "density"):
         loss = loss + count_density_loss(img, aux, [scene], [labels], merged_grid(net), 24, res)
+    if hasattr(aux, "mass"):
+        loss = loss + mass_weight * centre_mass_loss(img, aux, [scene], [labels], merged_grid(net), 24, res)
     return loss, res
 
 
@@ -608,6 +643,14 @@ def fact_heads(spec, count_head=0):
     return [int(h) for h in str(spec or "").split(",") if h.strip()] or [count_head]
 
 
+def count_fact_layers(args):
+    """For a checkpoint's training arguments: (the layer the facts are read after, the layer whose heads look the
+    count facts up, those heads)."""
+    layer = args.get("dec_layer", 2)
+    look = layer - 1 if args.get("count_fact_layer", -1) < 0 else args["count_fact_layer"]
+    return layer, look, fact_heads(args.get("count_fact_heads"), args.get("count_head", 0))
+
+
 def probe_load_count_facts(a, hint=""):
     """probe_load and probe_tokenizer for a checkpoint trained with --count-facts (else exits, adding `hint`):
     (model, tokenizer, the checkpoint's training arguments)."""
@@ -666,7 +709,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 dec_layer=2, att_weight=0.0, count_uniform=True, side_weight=0.0, copy_weight=0.0,
                 copy_count=False, count_tiles=False, soft_centres=False, count_head=0, bos_weight=0.0,
                 count_facts=False, count_fact_weight=0.0, absent_counts=0.0, count_fact_heads=None,
-                count_fact_rows=64, count_fact_layer=-1, count_share_weight=0.0, count_fact_balance=False):
+                count_fact_rows=64, count_fact_layer=-1, count_share_weight=0.0, count_fact_balance=False,
+                mass_weight=0.0):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -689,7 +733,8 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         look the centres up with keys of their own, so their errors need not be the same); count_fact_rows: at most
         this many tile tokens per picture supervise it (0: all); count_share_weight: a Huber loss on the log error
         of BOS's share in that spread; count_fact_layer: the layer of that look-up
-        (-1: the one before dec_layer); count_fact_balance: see count_fact_loss.
+        (-1: the one before dec_layer); count_fact_balance: see count_fact_loss; mass_weight: centre_mass_loss's
+        weight (with aux's head).
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft, cfocus) = example_batch(
         net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts, absent_counts,
@@ -715,6 +760,9 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         if hasattr(aux, "density"):
             loss = loss + aux_weight * count_density_loss(img, aux, scenes, per_scene, merged_grid(net),
                                                            6 if len(scenes) > 1 else 24, res)
+        if hasattr(aux, "mass"):
+            loss = loss + mass_weight * centre_mass_loss(img, aux, scenes, per_scene, merged_grid(net),
+                                                         6 if len(scenes) > 1 else 24, res)
     if dense and dec_weight > 0:
         h = extra["tap"][pmask]
         ft, fm = fact_targets(sp, scenes, per_scene, global_tokens(merged_grid(net)), count_facts)
@@ -922,9 +970,9 @@ def arg_parser():
     ap.add_argument("--count-facts", type=int, default=1,
                     help="1: the HD tiles' object tokens learn how many objects of their shape the picture has "
                          "(head --count-head of the layer before --dec-layer spreads evenly over the global view's "
-                         "matching centres and BOS, supervised on up to 64 such tokens per picture), and count "
-                         "questions look that fact up like colours and shapes instead of reading a share of their "
-                         "own look-up")
+                         "matching centres and BOS, supervised on --count-fact-rows such tokens per picture), and "
+                         "count questions look that fact up like colours and shapes instead of reading a share of "
+                         "their own look-up")
     ap.add_argument("--count-fact-weight", type=float, default=1.0,
                     help="with --count-facts, weight of the tile tokens' count read among the digits alone "
                          "(count_fact_loss)")
@@ -950,6 +998,10 @@ def arg_parser():
     ap.add_argument("--count-density", type=int, default=0,
                     help="1: a training-only head learns, per shape, scores that grow with the log of each "
                          "token's centre_splat weight (count_density_loss), in the warm-up and after")
+    ap.add_argument("--centre-mass-weight", type=float, default=0.0,
+                    help="weight of a training-only head that reads each object's log centre mass (the summed exp "
+                         "of its scores over its centre's spread) off the projected tokens as exactly 0, in the "
+                         "warm-up and after (centre_mass_loss): the count facts' look-up is as exact as that mass")
     ap.add_argument("--absent-counts", type=float, default=0.0,
                     help="probability that a count picture's last follow-up question asks for the count of a "
                          "shape that is not there (answer 0; training only, data.py's mix is unchanged)")
@@ -1000,7 +1052,7 @@ def worker(rank, a):
     cfg = dict(M.DEMO_CONFIG)
     cfg["vocab_size"] = sp.get_piece_size()
     net = M.IXCDemo(cfg)
-    aux = AuxHeads(cfg["hidden_size"], bool(a.count_density))
+    aux = AuxHeads(cfg["hidden_size"], bool(a.count_density), a.centre_mass_weight > 0)
     dev = torch.device(a.device)
     net.to(dev)  # initialised on the CPU first: the same start on every device
     aux.to(dev)
@@ -1047,7 +1099,7 @@ def worker(rank, a):
             if vision:
                 index = (step * a.world + rank) * n_ex + e
                 loss, res = run_vision_example(net, TRAIN_SEED, index, aux, a.vision_word_prob,
-                                               a.vision_small_prob, bool(a.soft_centres))
+                                               a.vision_small_prob, bool(a.soft_centres), a.centre_mass_weight)
             else:
                 index = step * per_step + rank * a.examples_per_step + e
                 u = random.Random(f"mix:{index}").random()
@@ -1061,7 +1113,8 @@ def worker(rank, a):
                                         bool(a.count_tiles), bool(a.soft_centres), a.count_head,
                                         a.bos_weight, bool(a.count_facts), a.count_fact_weight,
                                         a.absent_counts, heads, a.count_fact_rows, a.count_fact_layer,
-                                        a.count_share_weight, bool(a.count_fact_balance))
+                                        a.count_share_weight, bool(a.count_fact_balance),
+                                        a.centre_mass_weight)
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
