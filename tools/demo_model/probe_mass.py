@@ -50,7 +50,7 @@ def main():
     a = T.probe_command_line(__doc__, "a train.py checkpoint trained with --count-facts 1, or models/demo",
                              tokenizer=True).parse_args()
     net, sp, args = T.probe_load_count_facts(a, ": use probe_counts.py")
-    layer, look, heads = T.count_fact_layers(args)
+    _, look, heads = T.count_fact_layers(args)
     merged = T.merged_grid(net)
     n_glb = T.global_tokens(merged)
     seen = {}
@@ -75,9 +75,10 @@ def main():
             pos = torch.nonzero(pmask).squeeze(1)
             _, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids),
                                   patt=(look, heads, pos[rows].tolist()))
-            splat = [[j for j, w in g if w >= T.SPLAT_MIN] for g, _ in T.centre_splat(sc, 24, merged)]
+            glb = [g for g, _ in T.centre_splat(sc, 24, merged)]  # each object's spread in the global view
+            splat = [[j for j, w in g if w >= T.SPLAT_MIN] for g in glb]
             w = torch.zeros(n_glb)
-            for g, _ in T.centre_splat(sc, 24, merged):
+            for g in glb:
                 for j, x in g:
                     w[j] += x
             proj.append(T.rms_normed(prefix[pos[:n_glb]]))
