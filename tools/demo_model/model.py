@@ -382,8 +382,8 @@ class IXCDemo(nn.Module):
         training-only extras: with tap=L, "tap": the prefix's residual stream after the first L layers; with
         att=(L, heads), "att": the log attention weights [K, len(heads), S, P + S] of those query heads of layer L
         (0-based) at the suffix rows, and "after": the suffix's residual stream after that layer; with
-        patt=(L, heads, rows), "patt": the log attention weights [len(heads), len(rows), P] of those query heads of
-        layer L at those prefix rows."""
+        patt=[(L, heads, rows), ...], "patt": per entry, the log attention weights [len(heads), len(rows), P] of
+        those query heads of layer L at those prefix rows."""
         c = self.config
         P, S, dev = prefix.shape[0], suffix.shape[1], prefix.device
         theta = float(c["rope_theta"])
@@ -401,10 +401,12 @@ class IXCDemo(nn.Module):
             kp = apply_rope(kp, cos_p, sin_p)
             if li < len(layers) - 1:  # the last layer's prefix rows feed nothing
                 qp = apply_rope(qp, cos_p, sin_p)
-                if patt and li == patt[0]:  # the same scores _attend computes, for a few heads and rows
-                    r = torch.as_tensor(patt[2], device=dev)
-                    sc = torch.stack([qp[h, r] @ kp[h // self.G].transpose(-1, -2) for h in patt[1]])
-                    extra["patt"] = torch.log_softmax(sc * qp.shape[-1] ** -0.5 + mask_p[r], -1)
+                for k, (pl, heads, rows) in enumerate(patt or []):  # the scores _attend computes, a few of them
+                    if pl == li:
+                        r = torch.as_tensor(rows, device=dev)
+                        sc = torch.stack([qp[h, r] @ kp[h // self.G].transpose(-1, -2) for h in heads])
+                        extra.setdefault("patt", [None] * len(patt))[k] = torch.log_softmax(
+                            sc * qp.shape[-1] ** -0.5 + mask_p[r], -1)
                 op = _attend(qp, kp, vp, mask_p, self.G)  # [Hq, P, d]
                 op = op.transpose(0, 1).reshape(P, -1)
                 xp = xp + A.wo(op, prefix_mask)

@@ -7,7 +7,8 @@
 
 With --count-facts (train.py, "How it is trained"), every object token of the HD tiles learns its object's count from
 a look-up (head --count-head, or each of --count-fact-heads, of the layer before --dec-layer) spread over the global
-view's same-shape centres and BOS, and a count question copies that fact. On the count pictures of the first COUNT
+view's same-shape centres and BOS (with --count-ref gn the picture's glb_GN, here called BOS too), and a count
+question copies that fact. On the count pictures of the first COUNT
 count questions of SEED (not 1 or 2, the training and validation seeds), split into one-tile pictures and the rest,
 this prints:
   - that look-up's mass per tile object token, for each head: BOS's share times (n + 1) (1 when even), and the mass
@@ -86,20 +87,22 @@ def main():
     with torch.no_grad():
         for i in range(a.count):
             prefix, pmask, ids, tgt, _, _, (scenes, per_scene, _, _, cfocus) = T.example_batch(
-                net, sp, a.seed, 100000 + i, 1, "count", count_facts=True)
+                net, sp, a.seed, 100000 + i, 1, "count", count_facts=True,
+                count_ref_gn=args.get("count_ref") == "gn")
             sc, lab = scenes[0], per_scene[0]
             grid = "one tile" if lab.shape[1] == 2 * n_glb + 1 else "more tiles"
             img_pos = torch.nonzero(pmask).squeeze(1).tolist()
+            ref = T.count_ref_position(args, img_pos, n_glb)  # (BOS, unless --count-ref gn)
             rows = [r for rs, _ in cfocus for r in rs]
             hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=layer,
-                                   patt=(look, heads, [img_pos[r] for r in rows]) if rows else None)
+                                   patt=[(look, heads, [img_pos[r] for r in rows])] if rows else None)
             obj, cen = lab[4].tolist(), lab[5].tolist()
             counts = T.shape_counts(sc)
             edge = T.centre_edge_distance(sc, 24, merged)
             splat = T.centre_splat(sc, 24, merged)
             centre_of = {v: img_pos[j] for j, v in enumerate(cen[:n_glb]) if v > 0}  # object + 1 -> its token
             if rows:
-                for h, p in zip(heads, extra["patt"].exp()):
+                for h, p in zip(heads, extra["patt"][0].exp()):
                     k = 0
                     for rs, idx in cfocus:  # one entry per object: its tile tokens, its shape's centres and BOS
                         n = len(idx) - 1
@@ -111,10 +114,10 @@ def main():
                                 b = "< 0.1" if edge[m - 1] < 0.1 else "0.1-0.2" if edge[m - 1] < 0.2 else ">= 0.2"
                                 one = float(p[k, centre_of[m]]) if m in centre_of else 0.0
                                 spread = float(p[k, [img_pos[j] for j, w in splat[m - 1][0] if w >= T.SPLAT_MIN]].sum())
-                                missed[(h, b)].append((one < 0.3 * float(p[k, 0]), spread < 0.3 * float(p[k, 0])))
-                            share[(grid, h)].append(float(p[k, 0]) * (n + 1))
+                                missed[(h, b)].append((one < 0.3 * float(p[k, ref]), spread < 0.3 * float(p[k, ref])))
+                            share[(grid, h)].append(float(p[k, ref]) * (n + 1))
                             if grid == "one tile":
-                                errs[h].append((i, obj[r], math.log(float(p[k, 0]) * (n + 1))))
+                                errs[h].append((i, obj[r], math.log(float(p[k, ref]) * (n + 1))))
                             copies[(grid, h)].append(float(p[k, tile_centres].sum()) if tile_centres else 0.0)
                             self_mass[(grid, h)].append(float(p[k, img_pos[r]]))
                             k += 1

@@ -6,7 +6,8 @@
 --ckpt may also be an exported folder of the shipped recipe (models/demo).
 
 A count fact is read from BOS's share in a look-up spread over the global view's same-shape centres (train.py,
---count-facts): every object should get the same mass as BOS, summed over the tokens its centre is spread over
+--count-facts; with --count-ref gn the picture's glb_GN takes BOS's place, and is called BOS here): every object
+should get the same mass as BOS, summed over the tokens its centre is spread over
 (train.centre_splat). On the one-tile count pictures of the first COUNT count questions of SEED this prints:
   - what a linear read-out could do: a ridge regression from the RMS-normed projected tokens, and from the input of
     the look-up's layer, to each global-view token's log centre weight (floored at 0.02), fitted on the first two
@@ -67,14 +68,16 @@ def main():
         for i in range(a.count):
             seen.clear()
             prefix, pmask, ids, _, _, _, (scenes, per_scene, _, _, cfocus) = T.example_batch(
-                net, sp, a.seed, 100000 + i, 1, "count", count_facts=True)
+                net, sp, a.seed, 100000 + i, 1, "count", count_facts=True,
+                count_ref_gn=args.get("count_ref") == "gn")
             sc, lab = scenes[0], per_scene[0]
             rows = [r for rs, _ in cfocus for r in rs]
             if lab.shape[1] != 2 * n_glb + 1 or not rows:
                 continue
             pos = torch.nonzero(pmask).squeeze(1)
+            ref = T.count_ref_position(args, pos.tolist(), n_glb)  # (BOS, unless --count-ref gn)
             _, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids),
-                                  patt=(look, heads, pos[rows].tolist()))
+                                  patt=[(look, heads, pos[rows].tolist())])
             glb = [g for g, _ in T.centre_splat(sc, 24, merged)]  # each object's spread in the global view
             splat = [[j for j, w in g if w >= T.SPLAT_MIN] for g in glb]
             w = torch.zeros(n_glb)
@@ -86,14 +89,14 @@ def main():
             ws.append(w)
             objs.append(splat)
             obj = lab[4].tolist()
-            for h, lp in zip(heads, extra["patt"]):
+            for h, lp in zip(heads, extra["patt"][0]):
                 k, e = 0, []
                 for rs, idx in cfocus:
                     shape = sc.objects[obj[rs[0]] - 1]["shape"]
                     same = [m for m, o in enumerate(sc.objects) if o["shape"] == shape]
                     m_ = torch.stack([torch.stack([torch.logsumexp(lp[k + q, pos[splat[m]]], 0) for m in same])
-                                      for q in range(len(rs))]) - lp[k:k + len(rs), :1]
-                    e += (lp[k:k + len(rs), 0] + math.log(len(idx))).tolist()
+                                      for q in range(len(rs))]) - lp[k:k + len(rs), ref:ref + 1]
+                    e += (lp[k:k + len(rs), ref] + math.log(len(idx))).tolist()
                     k += len(rs)
                     if m_.shape[0] > 1 and m_.shape[1] > 1:
                         mu, qe, ce = m_.mean(), m_.mean(1) - m_.mean(), m_.mean(0) - m_.mean()

@@ -40,6 +40,7 @@ single-threaded processes.
 """
 import argparse
 import collections
+import copy
 import math
 import os
 import random
@@ -365,7 +366,7 @@ def question_focus(qtype, question, scenes, per_scene, offsets, merged, count_ti
     return [(0, out)]
 
 
-def count_fact_focus(scenes, per_scene, offsets, merged, max_rows=64, splats=None):
+def count_fact_focus(scenes, per_scene, offsets, merged, max_rows=64, splats=None, ref_gn=False):
     """Where the HD tiles' object tokens find their count (fact_targets with count_facts): [(label indices of up to
     max_rows such tokens (0: all), evenly spaced, [the global view's centre token of each object of the same shape,
     as a one-index list, ..., [-1] for BOS])], one entry per object. The global view comes first, so every tile
@@ -373,7 +374,8 @@ def count_fact_focus(scenes, per_scene, offsets, merged, max_rows=64, splats=Non
     question-level count look-up does, but here every tile token of every object is a training example, not one
     answer per question. With `splats` (centre_splat per scene) an object's list is the tokens its centre is spread
     over (weight at least SPLAT_MIN), so that a centre near a token edge may be split between the tokens beside it:
-    the one-token label flips there, and the look-up of an earlier model missed a third of such centres."""
+    the one-token label flips there, and the look-up of an earlier model missed a third of such centres. With
+    ref_gn the last list is the picture's glb_GN separator instead of BOS (see --count-ref)."""
     n_glb = global_tokens(merged)
     groups = []
     for i, (sc, lab) in enumerate(zip(scenes, per_scene)):
@@ -386,7 +388,7 @@ def count_fact_focus(scenes, per_scene, offsets, merged, max_rows=64, splats=Non
             else:
                 centres = [[offsets[i] + j for j, w in splats[i][m - 1][0] if w >= SPLAT_MIN] for m in sorted(same)]
             if mine and centres:
-                groups.append((mine, centres + [[-1]]))
+                groups.append((mine, centres + [[offsets[i] + n_glb] if ref_gn else [-1]]))
     flat = [(r, g) for g, (mine, _) in enumerate(groups) for r in mine]
     if 0 < max_rows < len(flat):
         flat = [flat[t * len(flat) // max_rows] for t in range(max_rows)]
@@ -412,11 +414,11 @@ def with_absent_count(qs, scene, rng, prob):
 
 
 def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=False, soft_centres=False,
-                  count_facts=False, absent_counts=0.0, count_fact_rows=64):
+                  count_facts=False, absent_counts=0.0, count_fact_rows=64, count_ref_gn=False):
     """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types, dense labels) on the
     model's device, and (scenes, per-scene labels, focus, soft centre map or None; the map on the model's device)
     for the training-only terms. absent_counts: see with_absent_count; count_fact_rows: count_fact_focus's
-    max_rows."""
+    max_rows; count_ref_gn: its ref_gn."""
     scenes, qs = data.make_example(seed, index, qtype=qtype, n_questions=n_questions, scenes=True)
     if absent_counts > 0:
         qs = with_absent_count(qs, scenes[0], random.Random(f"absent:{seed}:{index}"), absent_counts)
@@ -449,7 +451,8 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=Fal
     soft = soft_centre_map(splats, per_scene).to(dev) if soft_centres else None
     cfocus = None
     if count_facts:
-        cfocus = count_fact_focus(scenes, per_scene, offsets, merged_grid(net), count_fact_rows, splats)
+        cfocus = count_fact_focus(scenes, per_scene, offsets, merged_grid(net), count_fact_rows, splats,
+                                  count_ref_gn)
     return (prefix, pmask, ids.to(dev), tgt.to(dev), [q[0] for q in qs], labels.to(dev),
             (scenes, per_scene, focus, soft, cfocus))
 
@@ -651,6 +654,12 @@ def count_fact_layers(args):
     return layer, look, fact_heads(args.get("count_fact_heads"), args.get("count_head", 0))
 
 
+def count_ref_position(args, img_pos, n_glb):
+    """For a checkpoint's training arguments, the prompt position of the count facts' reference (--count-ref) in a
+    one-picture prompt whose image rows are at img_pos: BOS, or the picture's glb_GN."""
+    return img_pos[n_glb] if args.get("count_ref", "bos") == "gn" else 0
+
+
 def probe_load_count_facts(a, hint=""):
     """probe_load and probe_tokenizer for a checkpoint trained with --count-facts (else exits, adding `hint`):
     (model, tokenizer, the checkpoint's training arguments)."""
@@ -710,7 +719,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 copy_count=False, count_tiles=False, soft_centres=False, count_head=0, bos_weight=0.0,
                 count_facts=False, count_fact_weight=0.0, absent_counts=0.0, count_fact_heads=None,
                 count_fact_rows=64, count_fact_layer=-1, count_share_weight=0.0, count_fact_balance=False,
-                mass_weight=0.0):
+                mass_weight=0.0, count_ref_gn=False, ref_look_weight=0.0):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -734,11 +743,14 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         this many tile tokens per picture supervise it (0: all); count_share_weight: a Huber loss on the log error
         of BOS's share in that spread; count_fact_layer: the layer of that look-up
         (-1: the one before dec_layer); count_fact_balance: see count_fact_loss; mass_weight: centre_mass_loss's
-        weight (with aux's head).
+        weight (with aux's head); count_ref_gn: the spread's reference is the picture's glb_GN, not BOS;
+        ref_look_weight: with it, the same heads of layer 0 at a single picture's glb_GN learn to spread their
+        attention evenly over the global view's objects (each summed over its centre's spread), at this weight, so
+        that glb_GN's key in the look-up can follow how heavily this picture's objects weigh.
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft, cfocus) = example_batch(
         net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts, absent_counts,
-        count_fact_rows)
+        count_fact_rows, count_ref_gn)
     dense = aux is not None
     heads = look_up_heads(count_head, count_facts)
     att = (dec_layer, heads) if dense and att_weight > 0 else None
@@ -746,7 +758,13 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
     patt = None
     if att and cfocus:
         look = dec_layer - 1 if count_fact_layer < 0 else count_fact_layer
-        patt = (look, count_fact_heads or [count_head], [img_pos[r] for rows, _ in cfocus for r in rows])
+        patt = [(look, count_fact_heads or [count_head], [img_pos[r] for rows, _ in cfocus for r in rows])]
+        if count_ref_gn and ref_look_weight > 0 and len(scenes) == 1:
+            assert look > 0, "--count-ref-look spreads layer 0 at glb_GN; the facts' look-up must come later"
+            seen = [[j for j, w in g if w >= SPLAT_MIN] for g, _ in centre_splat(scenes[0], 24, merged_grid(net))]
+            seen = [g for g in seen if g]
+            if seen:
+                patt.append((0, count_fact_heads or [count_head], [img_pos[global_tokens(merged_grid(net))]]))
     hs, extra = net.decode(prefix, pmask, net.model.tok_embeddings(ids), tap=dec_layer if dense else 0, att=att,
                            patt=patt)
     sel = tgt >= 0
@@ -789,7 +807,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         if patt:  # each tile token's count look-up: the same weight on each same-shape centre and on BOS
             start = 0
             for rows, groups in cfocus:
-                lp_rows = extra["patt"][:, start:start + len(rows)]  # [heads, rows, P]
+                lp_rows = extra["patt"][0][:, start:start + len(rows)]  # [heads, rows, P]
                 start += len(rows)
                 sub = torch.stack([torch.logsumexp(lp_rows[..., positions(g)], -1) for g in groups], -1)
                 pterms.append(-sub.mean((1, 2)).sum())  # each head at the full weight
@@ -801,6 +819,11 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                     sterms.append(F.smooth_l1_loss(err, torch.zeros_like(err), beta=1.0, reduction="none")
                                   .mean(1).sum())
                 res.append(("p_count", bool(torch.logsumexp(sub[0, 0], -1).exp() > 0.5)))
+            if len(patt) > 1:  # glb_GN's even spread over the objects (ref_look_weight)
+                lp_gn = extra["patt"][1][:, 0]  # [heads, P]
+                sub = torch.stack([torch.logsumexp(lp_gn[:, positions(g)], -1) for g in seen], -1)
+                loss = loss + ref_look_weight * -sub.mean(-1).sum()  # each head at the full weight
+                res.append(("p_look", bool(torch.logsumexp(sub[0], -1).exp() > 0.5)))
         for k, foc in enumerate(focus):
             rows = torch.nonzero(tgt[k] >= 0).squeeze(1)  # every position that predicts an answer token
             if copy_weight > 0:
@@ -1002,6 +1025,15 @@ def arg_parser():
                     help="weight of a training-only head that reads each object's log centre mass (the summed exp "
                          "of its scores over its centre's spread) off the projected tokens as exactly 0, in the "
                          "warm-up and after (centre_mass_loss): the count facts' look-up is as exact as that mass")
+    ap.add_argument("--count-ref", choices=["bos", "gn"], default="bos",
+                    help="what the count facts' spread weighs the centres against: BOS, whose key is the same in "
+                         "every picture, or the picture's glb_GN separator, which comes after the global view and "
+                         "can see it, so its key can follow how heavily that picture's objects weigh (a count is "
+                         "off mostly for a whole picture)")
+    ap.add_argument("--count-ref-look", type=float, default=0.0,
+                    help="with --count-ref gn, the weight of a supervised look of layer 0's --count-fact-heads at "
+                         "glb_GN, spread evenly over the global view's objects, so that glb_GN sees what it is to "
+                         "weigh against")
     ap.add_argument("--absent-counts", type=float, default=0.0,
                     help="probability that a count picture's last follow-up question asks for the count of a "
                          "shape that is not there (answer 0; training only, data.py's mix is unchanged)")
@@ -1013,6 +1045,9 @@ def arg_parser():
     ap.add_argument("--freeze-vit-layers", type=int, default=1,
                     help="from the first question step on, the vision tower's embeddings and its first N layers stop "
                          "learning (1: question steps about a sixth faster; the warm-up has trained them)")
+    ap.add_argument("--vit-layers", type=int, default=3, help="the vision tower's layers")
+    ap.add_argument("--vit-width", type=int, default=128,
+                    help="the vision tower's width (heads of 32, MLP four times as wide)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -1025,7 +1060,10 @@ def arg_parser():
 
 
 def main():
-    a = arg_parser().parse_args()
+    ap = arg_parser()
+    a = ap.parse_args()
+    if a.vit_width <= 0 or a.vit_width % 32 or a.vit_layers <= 0:
+        ap.error("--vit-width must be a positive multiple of 32 (heads of 32) and --vit-layers positive")
     os.makedirs(a.work, exist_ok=True)
     tok = a.tokenizer or os.path.join(a.work, "tokenizer.model")
     if not os.path.exists(tok):
@@ -1049,8 +1087,12 @@ def worker(rank, a):
     sp = spm.SentencePieceProcessor(model_file=a.tokenizer)
 
     torch.manual_seed(a.init_seed)
-    cfg = dict(M.DEMO_CONFIG)
+    cfg = copy.deepcopy(M.DEMO_CONFIG)
     cfg["vocab_size"] = sp.get_piece_size()
+    vc = cfg["vision_config"]
+    vc["num_hidden_layers"] = a.vit_layers
+    vc["hidden_size"], vc["num_attention_heads"] = a.vit_width, a.vit_width // 32
+    vc["intermediate_size"] = 4 * a.vit_width
     net = M.IXCDemo(cfg)
     aux = AuxHeads(cfg["hidden_size"], bool(a.count_density), a.centre_mass_weight > 0)
     dev = torch.device(a.device)
@@ -1114,7 +1156,7 @@ def worker(rank, a):
                                         a.bos_weight, bool(a.count_facts), a.count_fact_weight,
                                         a.absent_counts, heads, a.count_fact_rows, a.count_fact_layer,
                                         a.count_share_weight, bool(a.count_fact_balance),
-                                        a.centre_mass_weight)
+                                        a.centre_mass_weight, a.count_ref == "gn", a.count_ref_look)
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
