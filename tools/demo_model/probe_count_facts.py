@@ -88,7 +88,7 @@ def main():
         for i in range(a.count):
             prefix, pmask, ids, tgt, _, _, (scenes, per_scene, _, _, cfocus) = T.example_batch(
                 net, sp, a.seed, 100000 + i, 1, "count", count_facts=True,
-                count_ref_gn=args.get("count_ref") == "gn")
+                count_ref_gn=T.count_ref_gn(args))
             sc, lab = scenes[0], per_scene[0]
             grid = "one tile" if lab.shape[1] == 2 * n_glb + 1 else "more tiles"
             img_pos = torch.nonzero(pmask).squeeze(1).tolist()

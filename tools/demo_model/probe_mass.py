@@ -69,7 +69,7 @@ def main():
             seen.clear()
             prefix, pmask, ids, _, _, _, (scenes, per_scene, _, _, cfocus) = T.example_batch(
                 net, sp, a.seed, 100000 + i, 1, "count", count_facts=True,
-                count_ref_gn=args.get("count_ref") == "gn")
+                count_ref_gn=T.count_ref_gn(args))
             sc, lab = scenes[0], per_scene[0]
             rows = [r for rs, _ in cfocus for r in rs]
             if lab.shape[1] != 2 * n_glb + 1 or not rows:

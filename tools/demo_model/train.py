@@ -654,10 +654,15 @@ def count_fact_layers(args):
     return layer, look, fact_heads(args.get("count_fact_heads"), args.get("count_head", 0))
 
 
+def count_ref_gn(args):
+    """Whether a checkpoint's training arguments weigh the count facts against glb_GN (--count-ref gn), not BOS."""
+    return args.get("count_ref", "bos") == "gn"
+
+
 def count_ref_position(args, img_pos, n_glb):
     """For a checkpoint's training arguments, the prompt position of the count facts' reference (--count-ref) in a
     one-picture prompt whose image rows are at img_pos: BOS, or the picture's glb_GN."""
-    return img_pos[n_glb] if args.get("count_ref", "bos") == "gn" else 0
+    return img_pos[n_glb] if count_ref_gn(args) else 0
 
 
 def probe_load_count_facts(a, hint=""):
@@ -752,6 +757,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts, absent_counts,
         count_fact_rows, count_ref_gn)
     dense = aux is not None
+    hd = 6 if len(scenes) > 1 else 24  # (example_batch's HD tile budget)
     heads = look_up_heads(count_head, count_facts)
     att = (dec_layer, heads) if dense and att_weight > 0 else None
     img_pos = torch.nonzero(pmask.cpu()).squeeze(1).tolist()
@@ -761,7 +767,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         patt = [(look, count_fact_heads or [count_head], [img_pos[r] for rows, _ in cfocus for r in rows])]
         if count_ref_gn and ref_look_weight > 0 and len(scenes) == 1:
             assert look > 0, "--count-ref-look spreads layer 0 at glb_GN; the facts' look-up must come later"
-            seen = [[j for j, w in g if w >= SPLAT_MIN] for g, _ in centre_splat(scenes[0], 24, merged_grid(net))]
+            seen = [[j for j, w in g if w >= SPLAT_MIN] for g, _ in centre_splat(scenes[0], hd, merged_grid(net))]
             seen = [g for g in seen if g]
             if seen:
                 patt.append((0, count_fact_heads or [count_head], [img_pos[global_tokens(merged_grid(net))]]))
@@ -776,11 +782,9 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         assert img.shape[0] == labels.shape[1]
         loss = loss + aux_weight * aux_losses(img, labels, aux, res, soft)
         if hasattr(aux, "density"):
-            loss = loss + aux_weight * count_density_loss(img, aux, scenes, per_scene, merged_grid(net),
-                                                           6 if len(scenes) > 1 else 24, res)
+            loss = loss + aux_weight * count_density_loss(img, aux, scenes, per_scene, merged_grid(net), hd, res)
         if hasattr(aux, "mass"):
-            loss = loss + mass_weight * centre_mass_loss(img, aux, scenes, per_scene, merged_grid(net),
-                                                         6 if len(scenes) > 1 else 24, res)
+            loss = loss + mass_weight * centre_mass_loss(img, aux, scenes, per_scene, merged_grid(net), hd, res)
     if dense and dec_weight > 0:
         h = extra["tap"][pmask]
         ft, fm = fact_targets(sp, scenes, per_scene, global_tokens(merged_grid(net)), count_facts)
