@@ -64,10 +64,12 @@ def export(net, tokenizer, out_dir, extra_meta=None):
         shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, last=False):
+    """(model, checkpoint dict): the mean of the last steps' weights when the run kept one (train.py
+    --average-last), unless `last`; otherwise the weights of its last step."""
     ck = torch.load(path, map_location="cpu")
     net = M.IXCDemo(ck["config"])
-    net.load_state_dict(ck["model"])
+    net.load_state_dict(ck["avg"]["model"] if "avg" in ck and not last else ck["model"])
     net.eval()
     return net, ck
 
@@ -105,9 +107,14 @@ def main():
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--last", action="store_true",
+                    help="the last step's weights even when the checkpoint also holds their mean over the last steps")
     a = ap.parse_args()
-    net, ck = load_checkpoint(a.ckpt)
-    export(net, a.tokenizer, a.out, {"train_step": ck.get("step", 0)})
+    net, ck = load_checkpoint(a.ckpt, a.last)
+    meta = {"train_step": ck.get("step", 0)}
+    if "avg" in ck and not a.last:
+        meta["averaged_steps"] = ck["avg"]["n"]
+    export(net, a.tokenizer, a.out, meta)
     total = sum(os.path.getsize(os.path.join(a.out, f)) for f in os.listdir(a.out))
     print(f"wrote {a.out}: {sum(p.numel() for p in net.parameters())} parameters, {total / 1e6:.2f} MB")
 

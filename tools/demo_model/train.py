@@ -26,12 +26,13 @@ Two stages, one schedule (AdamW, warm-up then cosine decay; the decoder at --dec
      much slower to learn look-ups (a decoder-only probe on perfect image tokens). The vision tower's embeddings
      and first layer stop learning here (--freeze-vit-layers), which makes a question step about a sixth faster;
      the last --count-phase steps draw more count pictures (--phase-count-frac), which counts learn from most once
-     the other types are learnt.
+     the other types are learnt. The model exported is the mean of the weights over the last --average-last steps
+     (two pictures a step leave the weights of any one step noisy; the mean counts better).
 
 Data is a function of the step: worker r's example e of question step s is data.make_example(1, (s * world + r) *
 examples_per_step + e), and of warm-up step s data.vision_scene(1, (s * world + r) * vision_examples + e). Every
---save-every steps the model, the optimiser and the step go to WORK/ckpt.pt (atomically); running the same command
-again continues from there.
+--save-every steps the model, the optimiser, the step and that mean go to WORK/ckpt.pt (atomically); running the
+same command again continues from there.
 
 --world worker processes (default 2) each take their own pictures with one thread and sum their gradients over
 loopback gloo (--device cuda puts every worker's model on the one GPU; see README.md, it does not pay for a model
@@ -920,12 +921,34 @@ def lr_at(step, a):
     return lr
 
 
-def save(path, net, aux, opt, step, args, elapsed):
+def save(path, net, aux, opt, step, args, elapsed, avg=None):
     tmp = path + ".tmp"
     cpu = lambda sd: {k: v.cpu() for k, v in sd.items()}  # noqa: E731 (a checkpoint loads on any device)
-    torch.save({"model": cpu(net.state_dict()), "aux": cpu(aux.state_dict()), "opt": opt.state_dict(), "step": step,
-                "config": net.config, "args": vars(args), "elapsed_s": elapsed}, tmp)
+    ck = {"model": cpu(net.state_dict()), "aux": cpu(aux.state_dict()), "opt": opt.state_dict(), "step": step,
+          "config": net.config, "args": vars(args), "elapsed_s": elapsed}
+    if avg is not None:
+        ck["avg"] = {"model": cpu(avg.state), "n": avg.n}
+    torch.save(ck, tmp)
     os.replace(tmp, path)
+
+
+class WeightAverage:
+    """The running mean of the model's weights after each of the last steps (--average-last): with two pictures a
+    step, the weights at any one step carry that step's noise, and the mean over a few hundred late steps at the
+    small final learning rate sits nearer the middle of where they wander."""
+
+    def __init__(self, net, saved=None):
+        self.state = {k: v.detach().clone().float() for k, v in net.state_dict().items()}
+        self.n = 0
+        if saved:
+            self.state = {k: v.to(self.state[k].device) for k, v in saved["model"].items()}
+            self.n = saved["n"]
+
+    @torch.no_grad()
+    def add(self, net):
+        self.n += 1
+        for k, v in net.state_dict().items():
+            self.state[k] += (v.float() - self.state[k]) / self.n
 
 
 def arg_parser():
@@ -1052,6 +1075,9 @@ def arg_parser():
     ap.add_argument("--vit-layers", type=int, default=3, help="the vision tower's layers")
     ap.add_argument("--vit-width", type=int, default=128,
                     help="the vision tower's width (heads of 32, MLP four times as wide)")
+    ap.add_argument("--average-last", type=int, default=0,
+                    help="also keep the mean of the weights over the last this many steps (0: none); the checkpoint "
+                         "stores it beside the last weights and export.py writes it")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -1110,9 +1136,11 @@ def worker(rank, a):
               {"params": [p for p in params if id(p) in dec_ids], "mult": a.decoder_lr_mult}]
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
     ckpt = os.path.join(a.work, "ckpt.pt")
-    start, elapsed0 = 0, 0.0
+    start, elapsed0, avg = 0, 0.0, None
     if os.path.exists(ckpt):
         ck = torch.load(ckpt, map_location="cpu")
+        if rank == 0 and "avg" in ck and a.average_last:  # (without the option, a stale mean is dropped)
+            avg = WeightAverage(net, ck["avg"])
         net.load_state_dict(ck["model"])
         aux.load_state_dict(ck["aux"])
         if "opt" in ck:  # (a checkpoint without it starts the optimiser afresh)
@@ -1181,6 +1209,9 @@ def worker(rank, a):
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
+        if rank == 0 and a.average_last and step > a.steps - a.average_last:
+            avg = avg or WeightAverage(net)
+            avg.add(net)
         elapsed = elapsed0 + time.time() - t0
         stop = bool(a.max_minutes and elapsed > a.max_minutes * 60)
         if a.world > 1:  # every worker stops at the same step
@@ -1200,7 +1231,7 @@ def worker(rank, a):
             log.write(msg + "\n")
             log.flush()
         if step % a.save_every == 0 or step == a.steps or stop:
-            save(ckpt, net, aux, opt, step, a, elapsed)
+            save(ckpt, net, aux, opt, step, a, elapsed, avg)
         if a.valid_every and (step % a.valid_every == 0 or step == a.steps):
             v = validate(net, sp, a.valid_count)
             msg = f"valid step {step}: " + " ".join(f"{t}={x:.2f}" for t, x in v.items())
