@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Scores models side by side on the same fresh questions, in PyTorch, teacher forced: a quicker and larger sample
-than `evaluate` (about 20 questions a second against 4), for telling two recipes apart.
+than `evaluate` (about ten questions a second on one core against two), for telling two recipes apart.
 
   /usr/bin/python3 tools/demo_model/score.py --seed 77 --count 600 --type count \
       build/demo_model/ckpt.pt build/demo_model/ckpt.pt:last models/demo
