@@ -27,7 +27,8 @@ Two stages, one schedule (AdamW, warm-up then cosine decay; the decoder at --dec
      and first layer stop learning here (--freeze-vit-layers), which makes a question step about a sixth faster;
      the last --count-phase steps draw more count pictures (--phase-count-frac), which counts learn from most once
      the other types are learnt. The model exported is the mean of the weights over the last --average-last steps
-     (two pictures a step leave the weights of any one step noisy; the mean counts better).
+     (two pictures a step leave the weights of any one step noisy; the mean counts better). --swa-steps adds steps
+     at a constant, higher rate after the schedule, to average those (tried, not the default; see README.md).
 
 Data is a function of the step: worker r's example e of question step s is data.make_example(1, (s * world + r) *
 examples_per_step + e), and of warm-up step s data.vision_scene(1, (s * world + r) * vision_examples + e). Every
@@ -910,10 +911,12 @@ def freeze_vit(net, n_layers):
 
 
 def lr_at(step, a):
-    """Warm-up then cosine decay over all steps, and a second warm-up when the question steps begin after the
-    vision warm-up (the decoder starts from scratch there)."""
+    """Warm-up then cosine decay over --steps, and a second warm-up when the question steps begin after the vision
+    warm-up (the decoder starts from scratch there); then, for --swa-steps more, a constant rate."""
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
+    if step >= a.steps:  # the --swa-steps after the schedule
+        return a.lr * a.swa_lr_frac
     p = (step - a.warmup) / max(1, a.steps - a.warmup)
     lr = a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
     if 0 < a.vision_steps <= step < a.vision_steps + a.warmup:
@@ -1078,6 +1081,12 @@ def arg_parser():
     ap.add_argument("--average-last", type=int, default=1000,
                     help="also keep the mean of the weights over the last this many steps (0: none); the checkpoint "
                          "stores it beside the last weights and export.py writes it")
+    ap.add_argument("--swa-steps", type=int, default=0,
+                    help="after the --steps of the schedule, this many more steps (drawn as the --count-phase "
+                         "ones) at a constant --swa-lr-frac times --lr: stochastic weight averaging, the mean over "
+                         "--average-last steps (at most this many: these steps alone) of weights that wander more "
+                         "widely than at the schedule's small final rate")
+    ap.add_argument("--swa-lr-frac", type=float, default=0.15, help="with --swa-steps, their rate over --lr")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
@@ -1092,6 +1101,8 @@ def arg_parser():
 def main():
     ap = arg_parser()
     a = ap.parse_args()
+    if a.swa_steps < 0 or a.swa_lr_frac <= 0:
+        ap.error("--swa-steps must not be negative and --swa-lr-frac must be positive")
     if a.vit_width <= 0 or a.vit_width % 32 or a.vit_layers <= 0:
         ap.error("--vit-width must be a positive multiple of 32 (heads of 32) and --vit-layers positive")
     os.makedirs(a.work, exist_ok=True)
@@ -1161,7 +1172,8 @@ def worker(rank, a):
     phase_cuts = np.cumsum([a.phase_word_frac, a.phase_count_frac, a.compare_frac])
     frozen = False
     heads = fact_heads(a.count_fact_heads, a.count_head)
-    while step < a.steps:
+    end = a.steps + a.swa_steps
+    while step < end:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a) * g["mult"]
         vision = step < a.vision_steps
@@ -1177,7 +1189,7 @@ def worker(rank, a):
             else:
                 index = step * per_step + rank * a.examples_per_step + e
                 u = random.Random(f"mix:{index}").random()
-                c = phase_cuts if step >= a.steps - a.count_phase else cuts
+                c = phase_cuts if a.count_phase > 0 and step >= a.steps - a.count_phase else cuts
                 qtype = (["word", "count", "compare"] + [None])[int(np.searchsorted(c, u, side="right"))]
                 if qtype == "count" and random.Random(f"two:{index}").random() < a.two_group_counts:
                     qtype = "count2"
@@ -1209,7 +1221,7 @@ def worker(rank, a):
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        if rank == 0 and a.average_last and step > a.steps - a.average_last:
+        if rank == 0 and a.average_last and step > end - a.average_last:
             avg = avg or WeightAverage(net)
             avg.add(net)
         elapsed = elapsed0 + time.time() - t0
@@ -1230,9 +1242,9 @@ def worker(rank, a):
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
-        if step % a.save_every == 0 or step == a.steps or stop:
+        if step % a.save_every == 0 or step == end or stop:
             save(ckpt, net, aux, opt, step, a, elapsed, avg)
-        if a.valid_every and (step % a.valid_every == 0 or step == a.steps):
+        if a.valid_every and (step % a.valid_every == 0 or step == end):
             v = validate(net, sp, a.valid_count)
             msg = f"valid step {step}: " + " ".join(f"{t}={x:.2f}" for t, x in v.items())
             print(msg, flush=True)
