@@ -47,6 +47,7 @@ BACKGROUNDS = {
 DARK_BACKGROUNDS = {"black", "gray", "brown"}
 WORDS = ["cat", "dog", "sun", "tree", "fish", "book", "moon", "key", "hat", "zebra"]  # distinct first letters
 QTYPES = ["colour", "count", "position", "exists", "word", "compare", "shape"]
+QTYPE_WEIGHTS = [3, 3, 3, 3, 2, 2, 2]  # how often make_example draws each type when none is asked for
 
 IM_START, IM_END = "[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]"
 FONT_PATHS = ["/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"]
@@ -484,39 +485,40 @@ def compare_example(rng, want=None):
     raise RuntimeError("compare_example")
 
 
-def make_example(seed, index, qtype=None, n_questions=1, scenes=False):
+def make_example(seed, index, qtype=None, n_questions=1, scenes=False, grid=None):
     """One example: (images, [(qtype, question, answer), ...]). The first question has type `qtype` (drawn at
     random when None; "count2", for training only, is a count question about a two_group_count_scene); more
     questions about the same picture(s) follow when n_questions > 1 (training). With scenes=True the images are
-    Scene objects (picture plus facts, for training-only dense labels)."""
-    imgs, qs = _make_example(seed, index, qtype, n_questions)
+    Scene objects (picture plus facts, for training-only dense labels). grid: the HD tile grid (rows, cols) of a
+    single picture (drawn at random when None; training asks for one so that its workers' pictures cost alike)."""
+    imgs, qs = _make_example(seed, index, qtype, n_questions, grid)
     return (imgs if scenes else [sc.image for sc in imgs]), qs
 
 
-def _make_example(seed, index, qtype, n_questions):
+def _make_example(seed, index, qtype, n_questions, grid):
     rng = random.Random(f"{seed}:{index}")
     if qtype is None:
-        qtype = rng.choices(QTYPES, weights=[3, 3, 3, 3, 2, 2, 2])[0]
+        qtype = rng.choices(QTYPES, weights=QTYPE_WEIGHTS)[0]
     if qtype == "compare":
         imgs, qs = compare_example(rng)
         return imgs, qs[:n_questions]
     if qtype == "word":
-        sc = word_scene(rng)
+        sc = word_scene(rng, grid)
         qs = [q_word(rng, sc)]
         if n_questions > 1:
             qs.append(q_colour(rng, sc))  # background
         return [sc], qs[:n_questions]
     counter = q_count
     if qtype == "count":
-        sc = count_scene(rng)
+        sc = count_scene(rng, grid)
         first = q_count(rng, sc)
     elif qtype == "count2":  # (training only)
-        sc = two_group_count_scene(rng)
+        sc = two_group_count_scene(rng, grid)
         counter = q_count_any
         first = q_count_any(rng, sc)
     else:
         for _ in range(100):
-            sc = objects_scene(rng, min_n=2 if qtype == "position" and rng.random() < 0.5 else 1)
+            sc = objects_scene(rng, grid, min_n=2 if qtype == "position" and rng.random() < 0.5 else 1)
             first = {"colour": q_colour, "exists": q_exists, "position": q_position, "shape": q_shape}[qtype](rng, sc)
             if first is not None:
                 break

@@ -106,7 +106,8 @@ def make_views(x, tile=560):
     """[1,3,H,W] -> ([1+rows*cols, 3, tile, tile] = [global, tiles row-major], rows, cols)."""
     _, C, H, W = x.shape
     rows, cols = H // tile, W // tile
-    glb = F.interpolate(x, size=(tile, tile), mode="bicubic", align_corners=False)
+    # (a one-tile picture is its own global view: bicubic at scale 1 is an exact copy, which torch computes slowly)
+    glb = x if (H, W) == (tile, tile) else F.interpolate(x, size=(tile, tile), mode="bicubic", align_corners=False)
     tiles = x.view(1, C, rows, tile, cols, tile).permute(0, 2, 4, 1, 3, 5).reshape(rows * cols, C, tile, tile)
     return torch.cat([glb, tiles], 0), rows, cols
 
@@ -131,7 +132,7 @@ class ClipAttention(nn.Module):
         q = (self.q_proj(x) * d ** -0.5).view(B, N, self.heads, d).transpose(1, 2)
         k = self.k_proj(x).view(B, N, self.heads, d).transpose(1, 2)
         v = self.v_proj(x).view(B, N, self.heads, d).transpose(1, 2)
-        a = torch.softmax(q @ k.transpose(-1, -2), dim=-1)
+        a = torch.softmax((q @ k.transpose(-1, -2)).float(), dim=-1)  # (fp32 also under bf16 autocast)
         return self.out_proj((a @ v).transpose(1, 2).reshape(B, N, H))
 
 

@@ -31,14 +31,17 @@ Two stages, one schedule (AdamW, warm-up then cosine decay; the decoder at --dec
      at a constant, higher rate after the schedule, to average those (tried, not the default; see README.md).
 
 Data is a function of the step: worker r's example e of question step s is data.make_example(1, (s * world + r) *
-examples_per_step + e), and of warm-up step s data.vision_scene(1, (s * world + r) * vision_examples + e). Every
---save-every steps the model, the optimiser, the step and that mean go to WORK/ckpt.pt (atomically); running the
-same command again continues from there.
+examples_per_step + e) of the kind and tile grid example_kind draws for (s, e) (--same-kind), and of warm-up step
+s data.vision_scene(1, (s * world + r) * vision_examples + e). Every --save-every steps the model, the optimiser,
+the step and that mean go to WORK/ckpt.pt (atomically); running the same command again continues from there.
 
 --world worker processes (default 2) each take their own pictures with one thread and sum their gradients over
 loopback gloo (--device cuda puts every worker's model on the one GPU; see README.md, it does not pay for a model
 this small): on a shared 2-core machine, OpenMP threads that wait for each other are several times slower than
-single-threaded processes.
+single-threaded processes. What makes the schedule fit in an hour there (README.md, "Fitting the hour"): the
+forward passes run under bfloat16 autocast (--bf16), the workers' pictures of a step are of one kind and grid so
+that neither waits long for the other (--same-kind), each worker draws its next step's pictures while the
+gradients are being summed, and PyTorch uses its AVX-512 kernels where the CPU has them.
 """
 import argparse
 import collections
@@ -50,7 +53,13 @@ import sys
 import time
 
 import numpy as np
-import torch
+
+if "ATEN_CPU_CAPABILITY" not in os.environ and os.path.exists("/proc/cpuinfo"):
+    # Debian's PyTorch picks its AVX2 kernels on CPUs with AVX-512 too; its AVX-512 ones are a few per cent faster
+    _flags = open("/proc/cpuinfo").read()
+    if all(f in _flags for f in (" avx512f", " avx512bw", " avx512vl", " avx512dq")):
+        os.environ["ATEN_CPU_CAPABILITY"] = "avx512"
+import torch  # noqa: E402 (after the kernel choice above, which torch reads when it loads)
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
@@ -416,12 +425,26 @@ def with_absent_count(qs, scene, rng, prob):
 
 
 def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=False, soft_centres=False,
-                  count_facts=False, absent_counts=0.0, count_fact_rows=64, count_ref_gn=False):
+                  count_facts=False, absent_counts=0.0, count_fact_rows=64, count_ref_gn=False, prepared=None):
     """(prefix embeds, prefix im_mask, suffix ids [K, S], targets [K, S], question types, dense labels) on the
     model's device, and (scenes, per-scene labels, focus, soft centre map or None; the map on the model's device)
     for the training-only terms. absent_counts: see with_absent_count; count_fact_rows: count_fact_focus's
-    max_rows; count_ref_gn: its ref_gn."""
-    scenes, qs = data.make_example(seed, index, qtype=qtype, n_questions=n_questions, scenes=True)
+    max_rows; count_ref_gn: its ref_gn. prepared: example_data's result for these arguments, made earlier."""
+    parts, views, ids, tgt, types, labels, (scenes, per_scene, focus, soft, cfocus) = prepared or example_data(
+        net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts, absent_counts,
+        count_fact_rows, count_ref_gn)
+    prefix, pmask = net.build_prefix(parts, views)
+    dev = prefix.device
+    soft = None if soft is None else soft.to(dev)
+    return (prefix, pmask, ids.to(dev), tgt.to(dev), types, labels.to(dev), (scenes, per_scene, focus, soft, cfocus))
+
+
+def example_data(net, sp, seed, index, n_questions, qtype=None, count_tiles=False, soft_centres=False,
+                 count_facts=False, absent_counts=0.0, count_fact_rows=64, count_ref_gn=False, grid=None):
+    """Everything of example_batch that is not computed by the model (net is read for its sizes only), on the
+    CPU: the prompt's text parts and preprocessed views in place of the prefix; grid: make_example's. A function
+    of its arguments alone, so a worker can make its next step's examples while the gradients are being summed."""
+    scenes, qs = data.make_example(seed, index, qtype=qtype, n_questions=n_questions, scenes=True, grid=grid)
     if absent_counts > 0:
         qs = with_absent_count(qs, scenes[0], random.Random(f"absent:{seed}:{index}"), absent_counts)
     imgs = [sc.image for sc in scenes]
@@ -435,7 +458,6 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=Fal
         assert parts is None or p == parts, "questions about the same pictures share the prefix"
         parts = p
         tails.append((tail, sp.encode(a) + [im_end]))
-    prefix, pmask = net.build_prefix(parts, views)
     per_scene = [dense_labels(sc, hd, merged_grid(net)) for sc in scenes]
     labels = torch.cat(per_scene, 1)
     S = max(len(t) + len(a) for t, a in tails)
@@ -449,14 +471,12 @@ def example_batch(net, sp, seed, index, n_questions, qtype=None, count_tiles=Fal
     splats = [centre_splat(sc, hd, merged_grid(net)) for sc in scenes] if soft_centres else None
     focus = [question_focus(t, q, scenes, per_scene, offsets, merged_grid(net), count_tiles, splats, count_facts)
              for t, q, _ in qs]
-    dev = prefix.device
-    soft = soft_centre_map(splats, per_scene).to(dev) if soft_centres else None
+    soft = soft_centre_map(splats, per_scene) if soft_centres else None
     cfocus = None
     if count_facts:
         cfocus = count_fact_focus(scenes, per_scene, offsets, merged_grid(net), count_fact_rows, splats,
                                   count_ref_gn)
-    return (prefix, pmask, ids.to(dev), tgt.to(dev), [q[0] for q in qs], labels.to(dev),
-            (scenes, per_scene, focus, soft, cfocus))
+    return parts, views, ids, tgt, [q[0] for q in qs], labels, (scenes, per_scene, focus, soft, cfocus)
 
 
 def soft_centre_map(splats, per_scene):
@@ -481,7 +501,7 @@ def centre_loss(logits, hard, soft):
     cw = CENTRE_WEIGHT.to(logits.device)
     if soft is None:
         return F.cross_entropy(logits, (hard > 0).long(), weight=cw)
-    lp = F.log_softmax(logits, -1)
+    lp = F.log_softmax(logits.float(), -1)
     per = -(cw[1] * soft * lp[:, 1] + cw[0] * (1 - soft) * lp[:, 0])
     return per.sum() / (cw[1] * soft + cw[0] * (1 - soft)).sum()
 
@@ -535,7 +555,7 @@ def count_density_loss(img, aux, scenes, per_scene, merged, hd, res):
             n[s] += 1
             for j, w in g:
                 tgt[1 + j, s] += w
-        lp = F.log_softmax(full, 0)
+        lp = F.log_softmax(full.float(), 0)
         terms.append(-(tgt / tgt.sum(0, keepdim=True) * lp).sum(0).mean())
         p0 = lp[0].exp().tolist()
         res.extend(("v_density", round(1 / p0[s] - 1) == k) for s, k in n.items())
@@ -574,13 +594,23 @@ def centre_mass_loss(img, aux, scenes, per_scene, merged, hd, res):
     return (lm ** 2).mean() + F.relu(score[outside] - MASS_FLOOR).pow(2).mean()
 
 
-def run_vision_example(net, seed, index, aux, word_prob=0.35, small_prob=0.0, soft_centres=False, mass_weight=0.0):
-    """Vision warm-up: only the vision tower, the merge and the projector, trained on the dense labels (and
-    count_density_loss and centre_mass_loss when aux has their heads, the latter at mass_weight)."""
+def vision_data(net, seed, index, word_prob=0.35, small_prob=0.0, soft_centres=False):
+    """run_vision_example's picture, views, dense labels and soft centre map (or None), on the CPU (net is read
+    for its sizes only)."""
     scene = data.vision_scene(seed, index, word_prob, small_prob)
-    img = net.encode_image(*M.preprocess(scene.image, 24))
     labels = dense_labels(scene, 24, merged_grid(net))  # (aux_losses moves it to the model's device)
     soft = soft_centre_map([centre_splat(scene, 24, merged_grid(net))], [labels]) if soft_centres else None
+    return scene, M.preprocess(scene.image, 24), labels, soft
+
+
+def run_vision_example(net, seed, index, aux, word_prob=0.35, small_prob=0.0, soft_centres=False, mass_weight=0.0,
+                       prepared=None):
+    """Vision warm-up: only the vision tower, the merge and the projector, trained on the dense labels (and
+    count_density_loss and centre_mass_loss when aux has their heads, the latter at mass_weight). prepared:
+    vision_data's result for these arguments, made earlier."""
+    scene, views, labels, soft = prepared or vision_data(net, seed, index, word_prob, small_prob, soft_centres)
+    img = net.encode_image(*views)
+    soft = None if soft is None else soft.to(img.device)
     res = []
     loss = aux_losses(img, labels, aux, res, soft)
     if hasattr(aux, "density"):
@@ -726,7 +756,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                 copy_count=False, count_tiles=False, soft_centres=False, count_head=0, bos_weight=0.0,
                 count_facts=False, count_fact_weight=0.0, absent_counts=0.0, count_fact_heads=None,
                 count_fact_rows=64, count_fact_layer=-1, count_share_weight=0.0, count_fact_balance=False,
-                mass_weight=0.0, count_ref_gn=False, ref_look_weight=0.0):
+                mass_weight=0.0, count_ref_gn=False, ref_look_weight=0.0, prepared=None):
     """Loss and per-question results of one question step. Besides the answers' cross-entropy (with aux):
       - the dense labels on the projected image tokens (aux_losses) at aux_weight;
       - the facts of every image token (fact_targets), read from the residual stream after dec_layer layers
@@ -753,11 +783,12 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         weight (with aux's head); count_ref_gn: the spread's reference is the picture's glb_GN, not BOS;
         ref_look_weight: with it, the same heads of layer 0 at a single picture's glb_GN learn to spread their
         attention evenly over the global view's objects (each summed over its centre's spread), at this weight, so
-        that glb_GN's key in the look-up can follow how heavily this picture's objects weigh.
+        that glb_GN's key in the look-up can follow how heavily this picture's objects weigh;
+      prepared: example_data's result for these arguments, made earlier.
     Together they spell out find-then-copy, which the decoder otherwise learns only from the answers, slowly."""
     prefix, pmask, ids, tgt, types, labels, (scenes, per_scene, focus, soft, cfocus) = example_batch(
         net, sp, seed, index, n_questions, qtype, count_tiles, soft_centres, count_facts, absent_counts,
-        count_fact_rows, count_ref_gn)
+        count_fact_rows, count_ref_gn, prepared)
     dense = aux is not None
     hd = 6 if len(scenes) > 1 else 24  # (example_batch's HD tile budget)
     heads = look_up_heads(count_head, count_facts)
@@ -791,7 +822,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
         h = extra["tap"][pmask]
         ft, fm = fact_targets(sp, scenes, per_scene, global_tokens(merged_grid(net)), count_facts)
         ft, fm = ft.to(h.device), fm.to(h.device)
-        lens = net.output(net.model.norm(h))  # every image token through the lm head: the facts and the sides
+        lens = net.output(net.model.norm(h)).float()  # every image token through the lm head: the facts and the sides
         logp = F.log_softmax(lens[fm], -1)
         loss = loss + dec_weight * -(ft[fm] * logp).sum(-1).mean()
         c = labels[5] >= 0
@@ -849,7 +880,7 @@ def run_example(net, sp, seed, index, n_questions, qtype=None, aux=None, aux_wei
                     lg = net.output(net.model.norm(extra["after"][k, rows[0]]))
                     ids = torch.tensor(list(want), device=lg.device)
                     p = torch.tensor(list(want.values()), device=lg.device)
-                    cterms.append(-(p * F.log_softmax(lg, -1)[ids]).sum())
+                    cterms.append(-(p * F.log_softmax(lg.float(), -1)[ids]).sum())
                     name = "c_bg" if types[k] == "compare" else "c_" + types[k]
                     res.append((name, set(lg.topk(len(want)).indices.tolist()) == set(want)))
             for slot, idx, *wts in foc:
@@ -1087,12 +1118,17 @@ def arg_parser():
                          "--average-last steps (at most this many: these steps alone) of weights that wander more "
                          "widely than at the schedule's small final rate")
     ap.add_argument("--swa-lr-frac", type=float, default=0.15, help="with --swa-steps, their rate over --lr")
+    ap.add_argument("--same-kind", type=int, default=0,
+                    help="1: the workers' pictures of a question step are of one kind and tile grid (see example_kind)")
+    ap.add_argument("--bf16", type=int, default=0,
+                    help="1: the forward passes under bfloat16 autocast (matrix products in bf16; weights, optimiser, "
+                         "residual stream, softmaxes and losses stay fp32)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
     ap.add_argument("--device", default="cpu",
                     help="cpu, or cuda: every worker computes on the (one) GPU and prepares its pictures on its CPU")
     ap.add_argument("--port", type=int, default=29533)
     ap.add_argument("--save-every", type=int, default=200)
-    ap.add_argument("--valid-every", type=int, default=1000)
+    ap.add_argument("--valid-every", type=int, default=0, help="validate every this many steps (0: never)")
     ap.add_argument("--valid-count", type=int, default=70)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (after saving) once this much time is used")
     return ap
@@ -1117,6 +1153,58 @@ def main():
         mp.spawn(worker, args=(a,), nprocs=a.world, join=True)
     else:
         worker(0, a)
+
+
+def example_kind(a, step, rank, e):
+    """(data index, question type or None, tile grid or None) of example e of this worker at question step
+    `step`: the kinds --word-frac, --count-frac and --compare-frac force (or their phase fractions in the
+    count-heavy end), else data.py's mix. With --same-kind every worker's e-th example of a step is of one kind and
+    one grid, drawn as make_example would: a step waits for its slowest worker, and a four-tile picture or a pair
+    costs several times a one-tile one."""
+    index = (step * a.world + rank) * a.examples_per_step + e
+    key = f"{step}:{e}" if a.same_kind else index
+    u = random.Random(f"mix:{key}").random()
+    phase = a.count_phase > 0 and step >= a.steps - a.count_phase
+    fracs = (a.phase_word_frac, a.phase_count_frac) if phase else (a.word_frac, a.count_frac)
+    cuts = np.cumsum([*fracs, a.compare_frac])  # forced picture kinds, then data.py's mix
+    qtype = (["word", "count", "compare"] + [None])[int(np.searchsorted(cuts, u, side="right"))]
+    if qtype == "count" and random.Random(f"two:{key}").random() < a.two_group_counts:
+        qtype = "count2"
+    grid = None
+    if a.same_kind:
+        rng = random.Random(f"kind:{key}")
+        qtype = qtype or rng.choices(data.QTYPES, weights=data.QTYPE_WEIGHTS)[0]
+        grid = None if qtype == "compare" else data.pick_grid(rng)
+    return index, qtype, grid
+
+
+def step_data(net, sp, a, step, rank):
+    """This worker's examples of `step`, as far as they do not depend on the model's weights."""
+    if step < a.vision_steps:
+        return [vision_data(net, TRAIN_SEED, (step * a.world + rank) * a.vision_examples + e, a.vision_word_prob,
+                            a.vision_small_prob, bool(a.soft_centres)) for e in range(a.vision_examples)]
+    out = []
+    for e in range(a.examples_per_step):
+        index, qtype, grid = example_kind(a, step, rank, e)
+        out.append(example_data(net, sp, TRAIN_SEED, index, a.questions, qtype, bool(a.count_tiles),
+                                bool(a.soft_centres), bool(a.count_facts), a.absent_counts, a.count_fact_rows,
+                                a.count_ref == "gn", grid))
+    return out
+
+
+def train_example(net, sp, aux, a, step, rank, e, heads, prepared):
+    """Loss and per-question results of example e of this worker at this step, from step_data's `prepared`."""
+    if step < a.vision_steps:
+        return run_vision_example(net, TRAIN_SEED, (step * a.world + rank) * a.vision_examples + e, aux,
+                                  a.vision_word_prob, a.vision_small_prob, bool(a.soft_centres),
+                                  a.centre_mass_weight, prepared)
+    index, qtype, _ = example_kind(a, step, rank, e)
+    return run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight, a.dec_weight, a.dec_layer,
+                       a.att_weight, bool(a.count_uniform), a.side_weight, a.copy_weight, bool(a.copy_count),
+                       bool(a.count_tiles), bool(a.soft_centres), a.count_head, a.bos_weight, bool(a.count_facts),
+                       a.count_fact_weight, a.absent_counts, heads, a.count_fact_rows, a.count_fact_layer,
+                       a.count_share_weight, bool(a.count_fact_balance), a.centre_mass_weight, a.count_ref == "gn",
+                       a.count_ref_look, prepared)
 
 
 def worker(rank, a):
@@ -1167,10 +1255,8 @@ def worker(rank, a):
     losses = collections.deque(maxlen=50)
     net.train()
     step = start
-    per_step = a.world * a.examples_per_step
-    cuts = np.cumsum([a.word_frac, a.count_frac, a.compare_frac])  # forced picture kinds, then data.py's mix
-    phase_cuts = np.cumsum([a.phase_word_frac, a.phase_count_frac, a.compare_frac])
     frozen = False
+    ahead = None  # step_data of the coming step, made while the last one's gradients were summed
     heads = fact_heads(a.count_fact_heads, a.count_head)
     end = a.steps + a.swa_steps
     while step < end:
@@ -1181,26 +1267,11 @@ def worker(rank, a):
             freeze_vit(net, a.freeze_vit_layers)
             frozen = True
         n_ex = a.vision_examples if vision else a.examples_per_step
+        prepared = ahead or step_data(net, sp, a, step, rank)
         for e in range(n_ex):
-            if vision:
-                index = (step * a.world + rank) * n_ex + e
-                loss, res = run_vision_example(net, TRAIN_SEED, index, aux, a.vision_word_prob,
-                                               a.vision_small_prob, bool(a.soft_centres), a.centre_mass_weight)
-            else:
-                index = step * per_step + rank * a.examples_per_step + e
-                u = random.Random(f"mix:{index}").random()
-                c = phase_cuts if a.count_phase > 0 and step >= a.steps - a.count_phase else cuts
-                qtype = (["word", "count", "compare"] + [None])[int(np.searchsorted(c, u, side="right"))]
-                if qtype == "count" and random.Random(f"two:{index}").random() < a.two_group_counts:
-                    qtype = "count2"
-                loss, res = run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight,
-                                        a.dec_weight, a.dec_layer, a.att_weight, bool(a.count_uniform),
-                                        a.side_weight, a.copy_weight, bool(a.copy_count),
-                                        bool(a.count_tiles), bool(a.soft_centres), a.count_head,
-                                        a.bos_weight, bool(a.count_facts), a.count_fact_weight,
-                                        a.absent_counts, heads, a.count_fact_rows, a.count_fact_layer,
-                                        a.count_share_weight, bool(a.count_fact_balance),
-                                        a.centre_mass_weight, a.count_ref == "gn", a.count_ref_look)
+            # (autocast covers the forward pass only: the backward runs each op in its forward's precision)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(a.bf16)):
+                loss, res = train_example(net, sp, aux, a, step, rank, e, heads, prepared[e])
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
@@ -1211,7 +1282,11 @@ def worker(rank, a):
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in live]
             # (in vision steps the decoder has no gradients: zeros keep every worker's buffer the same size)
             flat = torch.cat([g.reshape(-1) for g in grads]).cpu()  # gloo sums on the CPU
-            dist.all_reduce(flat)
+            summing = dist.all_reduce(flat, async_op=True)
+        # the next step's pictures while the sum is in flight: the worker that finished first would only wait
+        ahead = step_data(net, sp, a, step + 1, rank) if step + 1 < end else None
+        if a.world > 1:
+            summing.wait()
             flat = flat.to(dev)
             off = 0
             for p, g in zip(live, grads):
