@@ -989,7 +989,7 @@ def arg_parser():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="build/demo_model", help="checkpoints, tokenizer and logs go here")
     ap.add_argument("--tokenizer", default=None, help="default: WORK/tokenizer.model (made if missing)")
-    ap.add_argument("--steps", type=int, default=24000)
+    ap.add_argument("--steps", type=int, default=16500)
     ap.add_argument("--world", type=int, default=2,
                     help="data-parallel worker processes (one thread each; gradients summed over loopback gloo)")
     ap.add_argument("--examples-per-step", type=int, default=1, help="per worker")
@@ -1098,7 +1098,7 @@ def arg_parser():
     ap.add_argument("--absent-counts", type=float, default=0.0,
                     help="probability that a count picture's last follow-up question asks for the count of a "
                          "shape that is not there (answer 0; training only, data.py's mix is unchanged)")
-    ap.add_argument("--count-phase", type=int, default=3400,
+    ap.add_argument("--count-phase", type=int, default=2300,
                     help="the last this many steps draw their forced picture kinds at --phase-count-frac and "
                          "--phase-word-frac instead (a count-heavy end, once the other types are learnt)")
     ap.add_argument("--phase-count-frac", type=float, default=0.5)
@@ -1109,7 +1109,7 @@ def arg_parser():
     ap.add_argument("--vit-layers", type=int, default=3, help="the vision tower's layers")
     ap.add_argument("--vit-width", type=int, default=128,
                     help="the vision tower's width (heads of 32, MLP four times as wide)")
-    ap.add_argument("--average-last", type=int, default=2400,
+    ap.add_argument("--average-last", type=int, default=1650,
                     help="also keep the mean of the weights over the last this many steps (0: none); the checkpoint "
                          "stores it beside the last weights and export.py writes it")
     ap.add_argument("--swa-steps", type=int, default=0,
@@ -1118,9 +1118,9 @@ def arg_parser():
                          "--average-last steps (at most this many: these steps alone) of weights that wander more "
                          "widely than at the schedule's small final rate")
     ap.add_argument("--swa-lr-frac", type=float, default=0.15, help="with --swa-steps, their rate over --lr")
-    ap.add_argument("--same-kind", type=int, default=0,
+    ap.add_argument("--same-kind", type=int, default=1,
                     help="1: the workers' pictures of a question step are of one kind and tile grid (see example_kind)")
-    ap.add_argument("--bf16", type=int, default=0,
+    ap.add_argument("--bf16", type=int, default=1,
                     help="1: the forward passes under bfloat16 autocast (matrix products in bf16; weights, optimiser, "
                          "residual stream, softmaxes and losses stay fp32)")
     ap.add_argument("--threads", type=int, default=1, help="per worker")
