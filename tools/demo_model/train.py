@@ -1155,13 +1155,18 @@ def main():
         worker(0, a)
 
 
+def example_index(a, step, rank, e):
+    """The data index of example e of this worker at `step` (a warm-up or a question step)."""
+    return (step * a.world + rank) * (a.vision_examples if step < a.vision_steps else a.examples_per_step) + e
+
+
 def example_kind(a, step, rank, e):
     """(data index, question type or None, tile grid or None) of example e of this worker at question step
     `step`: the kinds --word-frac, --count-frac and --compare-frac force (or their phase fractions in the
     count-heavy end), else data.py's mix. With --same-kind every worker's e-th example of a step is of one kind and
     one grid, drawn as make_example would: a step waits for its slowest worker, and a four-tile picture or a pair
     costs several times a one-tile one."""
-    index = (step * a.world + rank) * a.examples_per_step + e
+    index = example_index(a, step, rank, e)
     key = f"{step}:{e}" if a.same_kind else index
     u = random.Random(f"mix:{key}").random()
     phase = a.count_phase > 0 and step >= a.steps - a.count_phase
@@ -1179,26 +1184,27 @@ def example_kind(a, step, rank, e):
 
 
 def step_data(net, sp, a, step, rank):
-    """This worker's examples of `step`, as far as they do not depend on the model's weights."""
+    """This worker's examples of `step`, as far as they do not depend on the model's weights: per example its
+    (data index, question type, example_data's or vision_data's result)."""
     if step < a.vision_steps:
-        return [vision_data(net, TRAIN_SEED, (step * a.world + rank) * a.vision_examples + e, a.vision_word_prob,
-                            a.vision_small_prob, bool(a.soft_centres)) for e in range(a.vision_examples)]
+        return [(index, None, vision_data(net, TRAIN_SEED, index, a.vision_word_prob, a.vision_small_prob,
+                                          bool(a.soft_centres)))
+                for index in (example_index(a, step, rank, e) for e in range(a.vision_examples))]
     out = []
     for e in range(a.examples_per_step):
         index, qtype, grid = example_kind(a, step, rank, e)
-        out.append(example_data(net, sp, TRAIN_SEED, index, a.questions, qtype, bool(a.count_tiles),
-                                bool(a.soft_centres), bool(a.count_facts), a.absent_counts, a.count_fact_rows,
-                                a.count_ref == "gn", grid))
+        out.append((index, qtype, example_data(net, sp, TRAIN_SEED, index, a.questions, qtype, bool(a.count_tiles),
+                                               bool(a.soft_centres), bool(a.count_facts), a.absent_counts,
+                                               a.count_fact_rows, a.count_ref == "gn", grid)))
     return out
 
 
-def train_example(net, sp, aux, a, step, rank, e, heads, prepared):
-    """Loss and per-question results of example e of this worker at this step, from step_data's `prepared`."""
-    if step < a.vision_steps:
-        return run_vision_example(net, TRAIN_SEED, (step * a.world + rank) * a.vision_examples + e, aux,
-                                  a.vision_word_prob, a.vision_small_prob, bool(a.soft_centres),
-                                  a.centre_mass_weight, prepared)
-    index, qtype, _ = example_kind(a, step, rank, e)
+def train_example(net, sp, aux, a, vision, heads, example):
+    """Loss and per-question results of one of step_data's examples."""
+    index, qtype, prepared = example
+    if vision:
+        return run_vision_example(net, TRAIN_SEED, index, aux, a.vision_word_prob, a.vision_small_prob,
+                                  bool(a.soft_centres), a.centre_mass_weight, prepared)
     return run_example(net, sp, TRAIN_SEED, index, a.questions, qtype, aux, a.aux_weight, a.dec_weight, a.dec_layer,
                        a.att_weight, bool(a.count_uniform), a.side_weight, a.copy_weight, bool(a.copy_count),
                        bool(a.count_tiles), bool(a.soft_centres), a.count_head, a.bos_weight, bool(a.count_facts),
@@ -1271,7 +1277,7 @@ def worker(rank, a):
         for e in range(n_ex):
             # (autocast covers the forward pass only: the backward runs each op in its forward's precision)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(a.bf16)):
-                loss, res = train_example(net, sp, aux, a, step, rank, e, heads, prepared[e])
+                loss, res = train_example(net, sp, aux, a, vision, heads, prepared[e])
             (loss / (a.world * n_ex)).backward()
             losses.append(float(loss))
             for t, ok in res:
