@@ -7,6 +7,7 @@
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu.h"
 #include "kernels/kernels.h"
 
 namespace ixc {
@@ -35,8 +36,12 @@ void BM_MatMulBf16(benchmark::State& st) {
   }
   st.SetItemsProcessed(st.iterations() * T * N * K);  // multiply-adds
   st.SetBytesProcessed(st.iterations() * N * K * 2);  // weight bytes streamed
+  st.counters["GFLOPs"] = benchmark::Counter(2.0 * T * N * K * st.iterations(), benchmark::Counter::kIsRate,
+                                             benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_MatMulBf16)->Args({1, 4096, 4096, 1})->Args({1, 4096, 4096, 2})->Args({64, 4096, 4096, 2})
+// Decode (1 row), a 512-row prompt chunk through wqkv and w1, ViT fc1 over one 1601-token view.
+BENCHMARK(BM_MatMulBf16)->Args({1, 4096, 4096, 1})->Args({1, 4096, 4096, 2})->Args({1, 14336, 4096, 2})
+    ->Args({64, 4096, 4096, 2})->Args({512, 6144, 4096, 2})->Args({512, 14336, 4096, 2})->Args({1601, 4096, 1024, 2})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_MatMulF16(benchmark::State& st) {
@@ -53,6 +58,10 @@ void BM_MatMulF16(benchmark::State& st) {
   st.SetItemsProcessed(st.iterations() * T * N * K);
   st.SetBytesProcessed(st.iterations() * N * K * 2);
 }
+// One thread, cache-resident shapes: the kernels' own speed, apart from memory and threading.
+BENCHMARK(BM_MatMulBf16)->Args({192, 128, 256, 1})->Args({192, 128, 1024, 1})->Args({192, 128, 4096, 1})
+    ->Args({1601, 256, 1024, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+
 BENCHMARK(BM_MatMulF16)->Args({1, 4096, 4096, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_MatMulRefBf16(benchmark::State& st) {

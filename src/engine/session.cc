@@ -98,6 +98,7 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
     step.mode = mode;
     step.cache = &cache;
     step.rope_length = seq.length;
+    step.no_logits = s + step.num_rows < seq.length;  // only the last row's logits are used
     DecoderForward(c, model_.weights.text, step, &pool_, logits.data());
   }
   result.timings.prefill_ms = MsSince(t0);

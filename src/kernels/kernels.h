@@ -17,9 +17,19 @@ void MatMul(const float* x, int64_t T, int64_t K, const TensorView& w, const flo
 void MatMulRef(const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias, float* y, bool accumulate);
 
 // y = w · (x / rms(x)) per row of D, with the reference's order (normalise in f32, then scale by the weight).
-void RmsNorm(const float* x, const float* w, int64_t T, int64_t D, float eps, float* y);
-// y = (x − mean) / sqrt(var + eps) · w + b per row (biased variance, as torch.nn.LayerNorm).
-void LayerNorm(const float* x, const float* w, const float* b, int64_t T, int64_t D, float eps, float* y);
+// Rows run in parallel on `pool` (may be null); y may equal x.
+void RmsNorm(const float* x, const float* w, int64_t T, int64_t D, float eps, float* y, ThreadPool* pool = nullptr);
+void RmsNormRef(const float* x, const float* w, int64_t T, int64_t D, float eps, float* y);
+// y = (x − mean) / sqrt(var + eps) · w + b per row (biased variance, as torch.nn.LayerNorm). y may equal x.
+void LayerNorm(const float* x, const float* w, const float* b, int64_t T, int64_t D, float eps, float* y,
+               ThreadPool* pool = nullptr);
+void LayerNormRef(const float* x, const float* w, const float* b, int64_t T, int64_t D, float eps, float* y);
+
+// Elementwise steps over n floats, split across `pool` (may be null). Scalar twins: Silu, QuickGelu, GeluErf below.
+void SiluMul(const float* a, const float* b, float* y, int64_t n, ThreadPool* pool);  // y = silu(a)·b (SwiGLU)
+void QuickGeluInPlace(float* x, int64_t n, ThreadPool* pool);
+void GeluErfInPlace(float* x, int64_t n, ThreadPool* pool);
+void AddInPlace(float* x, const float* y, int64_t n, ThreadPool* pool);  // x += y (residual)
 
 // In-place numerically stable softmax over n values.
 void Softmax(float* x, int64_t n);

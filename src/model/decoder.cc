@@ -43,7 +43,7 @@ void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const Decod
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const DecoderLayerWeights& L = w.layers[l];
-    RmsNorm(x.data(), L.attention_norm.data(), T, D, static_cast<float>(c.rms_norm_eps), h.data());
+    RmsNorm(x.data(), L.attention_norm.data(), T, D, static_cast<float>(c.rms_norm_eps), h.data(), pool);
     PartialLinear(L.wqkv, h.data(), T, s.image_mask, s.mode, qkv.data(), pool);
 
     // Rotate q and k in place, then store k and v rows in the cache (layout §2.3: group g = [q.. G, k, v]).
@@ -76,19 +76,20 @@ void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const Decod
     });
 
     PartialLinear(L.wo, attn.data(), T, s.image_mask, s.mode, o.data(), pool);
-    for (int64_t i = 0; i < T * D; ++i) x[i] += o[i];
+    AddInPlace(x.data(), o.data(), T * D, pool);
 
-    RmsNorm(x.data(), L.ffn_norm.data(), T, D, static_cast<float>(c.rms_norm_eps), h.data());
+    RmsNorm(x.data(), L.ffn_norm.data(), T, D, static_cast<float>(c.rms_norm_eps), h.data(), pool);
     PartialLinear(L.w1, h.data(), T, s.image_mask, s.mode, a.data(), pool);
     PartialLinear(L.w3, h.data(), T, s.image_mask, s.mode, b.data(), pool);
-    for (int64_t i = 0; i < T * F; ++i) a[i] = Silu(a[i]) * b[i];
+    SiluMul(a.data(), b.data(), a.data(), T * F, pool);
     PartialLinear(L.w2, a.data(), T, s.image_mask, s.mode, o.data(), pool);
-    for (int64_t i = 0; i < T * D; ++i) x[i] += o[i];
+    AddInPlace(x.data(), o.data(), T * D, pool);
   }
   s.cache->Commit(T);
+  if (s.no_logits) return;
 
   const int64_t first = s.all_logits ? 0 : T - 1, rows = T - first;
-  RmsNorm(&x[first * D], w.norm.data(), rows, D, static_cast<float>(c.rms_norm_eps), h.data());
+  RmsNorm(&x[first * D], w.norm.data(), rows, D, static_cast<float>(c.rms_norm_eps), h.data(), pool);
   MatMul(h.data(), rows, D, w.output, nullptr, logits, false, pool);
 }
 

@@ -25,9 +25,10 @@ struct DecoderStep {
   // the whole prompt is one step even when computed in chunks).
   int64_t rope_length = 0;
   bool all_logits = false;              // logits for every row, else only the last row
+  bool no_logits = false;               // fill the cache only (a prompt chunk before the last): no LM head
 };
 
-// Runs one step; writes vocab_size logits per requested row into `logits`.
+// Runs one step; writes vocab_size logits per requested row into `logits` (untouched with no_logits).
 void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const DecoderStep& step, ThreadPool* pool,
                     float* logits);
 

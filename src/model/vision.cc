@@ -1,5 +1,6 @@
 #include "model/vision.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -12,45 +13,60 @@ int64_t ImageTokenCount(const VisionConfig& v, int64_t rows, int64_t cols) {
   return (rows * cols + 1) * m * m + 1 + (rows + 1) * m;
 }
 
-void ClipForward(const VisionConfig& v, const VisionWeights& w, const float* view, ThreadPool* pool, float* features) {
+void ClipForward(const VisionConfig& v, const VisionWeights& w, std::span<const float* const> views, ThreadPool* pool,
+                 float* features) {
   const int64_t H = v.hidden_size, I = v.intermediate_size, P = v.patch_size, S = v.image_size, C = v.num_channels;
   const int64_t g = v.grid(), Np = v.num_patches(), N = Np + 1, heads = v.num_attention_heads, hd = H / heads;
+  const int64_t nv = static_cast<int64_t>(views.size()), R = nv * N;  // all views' tokens as one batch of rows
   const float eps = static_cast<float>(v.layer_norm_eps);
 
-  // Patch conv as a matmul: each patch flattened in the conv weight's (c, ky, kx) order.
-  std::vector<float> patches(Np * C * P * P);
-  for (int64_t py = 0; py < g; ++py)
-    for (int64_t px = 0; px < g; ++px) {
-      float* dst = &patches[(py * g + px) * C * P * P];
-      for (int64_t ch = 0; ch < C; ++ch)
-        for (int64_t ky = 0; ky < P; ++ky)
-          std::memcpy(dst + (ch * P + ky) * P, view + (ch * S + py * P + ky) * S + px * P, P * sizeof(float));
+  std::vector<float> x(R * H), h(R * H), q(R * H), k(R * H), val(R * H), attn(R * H), mlp(R * I);
+  {
+    // Patch conv as a matmul: each patch flattened in the conv weight's (c, ky, kx) order.
+    std::vector<float> patches(Np * C * P * P);
+    for (int64_t i = 0; i < nv; ++i) {
+      for (int64_t py = 0; py < g; ++py)
+        for (int64_t px = 0; px < g; ++px) {
+          float* dst = &patches[(py * g + px) * C * P * P];
+          for (int64_t ch = 0; ch < C; ++ch)
+            for (int64_t ky = 0; ky < P; ++ky)
+              std::memcpy(dst + (ch * P + ky) * P, views[i] + (ch * S + py * P + ky) * S + px * P, P * sizeof(float));
+        }
+      float* xv = &x[i * N * H];
+      MatMul(patches.data(), Np, C * P * P, w.patch_embedding, nullptr, xv + H, false, pool);
+      std::memcpy(xv, w.class_embedding.data(), H * sizeof(float));
+      AddInPlace(xv, w.position_embedding.data(), N * H, pool);
     }
-  std::vector<float> x(N * H), h(N * H), q(N * H), k(N * H), val(N * H), attn(N * H), mlp(N * I);
-  MatMul(patches.data(), Np, C * P * P, w.patch_embedding, nullptr, &x[H], false, pool);
-  std::memcpy(x.data(), w.class_embedding.data(), H * sizeof(float));
-  for (int64_t i = 0; i < N * H; ++i) x[i] += w.position_embedding[i];
-  LayerNorm(x.data(), w.pre_ln_w.data(), w.pre_ln_b.data(), N, H, eps, x.data());
+  }
+  LayerNorm(x.data(), w.pre_ln_w.data(), w.pre_ln_b.data(), R, H, eps, x.data(), pool);
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  std::vector<float> scores(N);
   for (const VisionLayerWeights& L : w.layers) {
-    LayerNorm(x.data(), L.ln1_w.data(), L.ln1_b.data(), N, H, eps, h.data());
-    MatMul(h.data(), N, H, L.q_w, L.q_b.data(), q.data(), false, pool);
-    MatMul(h.data(), N, H, L.k_w, L.k_b.data(), k.data(), false, pool);
-    MatMul(h.data(), N, H, L.v_w, L.v_b.data(), val.data(), false, pool);
-    for (int64_t i = 0; i < N; ++i)
-      for (int64_t hh = 0; hh < heads; ++hh) {
-        KvSegment seg{&k[hh * hd], &val[hh * hd], N, H};
-        Attention(&q[i * H + hh * hd], hd, std::span(&seg, 1), scale, &attn[i * H + hh * hd], scores.data());
+    LayerNorm(x.data(), L.ln1_w.data(), L.ln1_b.data(), R, H, eps, h.data(), pool);
+    MatMul(h.data(), R, H, L.q_w, L.q_b.data(), q.data(), false, pool);
+    MatMul(h.data(), R, H, L.k_w, L.k_b.data(), k.data(), false, pool);
+    MatMul(h.data(), R, H, L.v_w, L.v_b.data(), val.data(), false, pool);
+    // Each view attends within itself.
+    auto attend = [&](int64_t b0, int64_t b1, int) {
+      std::vector<float> scores(N);
+      for (int64_t job = b0; job < b1; ++job) {
+        const int64_t row = job / heads, hh = job % heads, view = row / N;
+        KvSegment seg{&k[view * N * H + hh * hd], &val[view * N * H + hh * hd], N, H};
+        Attention(&q[row * H + hh * hd], hd, std::span(&seg, 1), scale, &attn[row * H + hh * hd], scores.data());
       }
-    MatMul(attn.data(), N, H, L.out_w, L.out_b.data(), x.data(), true, pool);
-    LayerNorm(x.data(), L.ln2_w.data(), L.ln2_b.data(), N, H, eps, h.data());
-    MatMul(h.data(), N, H, L.fc1_w, L.fc1_b.data(), mlp.data(), false, pool);
-    for (auto& z : mlp) z = QuickGelu(z);
-    MatMul(mlp.data(), N, I, L.fc2_w, L.fc2_b.data(), x.data(), true, pool);
+    };
+    if (pool) {
+      pool->ParallelFor(R * heads, attend);
+    } else {
+      attend(0, R * heads, 0);
+    }
+    MatMul(attn.data(), R, H, L.out_w, L.out_b.data(), x.data(), true, pool);
+    LayerNorm(x.data(), L.ln2_w.data(), L.ln2_b.data(), R, H, eps, h.data(), pool);
+    MatMul(h.data(), R, H, L.fc1_w, L.fc1_b.data(), mlp.data(), false, pool);
+    QuickGeluInPlace(mlp.data(), R * I, pool);
+    MatMul(mlp.data(), R, I, L.fc2_w, L.fc2_b.data(), x.data(), true, pool);
   }
-  std::memcpy(features, &x[H], Np * H * sizeof(float));
+  for (int64_t i = 0; i < nv; ++i) std::memcpy(features + i * Np * H, &x[(i * N + 1) * H], Np * H * sizeof(float));
 }
 
 void EncodeImage(const ModelConfig& c, const VisionWeights& w, std::span<const float* const> views, int64_t rows,
@@ -59,10 +75,16 @@ void EncodeImage(const ModelConfig& c, const VisionWeights& w, std::span<const f
   const int64_t H = v.hidden_size, g = v.grid(), m = v.merged_grid(), M = v.merged_dim(), D = c.text.hidden_size;
   const int64_t nviews = static_cast<int64_t>(views.size());
   std::vector<std::vector<float>> feats(nviews, std::vector<float>(v.num_patches() * H));
-  // One view per thread: the views are independent and each is large enough to keep a core busy.
-  pool->ParallelFor(nviews, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) ClipForward(v, w, views[i], nullptr, feats[i].data());
-  });
+  // Views go through the tower together, so each weight is read once per batch and every product has many rows;
+  // batches are capped to bound the activations' memory (hd_num 24 makes 25 views).
+  std::vector<float> batch_features;
+  for (int64_t b0 = 0; b0 < nviews; b0 += kMaxViewsPerBatch) {
+    const int64_t n = std::min(kMaxViewsPerBatch, nviews - b0);
+    batch_features.resize(n * v.num_patches() * H);
+    ClipForward(v, w, views.subspan(b0, n), pool, batch_features.data());
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(feats[b0 + i].data(), &batch_features[i * v.num_patches() * H], v.num_patches() * H * sizeof(float));
+  }
 
   // 2×2 merge: token (r, c) = concat(F[2r][2c], F[2r][2c+1], F[2r+1][2c], F[2r+1][2c+1]).
   auto merged = [&](int64_t view, int64_t r, int64_t cc, float* dst) {
@@ -88,7 +110,7 @@ void EncodeImage(const ModelConfig& c, const VisionWeights& w, std::span<const f
   // Projector: Linear -> exact GELU -> Linear, separators included.
   std::vector<float> mid(total * D);
   MatMul(pre.data(), total, M, w.proj0_w, w.proj0_b.data(), mid.data(), false, pool);
-  for (auto& z : mid) z = GeluErf(z);
+  GeluErfInPlace(mid.data(), total * D, pool);
   tokens->assign(total * D, 0.f);
   MatMul(mid.data(), total, D, w.proj2_w, w.proj2_b.data(), tokens->data(), false, pool);
 }

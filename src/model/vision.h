@@ -15,11 +15,16 @@ namespace ixc {
 // Number of decoder tokens one image with a rows×cols tile grid becomes: (h·w+1)·m² + 1 + (h+1)·m (m = merged grid).
 int64_t ImageTokenCount(const VisionConfig& v, int64_t rows, int64_t cols);
 
-// CLIP forward of one view [C, S, S] (last layer, no post-layernorm, CLS dropped) -> [num_patches, H].
-void ClipForward(const VisionConfig& v, const VisionWeights& w, const float* view, ThreadPool* pool, float* features);
+// Views encoded together by EncodeImage (the rest wait for the next batch): bounds the tower's activations.
+constexpr int64_t kMaxViewsPerBatch = 8;
+
+// CLIP forward of views [C, S, S] as one batch (last layer, no post-layernorm, CLS dropped) ->
+// [views, num_patches, H].
+void ClipForward(const VisionConfig& v, const VisionWeights& w, std::span<const float* const> views, ThreadPool* pool,
+                 float* features);
 
 // Encodes one image: `views` = [global, tiles row-major] (1 + rows·cols views of C·S·S floats) -> projected tokens
-// [ImageTokenCount, D] in sequence order. Views run in parallel on the pool.
+// [ImageTokenCount, D] in sequence order.
 void EncodeImage(const ModelConfig& c, const VisionWeights& w, std::span<const float* const> views, int64_t rows,
                  int64_t cols, ThreadPool* pool, std::vector<float>* tokens);
 

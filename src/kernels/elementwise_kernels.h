@@ -1,0 +1,24 @@
+// Per-ISA inner loops of the elementwise and row kernels (kernels.h); internal to the kernels library.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu.h"
+
+namespace ixc::elementwise {
+
+struct Kernels {
+  void (*silu_mul)(const float* a, const float* b, float* y, int64_t n);
+  void (*quick_gelu)(float* x, int64_t n);
+  void (*add)(float* x, const float* y, int64_t n);
+  void (*rms_norm_row)(const float* x, const float* w, int64_t d, float eps, float* y);
+  void (*layer_norm_row)(const float* x, const float* w, const float* b, int64_t d, float eps, float* y);
+};
+
+const Kernels& ScalarKernels();
+#if defined(__x86_64__)
+const Kernels& Avx2Kernels();
+#endif
+const Kernels& KernelsFor(Isa isa);
+
+}  // namespace ixc::elementwise

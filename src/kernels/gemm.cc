@@ -1,0 +1,125 @@
+// MatMul: blocking, threading and edge handling around the per-ISA kernels of gemm_kernels.h.
+#include <algorithm>
+#include <atomic>
+
+#include "kernels/gemm_kernels.h"
+#include "kernels/kernels.h"
+
+namespace ixc {
+
+namespace {
+
+using gemm::kMr;
+using gemm::kNr;
+using gemm::kRowsW;
+using gemm::kRowsX;
+
+// Fewer rows than this take the row kernel (each weight byte read once per kRowsX rows, no panel conversion).
+constexpr int64_t kFewRows = 8;
+// A task: up to kMc rows × kNc panels. The k-block keeps a converted panel (kKc × 16 f32 = 16 KiB) in L1 while
+// the task's rows stream past it; kMc rows amortise the conversion.
+constexpr int64_t kKc = 256;
+constexpr int64_t kMc = 192;
+constexpr int64_t kNc = 8;
+// Below this many multiply-adds a product runs on the calling thread.
+constexpr int64_t kParallelMacs = 1 << 16;
+
+size_t ElementSize(DType d) { return d == DType::kF32 ? 4 : 2; }
+
+void FewRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias,
+             float* y, bool accumulate, ThreadPool* pool) {
+  const int64_t N = w.dim(0);
+  const int64_t groups = (N + kRowsW - 1) / kRowsW;
+  auto work = [&](int64_t g0, int64_t g1, int) {
+    float out[kRowsX * kRowsW];
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t n0 = g * kRowsW;
+      const int nw = static_cast<int>(std::min<int64_t>(kRowsW, N - n0));
+      for (int64_t t0 = 0; t0 < T; t0 += kRowsX) {
+        const int nx = static_cast<int>(std::min<int64_t>(kRowsX, T - t0));
+        kern.rows(w.dtype, x + t0 * K, K, nx, w.row(n0), K, nw, K, out);
+        for (int r = 0; r < nx; ++r) {
+          float* yr = y + (t0 + r) * N + n0;
+          for (int j = 0; j < nw; ++j) {
+            float v = out[r * kRowsW + j];
+            if (bias) v += bias[n0 + j];
+            yr[j] = accumulate ? yr[j] + v : v;
+          }
+        }
+      }
+    }
+  };
+  if (pool && groups > 1 && T * N * K >= kParallelMacs) {
+    pool->ParallelFor(groups, work);
+  } else {
+    work(0, groups, 0);
+  }
+}
+
+void ManyRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias,
+              float* y, bool accumulate, ThreadPool* pool) {
+  const int64_t N = w.dim(0), esize = static_cast<int64_t>(ElementSize(w.dtype));
+  const int64_t panels = (N + kNr - 1) / kNr;
+  const int64_t mtasks = (T + kMc - 1) / kMc, ntasks = (panels + kNc - 1) / kNc, tasks = mtasks * ntasks;
+  const auto* wbytes = static_cast<const uint8_t*>(w.data);
+
+  auto task = [&](int64_t index, float* bpack) {
+    // Consecutive tasks share a column block, so threads working side by side read the same weight panels.
+    const int64_t nb = index / mtasks, mb = index % mtasks;
+    const int64_t m0 = mb * kMc, m1 = std::min(T, m0 + kMc);
+    const int64_t p0 = nb * kNc, p1 = std::min(panels, p0 + kNc);
+    alignas(32) float tile[kMr * kNr];
+    for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+      const int64_t kc = std::min(kKc, K - k0);
+      const bool add = accumulate || k0 > 0;
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t n0 = p * kNr;
+        const int nr = static_cast<int>(std::min<int64_t>(kNr, N - n0));
+        kern.pack_b(w.dtype, wbytes + (n0 * K + k0) * esize, K, nr, kc, bpack);
+        for (int64_t r0 = m0; r0 < m1; r0 += kMr) {
+          const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - r0));
+          const float* a = x + r0 * K + k0;
+          float* c = y + r0 * N + n0;
+          if (nr == kNr) {
+            kern.micro(kc, a, K, mr, bpack, c, N, add);
+          } else {
+            kern.micro(kc, a, K, mr, bpack, tile, kNr, false);
+            for (int r = 0; r < mr; ++r)
+              for (int j = 0; j < nr; ++j) c[r * N + j] = add ? c[r * N + j] + tile[r * kNr + j] : tile[r * kNr + j];
+          }
+        }
+      }
+    }
+    if (bias) {
+      const int64_t n1 = std::min(N, p1 * kNr);
+      for (int64_t t = m0; t < m1; ++t)
+        for (int64_t n = p0 * kNr; n < n1; ++n) y[t * N + n] += bias[n];
+    }
+  };
+
+  std::atomic<int64_t> next{0};
+  auto worker = [&](int64_t, int64_t, int) {
+    alignas(64) static thread_local float bpack[kKc * kNr];
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) task(i, bpack);
+  };
+  if (pool && tasks > 1 && T * N * K >= kParallelMacs) {
+    pool->ParallelFor(pool->num_threads(), worker);
+  } else {
+    worker(0, 1, 0);
+  }
+}
+
+}  // namespace
+
+void MatMul(const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias, float* y, bool accumulate,
+            ThreadPool* pool) {
+  if (T <= 0 || w.dim(0) <= 0) return;
+  const gemm::Kernels& kern = gemm::KernelsFor(ActiveIsa());
+  if (T < kFewRows) {
+    FewRows(kern, x, T, K, w, bias, y, accumulate, pool);
+  } else {
+    ManyRows(kern, x, T, K, w, bias, y, accumulate, pool);
+  }
+}
+
+}  // namespace ixc

@@ -1,0 +1,63 @@
+// The portable kernel set: plain loops in the same shapes as the SIMD sets, so any CPU runs the same blocking.
+#include <cstring>
+
+#include "kernels/gemm_kernels.h"
+
+namespace ixc::gemm {
+
+namespace {
+
+inline float Load(DType dtype, const void* base, int64_t i) {
+  switch (dtype) {
+    case DType::kBF16: return Bf16ToF32(static_cast<const uint16_t*>(base)[i]);
+    case DType::kF16: return F16ToF32(static_cast<const uint16_t*>(base)[i]);
+    default: return static_cast<const float*>(base)[i];
+  }
+}
+
+void PackB(DType dtype, const void* w, int64_t ldw, int nr, int64_t kc, float* bpack) {
+  for (int j = 0; j < kNr; ++j) {
+    for (int64_t k = 0; k < kc; ++k) bpack[k * kNr + j] = j < nr ? Load(dtype, w, j * ldw + k) : 0.f;
+  }
+}
+
+void Micro(int64_t kc, const float* a, int64_t lda, int mr, const float* bpack, float* c, int64_t ldc, bool add) {
+  float acc[kMr][kNr] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* b = bpack + k * kNr;
+    for (int r = 0; r < mr; ++r) {
+      const float av = a[r * lda + k];
+      for (int j = 0; j < kNr; ++j) acc[r][j] += av * b[j];
+    }
+  }
+  for (int r = 0; r < mr; ++r)
+    for (int j = 0; j < kNr; ++j) c[r * ldc + j] = add ? c[r * ldc + j] + acc[r][j] : acc[r][j];
+}
+
+void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k,
+          float* out) {
+  for (int j = 0; j < nw; ++j) {
+    float acc[kRowsX] = {};
+    for (int64_t i = 0; i < k; ++i) {
+      const float wv = Load(dtype, w, j * ldw + i);
+      for (int r = 0; r < nx; ++r) acc[r] += x[r * ldx + i] * wv;
+    }
+    for (int r = 0; r < nx; ++r) out[r * kRowsW + j] = acc[r];
+  }
+}
+
+}  // namespace
+
+const Kernels& ScalarKernels() {
+  static const Kernels k{PackB, Micro, Rows};
+  return k;
+}
+
+const Kernels& KernelsFor(Isa isa) {
+#if defined(__x86_64__)
+  if (isa >= Isa::kAvx2) return Avx2Kernels();
+#endif
+  return ScalarKernels();
+}
+
+}  // namespace ixc::gemm

@@ -1,0 +1,128 @@
+// MatMul against its scalar twin MatMulRef on ragged shapes, every stored dtype and every kernel level this CPU
+// has (a forced lower level runs the portable kernels on any machine).
+#include <cmath>
+#include <tuple>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "core/testing.h"
+#include "kernels/cpu.h"
+#include "kernels/kernels.h"
+
+namespace ixc {
+namespace {
+
+using testing::RandomFloats;
+
+struct Weights {
+  TensorView view;
+  std::vector<uint16_t> half;
+  std::vector<float> f32;    // the stored values when dtype is F32
+  std::vector<float> exact;  // the stored values widened, for error bounds
+};
+
+Weights MakeWeights(int64_t n, int64_t k, DType dtype, uint32_t seed) {
+  Weights w;
+  w.f32 = RandomFloats(n * k, seed);
+  w.exact = w.f32;
+  w.view = TensorView{dtype, {n, k}, w.f32.data()};
+  if (dtype != DType::kF32) {
+    w.half.resize(w.f32.size());
+    for (size_t i = 0; i < w.f32.size(); ++i) {
+      w.half[i] = dtype == DType::kBF16 ? F32ToBf16(w.f32[i]) : F32ToF16(w.f32[i]);
+      w.exact[i] = dtype == DType::kBF16 ? Bf16ToF32(w.half[i]) : F16ToF32(w.half[i]);
+    }
+    w.view.data = w.half.data();
+  }
+  return w;
+}
+
+std::vector<Isa> LevelsToTest() {
+  std::vector<Isa> levels = {Isa::kScalar};
+  if (DetectedIsa() >= Isa::kAvx2) levels.push_back(Isa::kAvx2);
+  return levels;
+}
+
+// Both sides sum K products in f32, in different orders (the fast path adds k-blocks of partial sums): each is
+// within (K + 2)·u·(|y0| + |bias| + Σ|x·w|) of the exact value (u = 2^-24), so they differ by at most twice that.
+void ExpectClose(const std::vector<float>& x, const Weights& w, const std::vector<float>& bias, float y0, int64_t T,
+                 int64_t N, int64_t K, const std::vector<float>& got, const std::vector<float>& want,
+                 const std::string& what) {
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t n = 0; n < N; ++n) {
+      double mag = std::fabs(y0) + (bias.empty() ? 0.0 : std::fabs(bias[n]));
+      for (int64_t k = 0; k < K; ++k) mag += std::fabs(x[t * K + k] * w.exact[n * K + k]);
+      ASSERT_NEAR(got[t * N + n], want[t * N + n], 2 * (K + 2) * std::ldexp(1.0, -24) * mag)
+          << what << " at row " << t << ", output " << n;
+    }
+  }
+}
+
+TEST(Gemm, MatchesScalarTwinOnRaggedShapes) {
+  ThreadPool pool(3);
+  // Few rows (row kernel), many rows (blocked kernel), edges of every block size: 6-row tiles, 16-output panels,
+  // 4-output row groups, 8-wide vectors, 256-deep k-blocks, 192-row tasks.
+  const std::tuple<int64_t, int64_t, int64_t> shapes[] = {
+      {1, 37, 129}, {2, 4, 8}, {3, 5, 7}, {7, 64, 256}, {8, 16, 8}, {9, 17, 9},
+      {13, 33, 300}, {33, 100, 70}, {200, 48, 513}, {31, 257, 1}, {1, 1, 1000},
+  };
+  for (Isa isa : LevelsToTest()) {
+    ScopedIsaLimit limit(isa);
+    for (DType dt : {DType::kF32, DType::kBF16, DType::kF16}) {
+      for (auto [T, N, K] : shapes) {
+        const std::string what = std::string(IsaName(isa)) + " " + DTypeName(dt) + " T=" + std::to_string(T) +
+                                 " N=" + std::to_string(N) + " K=" + std::to_string(K);
+        auto x = RandomFloats(T * K, 1);
+        Weights w = MakeWeights(N, K, dt, 2);
+        auto bias = RandomFloats(N, 3);
+        for (bool accumulate : {false, true}) {
+          for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+            std::vector<float> y(T * N, 0.5f), ref(T * N, 0.5f);
+            MatMul(x.data(), T, K, w.view, bias.data(), y.data(), accumulate, p);
+            MatMulRef(x.data(), T, K, w.view, bias.data(), ref.data(), accumulate);
+            ExpectClose(x, w, bias, accumulate ? 0.5f : 0.f, T, N, K, y, ref, what);
+          }
+        }
+        std::vector<float> y(T * N, 7.f), ref(T * N, -7.f);  // no bias, overwrite: old contents must not leak
+        MatMul(x.data(), T, K, w.view, nullptr, y.data(), false, &pool);
+        MatMulRef(x.data(), T, K, w.view, nullptr, ref.data(), false);
+        ExpectClose(x, w, {}, 0.f, T, N, K, y, ref, what + " no bias");
+      }
+    }
+  }
+}
+
+TEST(Gemm, ResultDoesNotDependOnThreadCount) {
+  // Each output is computed by one task whose arithmetic is fixed by the shape, whichever thread runs it.
+  const int64_t T = 50, N = 70, K = 600;
+  auto x = RandomFloats(T * K, 4);
+  Weights w = MakeWeights(N, K, DType::kBF16, 5);
+  std::vector<float> one(T * N), three(T * N);
+  ThreadPool p1(1), p3(3);
+  MatMul(x.data(), T, K, w.view, nullptr, one.data(), false, &p1);
+  MatMul(x.data(), T, K, w.view, nullptr, three.data(), false, &p3);
+  EXPECT_EQ(one, three);
+}
+
+TEST(Cpu, IsaNamesRoundTripAndLimitsOnlyLower) {
+  for (Isa i : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16, Isa::kAmx}) {
+    Isa parsed;
+    ASSERT_TRUE(ParseIsa(IsaName(i), &parsed));
+    EXPECT_EQ(parsed, i);
+  }
+  Isa dummy;
+  EXPECT_FALSE(ParseIsa("sse9", &dummy));
+  {
+    ScopedIsaLimit limit(Isa::kScalar);
+    EXPECT_EQ(ActiveIsa(), Isa::kScalar);
+  }
+  {
+    ScopedIsaLimit limit(Isa::kAmx);
+    EXPECT_EQ(ActiveIsa(), DetectedIsa());
+  }
+  EXPECT_FALSE(CpuDescription().empty());
+}
+
+}  // namespace
+}  // namespace ixc

@@ -1,0 +1,51 @@
+// AVX2 helpers shared by the x86 kernel files. Include only from files that compile their functions under
+// `#pragma GCC target("avx2,fma,f16c")`; everything here is static inline so no copy leaks into baseline code.
+#pragma once
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+namespace ixc::avx2 {
+
+// e^x for 8 lanes: x = n·ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial (Cephes' expf coefficients),
+// scaled by 2^n through the exponent bits. Relative error below 2 ulp for x in [-87.3, 88.7]; below that range the
+// result is 0 (e^-87.3 is the smallest normal float), above it +inf; NaN stays NaN.
+__attribute__((target("avx2,fma"))) static inline __m256 Exp(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.72283935546875f), lo = _mm256_set1_ps(-87.33654022216797f);
+  const __m256 tiny = _mm256_cmp_ps(x, lo, _CMP_LT_OQ), huge = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+  __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // r = x - n·ln2 in two steps (ln2 split into an exact high part and a correction).
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 r2 = _mm256_mul_ps(r, r);
+  p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  // 2^n: n is in [-126, 128]; 2^128 overflows the exponent, so scale by 2^(n-1) twice when n = 128.
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i half_n = _mm256_srai_epi32(ni, 1);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half_n, _mm256_set1_epi32(127)), 23));
+  const __m256 s2 = _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half_n), _mm256_set1_epi32(127)), 23));
+  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  y = _mm256_andnot_ps(tiny, y);
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), huge);
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN in, NaN out
+}
+
+__attribute__((target("avx2"))) static inline float HorizontalSum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+}  // namespace ixc::avx2
+
+#endif  // __x86_64__
