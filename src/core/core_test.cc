@@ -10,6 +10,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <chrono>
+#include <thread>
 
 #include "core/dtype.h"
 #include "core/status.h"
@@ -46,6 +48,51 @@ TEST(ThreadPool, CoversRangeExactlyOnce) {
     });
     for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1);
   }
+}
+
+TEST(ThreadPool, ManyQuickJobsAndJobsAfterSleeping) {
+  // Thousands of back-to-back jobs (workers spinning), then jobs after pauses longer than the spin (workers asleep).
+  ThreadPool pool(3);
+  std::atomic<int64_t> sum{0};
+  for (int i = 0; i < 2000; ++i) {
+    pool.ParallelFor(3 + i % 5, [&](int64_t b, int64_t e, int) { sum += e - b; });
+  }
+  int64_t want = 0;
+  for (int i = 0; i < 2000; ++i) want += 3 + i % 5;
+  EXPECT_EQ(sum.load(), want);
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::atomic<int> chunks{0};
+    pool.ParallelFor(3, [&](int64_t, int64_t, int) { chunks++; });
+    EXPECT_EQ(chunks.load(), 3);
+  }
+}
+
+TEST(ThreadPool, NestedCallsRunInlineWithTheSameChunks) {
+  ThreadPool pool(2);
+  std::vector<std::atomic<int>> hits(40);
+  pool.ParallelFor(4, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      pool.ParallelFor(10, [&](int64_t b2, int64_t e2, int) {
+        for (int64_t j = b2; j < e2; ++j) hits[i * 10 + j]++;
+      });
+    }
+  });
+  for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+}
+
+TEST(ThreadPool, ConcurrentCallersTakeTurns) {
+  auto pool = SharedThreadPool(2);
+  EXPECT_EQ(pool, SharedThreadPool(2));  // one pool per process and size
+  std::atomic<int64_t> total{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 3; ++c) {
+    callers.emplace_back([&] {
+      for (int i = 0; i < 300; ++i) pool->ParallelFor(7, [&](int64_t b, int64_t e, int) { total += e - b; });
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(total.load(), 3 * 300 * 7);
 }
 
 TEST(Status, ResultCarriesErrorsAndValues) {
