@@ -39,8 +39,23 @@ struct LoadOptions {
   LoadProgress progress = nullptr;  // optional
 };
 
+// How a session rounds intermediate values (DEVELOPERS.md "Numerics" states the tolerances of each).
+enum class Precision {
+  kFast,  // the default: the KV cache in f16; products may round inputs to bf16 where the CPU multiplies bf16
+  kF32,   // activations and the KV cache in f32: the exact path, held to the reference at 1e-4
+};
+const char* PrecisionName(Precision p);  // "fast", "f32"
+Result<Precision> ParsePrecision(std::string_view name);
+
+// Caps the instruction set the kernels use ("scalar", "avx2", "avx512", "avx512bf16", "amx"); a level above what
+// the CPU has leaves the best one in use. For comparing paths; applies to the whole process.
+Status LimitInstructionSet(std::string_view name);
+// The CPU's model name and the kernels' instruction set, e.g. "AMD EPYC (kernels: avx2)".
+std::string DescribeCpu();
+
 struct SessionOptions {
-  int threads = 0;  // 0: all hardware threads
+  int threads = 0;  // 0: all hardware threads; sessions with the same count share one pool
+  Precision precision = Precision::kFast;
 };
 
 struct GenerationOptions {
@@ -74,6 +89,21 @@ struct MediaInput {
   bool is_video = false;
 };
 
+// Where a request is, for front ends to draw (ixc draws the stages on a terminal's stderr; the library never prints).
+// Called on the thread running Session::Chat.
+struct ChatProgress {
+  enum class Stage {
+    kMedia,    // an image or video decoded and cut into views: item of items
+    kEncode,   // views of image `item` (of items) through the vision tower: done of total
+    kPrefill,  // prompt tokens computed: done of total
+  };
+  Stage stage = Stage::kMedia;
+  int64_t item = 0, items = 0;
+  int64_t done = 0, total = 0;
+  double elapsed_s = 0;  // since the stage began (for the current item)
+};
+using ChatProgressCallback = std::function<void(const ChatProgress&)>;
+
 struct ChatRequest {
   std::string query;
   std::vector<ChatTurnText> history;  // earlier turns; their <ImageHere> markers take images in order
@@ -86,10 +116,13 @@ struct ChatRequest {
   GenerationOptions generation;
   ReplyStyle reply_style = ReplyStyle::kChat;
   bool capture_tensors = false;       // fill ChatResult::tensors (for --dump-tensors and tests)
+  ChatProgressCallback progress;      // optional
 };
 
 struct Timings {
   double load_media_ms = 0, encode_images_ms = 0, prefill_ms = 0, decode_ms = 0;
+  int64_t encoded_views = 0;     // views through the vision tower
+  int64_t prefilled_tokens = 0;  // prompt rows computed (fewer than the prompt when a cached prefix was reused)
   int64_t decoded_tokens = 0;
 };
 

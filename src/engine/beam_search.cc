@@ -82,7 +82,7 @@ class DecoderBeamModel : public BeamModel {
   DecoderBeamModel(const DecoderConfig& c, const DecoderWeights& w, AdapterMode mode, const KvCache& prompt, int k,
                    ThreadPool* pool)
       : c_(c), w_(w), mode_(mode), prompt_(prompt), pool_(pool) {
-    for (int i = 0; i < k; ++i) caches_.emplace_back(c.num_hidden_layers, c.kv_dim());
+    for (int i = 0; i < k; ++i) caches_.emplace_back(c.num_hidden_layers, c.kv_dim(), prompt.dtype());
   }
 
   void Advance(const std::vector<int>& parents, const std::vector<int>& tokens,

@@ -177,6 +177,48 @@ TEST_F(EngineTest, BadRequestsAreRejectedWithReasons) {
   EXPECT_FALSE(s.Chat(r).ok());
 }
 
+TEST_F(EngineTest, ProgressReportsEveryStageInOrder) {
+  Session s(Golden(), {2});
+  ChatRequest r;
+  r.query = "Image1 <ImageHere> Image2 <ImageHere> Compare.";
+  r.images = {testing::GoldenDir() + "/images/synth1.png", testing::GoldenDir() + "/images/cars2.jpg"};
+  r.generation.max_new_tokens = 2;
+  std::vector<ChatProgress> seen;
+  r.progress = [&](const ChatProgress& p) { seen.push_back(p); };
+  auto res = s.Chat(r);
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  // Per image: decoded, then views 0..n; then the prompt in chunks up to its length.
+  using Stage = ChatProgress::Stage;
+  size_t i = 0;
+  for (int64_t image = 1; image <= 2; ++image) {
+    ASSERT_LT(i, seen.size());
+    EXPECT_EQ(seen[i].stage, Stage::kMedia);
+    EXPECT_EQ(seen[i].item, image);
+    EXPECT_EQ(seen[i].items, 2);
+    ++i;
+    int64_t last = -1, total = 0;
+    for (; i < seen.size() && seen[i].stage == Stage::kEncode; ++i) {
+      EXPECT_EQ(seen[i].item, image);
+      EXPECT_GT(seen[i].done, last);
+      last = seen[i].done;
+      total = seen[i].total;
+    }
+    EXPECT_EQ(last, total);
+    EXPECT_EQ(total, 1 + res->grids[image - 1].first * res->grids[image - 1].second);
+  }
+  int64_t last = -1;
+  for (; i < seen.size(); ++i) {
+    ASSERT_EQ(seen[i].stage, Stage::kPrefill);
+    EXPECT_EQ(seen[i].total, res->prompt_tokens);
+    EXPECT_GT(seen[i].done, last);
+    last = seen[i].done;
+  }
+  EXPECT_EQ(last, res->prompt_tokens);
+  EXPECT_EQ(res->timings.encoded_views, (1 + res->grids[0].first * res->grids[0].second) +
+                                            (1 + res->grids[1].first * res->grids[1].second));
+  EXPECT_EQ(res->timings.prefilled_tokens, res->prompt_tokens);
+}
+
 TEST_F(EngineTest, StreamingPiecesConcatenateToTheReplyAndCancelStops) {
   ChatRequest r;
   r.query = "Tell me a story.";

@@ -69,7 +69,7 @@ class GoldenCase : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(GoldenCase, PromptLogitsEmbeddingsAndGreedyTokens) {
-  Session session(GoldenModel(), {2});
+  Session session(GoldenModel(), {2, Precision::kF32});
   ChatRequest req = RequestFor(case_);
   req.capture_tensors = true;
   auto res = session.Chat(req);
@@ -101,13 +101,30 @@ TEST_P(GoldenCase, PromptLogitsEmbeddingsAndGreedyTokens) {
 
 TEST_P(GoldenCase, BeamSearchTokens) {
   if (!case_.contains("beam_tokens")) GTEST_SKIP() << "case has no beam_tokens";
-  Session session(GoldenModel(), {2});
+  Session session(GoldenModel(), {2, Precision::kF32});
   ChatRequest req = RequestFor(case_);
   req.generation.num_beams = case_["beam_num"];
   req.generation.max_new_tokens = case_["beam_max_new"];
   auto res = session.Chat(req);
   ASSERT_TRUE(res.ok()) << res.status().message();
   EXPECT_EQ(res->tokens, case_["beam_tokens"].get<std::vector<int>>());
+}
+
+// The default precision (f16 KV cache, bf16 product inputs where the CPU has bf16 arithmetic) against the same
+// reference: the first greedy token and the last logits within 3e-2 relative L2 (DEVELOPERS.md "Numerics").
+TEST_P(GoldenCase, FastPrecisionKeepsTheFirstTokenAndLogitsWithinTolerance) {
+  Session session(GoldenModel(), {2, Precision::kFast});
+  ChatRequest req = RequestFor(case_);
+  req.capture_tensors = true;
+  req.generation.max_new_tokens = 1;
+  auto res = session.Chat(req);
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  int64_t n;
+  const float* logits = Golden("last_logits", &n);
+  ASSERT_EQ(static_cast<int64_t>(res->tensors.last_logits.size()), n);
+  EXPECT_LE(testing::RelL2(res->tensors.last_logits.data(), logits, n), 3e-2);
+  ASSERT_FALSE(res->tokens.empty());
+  EXPECT_EQ(res->tokens[0], case_["greedy_tokens"][0].get<int>());
 }
 
 std::vector<std::string> CaseNames() {

@@ -57,11 +57,21 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
                                 prepared->rows, prepared->cols});
     }
     result->timings.load_media_ms += MsSince(t0);
+    const int64_t item = static_cast<int64_t>(i) + 1, items = static_cast<int64_t>(r.images.size());
+    if (r.progress) r.progress({ChatProgress::Stage::kMedia, item, items, item, items, SecondsSince(t0)});
     t0 = Clock::now();
     std::vector<const float*> views;
     for (const auto& v : prepared->views) views.push_back(v.data());
-    EncodeImage(m.config, m.weights.vision, views, prepared->rows, prepared->cols, pool, &image_tokens[i]);
+    std::function<void(int64_t, int64_t)> on_views;
+    if (r.progress) {
+      on_views = [&](int64_t done, int64_t total) {
+        r.progress({ChatProgress::Stage::kEncode, item, items, done, total, SecondsSince(t0)});
+      };
+      r.progress({ChatProgress::Stage::kEncode, item, items, 0, static_cast<int64_t>(views.size()), 0.0});
+    }
+    EncodeImage(m.config, m.weights.vision, views, prepared->rows, prepared->cols, pool, &image_tokens[i], on_views);
     result->timings.encode_images_ms += MsSince(t0);
+    result->timings.encoded_views += static_cast<int64_t>(views.size());
     result->grids.push_back({prepared->rows, prepared->cols});
     result->image_tokens.push_back(static_cast<int64_t>(image_tokens[i].size()) / D);
     if (mo.keep_pixels) {

@@ -10,6 +10,7 @@
 #include "engine/model_impl.h"
 #include "engine/prompt_builder.h"
 #include "engine/text_stream.h"
+#include "kernels/cpu.h"
 #include "ixc/ixc.h"
 #include "model/decoder.h"
 #include "text/chat_format.h"
@@ -51,13 +52,15 @@ Status ValidateGeneration(const GenerationOptions& g, const DecoderConfig& c) {
 class SessionImpl {
  public:
   SessionImpl(const ModelImpl& m, const SessionOptions& o)
-      : model_(m), pool_(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency())) {}
+      : model_(m), options_(o), shared_pool_(SharedThreadPool(o.threads)), pool_(*shared_pool_) {}
 
   Result<ChatResult> Chat(const ChatRequest& r, const TextCallback& on_text);
 
  private:
   const ModelImpl& model_;
-  ThreadPool pool_;
+  SessionOptions options_;
+  std::shared_ptr<ThreadPool> shared_pool_;  // the process's pool of this size, shared with other sessions
+  ThreadPool& pool_;
 };
 
 Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& on_text) {
@@ -88,8 +91,11 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
 
   // Prefill: the whole prompt is one RoPE step even when computed in chunks.
   auto t0 = Clock::now();
-  KvCache cache(c.num_hidden_layers, c.kv_dim());
+  // Room for the prompt and the longest reply, allocated once (pages are only touched as rows are written).
+  const DType kv_dtype = options_.precision == Precision::kF32 ? DType::kF32 : DType::kF16;
+  KvCache cache(c.num_hidden_layers, c.kv_dim(), kv_dtype, seq.length + gen.max_new_tokens);
   std::vector<float> logits(V);
+  if (r.progress) r.progress({ChatProgress::Stage::kPrefill, 0, 0, 0, seq.length, 0.0});
   for (int64_t s = 0; s < seq.length; s += kPrefillChunk) {
     DecoderStep step;
     step.embeds = &seq.embeds[s * D];
@@ -100,8 +106,12 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
     step.rope_length = seq.length;
     step.no_logits = s + step.num_rows < seq.length;  // only the last row's logits are used
     DecoderForward(c, model_.weights.text, step, &pool_, logits.data());
+    if (r.progress) {
+      r.progress({ChatProgress::Stage::kPrefill, 0, 0, s + step.num_rows, seq.length, SecondsSince(t0)});
+    }
   }
   result.timings.prefill_ms = MsSince(t0);
+  result.timings.prefilled_tokens = seq.length;
   if (r.capture_tensors) result.tensors.last_logits = logits;
   seq.embeds.clear();
   seq.embeds.shrink_to_fit();
@@ -206,6 +216,25 @@ std::string Model::Describe() const {
 }
 
 const char* ChatMetaInstruction() { return kChatMetaInstruction; }
+
+Status LimitInstructionSet(std::string_view name) {
+  Isa isa;
+  if (!ParseIsa(name, &isa)) {
+    return InvalidArgument("unknown instruction set '" + std::string(name) + "' (scalar, avx2, avx512, avx512bf16 or amx)");
+  }
+  SetIsaLimit(isa);
+  return Status::Ok();
+}
+
+std::string DescribeCpu() { return CpuDescription(); }
+
+const char* PrecisionName(Precision p) { return p == Precision::kF32 ? "f32" : "fast"; }
+
+Result<Precision> ParsePrecision(std::string_view name) {
+  if (name == "fast") return Precision::kFast;
+  if (name == "f32") return Precision::kF32;
+  return InvalidArgument("unknown precision '" + std::string(name) + "' (fast or f32)");
+}
 
 const char* TaskModeName(TaskMode m) {
   switch (m) {

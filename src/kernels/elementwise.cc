@@ -2,6 +2,7 @@
 // scalar kernel set (also the twins the SIMD sets are tested against).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/elementwise_kernels.h"
 #include "kernels/kernels.h"
@@ -25,10 +26,14 @@ void LayerNormRow(const float* x, const float* w, const float* b, int64_t d, flo
   LayerNormRef(x, w, b, 1, d, eps, y);
 }
 
+void ToF16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = F32ToF16(x[i]);
+}
+
 }  // namespace
 
 const Kernels& ScalarKernels() {
-  static const Kernels k{SiluMul, QuickGeluLoop, Add, RmsNormRow, LayerNormRow};
+  static const Kernels k{SiluMul, QuickGeluLoop, Add, RmsNormRow, LayerNormRow, ToF16};
   return k;
 }
 
@@ -88,6 +93,16 @@ void GeluErfInPlace(float* x, int64_t n, ThreadPool* pool) {
 void AddInPlace(float* x, const float* y, int64_t n, ThreadPool* pool) {
   const auto& k = K();
   ForChunks(n, pool, [&](int64_t i0, int64_t i1) { k.add(x + i0, y + i0, i1 - i0); });
+}
+
+void StoreAs(DType dtype, const float* x, void* y, int64_t n) {
+  if (dtype == DType::kF16) return K().f32_to_f16(x, static_cast<uint16_t*>(y), n);
+  if (dtype == DType::kBF16) {
+    auto* out = static_cast<uint16_t*>(y);
+    for (int64_t i = 0; i < n; ++i) out[i] = F32ToBf16(x[i]);
+    return;
+  }
+  std::memcpy(y, x, n * sizeof(float));
 }
 
 void RmsNorm(const float* x, const float* w, int64_t T, int64_t D, float eps, float* y, ThreadPool* pool) {

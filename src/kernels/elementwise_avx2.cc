@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "core/dtype.h"
+
 #include "kernels/elementwise_kernels.h"
 #include "kernels/vec_avx2.h"
 
@@ -90,10 +92,19 @@ void LayerNormRow(const float* x, const float* w, const float* b, int64_t d, flo
   for (; i < d; ++i) y[i] = (x[i] - mean) * r * w[i] + b[i];
 }
 
+void ToF16(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), h);
+  }
+  for (; i < n; ++i) y[i] = F32ToF16(x[i]);
+}
+
 }  // namespace
 
 const Kernels& Avx2Kernels() {
-  static const Kernels k{SiluMul, QuickGelu, Add, RmsNormRow, LayerNormRow};
+  static const Kernels k{SiluMul, QuickGelu, Add, RmsNormRow, LayerNormRow, ToF16};
   return k;
 }
 

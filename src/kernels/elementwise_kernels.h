@@ -13,6 +13,7 @@ struct Kernels {
   void (*add)(float* x, const float* y, int64_t n);
   void (*rms_norm_row)(const float* x, const float* w, int64_t d, float eps, float* y);
   void (*layer_norm_row)(const float* x, const float* w, const float* b, int64_t d, float eps, float* y);
+  void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);  // round to nearest even, as F32ToF16
 };
 
 const Kernels& ScalarKernels();

@@ -99,6 +99,29 @@ TEST(Elementwise, NormsMatchTwins) {
   }
 }
 
+TEST(Elementwise, StoreAsRoundsLikeTheScalarConversions) {
+  for (Isa isa : Levels()) {
+    ScopedIsaLimit limit(isa);
+    auto x = RandomFloats(1003, 11, -70000, 70000);  // past f16's largest finite value (65504)
+    for (int64_t i = 0; i < 1003; i += 3) x[i] *= 1e-6f;  // and into its subnormals
+    x[5] = NAN;
+    std::vector<uint16_t> h(x.size()), b(x.size());
+    std::vector<float> f(x.size());
+    StoreAs(DType::kF16, x.data(), h.data(), 1003);
+    StoreAs(DType::kBF16, x.data(), b.data(), 1003);
+    StoreAs(DType::kF32, x.data(), f.data(), 1003);
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (std::isnan(x[i])) {
+        EXPECT_TRUE(std::isnan(F16ToF32(h[i])));
+        continue;
+      }
+      ASSERT_EQ(h[i], F32ToF16(x[i])) << IsaName(isa) << " " << x[i];
+      ASSERT_EQ(b[i], F32ToBf16(x[i]));
+      ASSERT_EQ(f[i], x[i]);
+    }
+  }
+}
+
 TEST(Elementwise, NormsWorkInPlace) {
   const int64_t T = 5, D = 33;
   auto x = RandomFloats(T * D, 8, -2, 2), w = RandomFloats(D, 9), b = RandomFloats(D, 10);

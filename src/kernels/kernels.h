@@ -31,6 +31,9 @@ void QuickGeluInPlace(float* x, int64_t n, ThreadPool* pool);
 void GeluErfInPlace(float* x, int64_t n, ThreadPool* pool);
 void AddInPlace(float* x, const float* y, int64_t n, ThreadPool* pool);  // x += y (residual)
 
+// Writes n f32 values as `dtype` (F32, F16 or BF16; round to nearest even, as F32ToF16/F32ToBf16).
+void StoreAs(DType dtype, const float* x, void* y, int64_t n);
+
 // In-place numerically stable softmax over n values.
 void Softmax(float* x, int64_t n);
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/attention.h"
 #include "kernels/kernels.h"
 
 namespace ixc {
@@ -34,8 +35,8 @@ void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const Decod
   const int64_t start = prefix_len + own_start;
   const double base = RopeBaseForLength(c, std::max(start + T, s.rope_length));
 
-  std::vector<float> x(s.embeds, s.embeds + T * D), h(T * D), qkv(T * qkv_dim), attn(T * Hq * d), o(T * D);
-  std::vector<float> a(T * F), b(T * F);
+  std::vector<float> x(s.embeds, s.embeds + T * D), h(T * D), qkv(T * qkv_dim), q(T * Hq * d), attn(T * Hq * d);
+  std::vector<float> o(T * D), a(T * F), b(T * F);
   std::vector<float> cos(T * d / 2), sin(T * d / 2);
   for (int64_t t = 0; t < T; ++t) RopeCosSin(c, base, start + t, &cos[t * d / 2], &sin[t * d / 2]);
 
@@ -46,34 +47,49 @@ void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const Decod
     RmsNorm(x.data(), L.attention_norm.data(), T, D, static_cast<float>(c.rms_norm_eps), h.data(), pool);
     PartialLinear(L.wqkv, h.data(), T, s.image_mask, s.mode, qkv.data(), pool);
 
-    // Rotate q and k in place, then store k and v rows in the cache (layout §2.3: group g = [q.. G, k, v]).
-    for (int64_t t = 0; t < T; ++t) {
-      float* row = &qkv[t * qkv_dim];
-      float* kc = s.cache->k(l, own_start + t);
-      float* vc = s.cache->v(l, own_start + t);
-      for (int64_t g = 0; g < Hkv; ++g) {
-        float* grp = row + g * group;
-        for (int64_t j = 0; j < G + 1; ++j) RotateHalf(grp + j * d, d, &cos[t * d / 2], &sin[t * d / 2]);
-        std::memcpy(kc + g * d, grp + G * d, d * sizeof(float));
-        std::memcpy(vc + g * d, grp + (G + 1) * d, d * sizeof(float));
+    // Rotate q and k, gather the query heads into head order and store k and v rows in the cache (layout §2.3:
+    // group g = [q.. G, k, v]).
+    auto split = [&](int64_t t0, int64_t t1, int) {
+      std::vector<float> krow(kv_dim), vrow(kv_dim);
+      for (int64_t t = t0; t < t1; ++t) {
+        float* row = &qkv[t * qkv_dim];
+        for (int64_t g = 0; g < Hkv; ++g) {
+          float* grp = row + g * group;
+          for (int64_t j = 0; j < G + 1; ++j) RotateHalf(grp + j * d, d, &cos[t * d / 2], &sin[t * d / 2]);
+          std::memcpy(&q[t * Hq * d + g * G * d], grp, G * d * sizeof(float));
+          std::memcpy(&krow[g * d], grp + G * d, d * sizeof(float));
+          std::memcpy(&vrow[g * d], grp + (G + 1) * d, d * sizeof(float));
+        }
+        s.cache->Store(l, own_start + t, krow.data(), vrow.data());
       }
+    };
+    if (pool && T > 1) {
+      pool->ParallelFor(T, split);
+    } else {
+      split(0, T, 0);
     }
 
     // Causal attention: row t sees the shared prefix and own rows [0, own_start + t].
-    pool->ParallelFor(T * Hq, [&](int64_t b0, int64_t b1, int) {
-      std::vector<float> scores(start + T);
-      for (int64_t job = b0; job < b1; ++job) {
-        const int64_t t = job / Hq, hq = job % Hq, g = hq / G;
-        const float* q = &qkv[t * qkv_dim + g * group + (hq % G) * d];
-        KvSegment segs[2];
-        int nseg = 0;
-        if (prefix_len) {
-          segs[nseg++] = {s.shared_prefix->k(l, 0) + g * d, s.shared_prefix->v(l, 0) + g * d, prefix_len, kv_dim};
-        }
-        segs[nseg++] = {s.cache->k(l, 0) + g * d, s.cache->v(l, 0) + g * d, own_start + t + 1, kv_dim};
-        Attention(q, d, std::span(segs, nseg), scale, &attn[(t * Hq + hq) * d], scores.data());
-      }
-    });
+    KvRun runs[2];
+    int nruns = 0;
+    if (prefix_len) {
+      const KvCache& p = *s.shared_prefix;
+      runs[nruns++] = {p.dtype(), p.k(l, 0), p.v(l, 0), prefix_len, kv_dim};
+    }
+    runs[nruns++] = {s.cache->dtype(), s.cache->k(l, 0), s.cache->v(l, 0), own_start + T, kv_dim};
+    AttentionArgs args;
+    args.rows = T;
+    args.q_heads = Hq;
+    args.kv_heads = Hkv;
+    args.head_dim = d;
+    args.q = q.data();
+    args.q_stride = Hq * d;
+    args.out = attn.data();
+    args.out_stride = Hq * d;
+    args.kv = std::span<const KvRun>(runs, nruns);
+    args.causal_offset = start;
+    args.scale = scale;
+    MultiHeadAttention(args, pool);
 
     PartialLinear(L.wo, attn.data(), T, s.image_mask, s.mode, o.data(), pool);
     AddInPlace(x.data(), o.data(), T * D, pool);

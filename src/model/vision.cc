@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/attention.h"
 #include "kernels/kernels.h"
 
 namespace ixc {
@@ -47,18 +48,19 @@ void ClipForward(const VisionConfig& v, const VisionWeights& w, std::span<const 
     MatMul(h.data(), R, H, L.k_w, L.k_b.data(), k.data(), false, pool);
     MatMul(h.data(), R, H, L.v_w, L.v_b.data(), val.data(), false, pool);
     // Each view attends within itself.
-    auto attend = [&](int64_t b0, int64_t b1, int) {
-      std::vector<float> scores(N);
-      for (int64_t job = b0; job < b1; ++job) {
-        const int64_t row = job / heads, hh = job % heads, view = row / N;
-        KvSegment seg{&k[view * N * H + hh * hd], &val[view * N * H + hh * hd], N, H};
-        Attention(&q[row * H + hh * hd], hd, std::span(&seg, 1), scale, &attn[row * H + hh * hd], scores.data());
-      }
-    };
-    if (pool) {
-      pool->ParallelFor(R * heads, attend);
-    } else {
-      attend(0, R * heads, 0);
+    for (int64_t i = 0; i < nv; ++i) {
+      const KvRun run{DType::kF32, &k[i * N * H], &val[i * N * H], N, H};
+      AttentionArgs args;
+      args.rows = N;
+      args.q_heads = args.kv_heads = heads;
+      args.head_dim = hd;
+      args.q = &q[i * N * H];
+      args.q_stride = H;
+      args.out = &attn[i * N * H];
+      args.out_stride = H;
+      args.kv = std::span<const KvRun>(&run, 1);
+      args.scale = scale;
+      MultiHeadAttention(args, pool);
     }
     MatMul(attn.data(), R, H, L.out_w, L.out_b.data(), x.data(), true, pool);
     LayerNorm(x.data(), L.ln2_w.data(), L.ln2_b.data(), R, H, eps, h.data(), pool);
@@ -70,7 +72,8 @@ void ClipForward(const VisionConfig& v, const VisionWeights& w, std::span<const 
 }
 
 void EncodeImage(const ModelConfig& c, const VisionWeights& w, std::span<const float* const> views, int64_t rows,
-                 int64_t cols, ThreadPool* pool, std::vector<float>* tokens) {
+                 int64_t cols, ThreadPool* pool, std::vector<float>* tokens,
+                 const std::function<void(int64_t, int64_t)>& on_views) {
   const VisionConfig& v = c.vision;
   const int64_t H = v.hidden_size, g = v.grid(), m = v.merged_grid(), M = v.merged_dim(), D = c.text.hidden_size;
   const int64_t nviews = static_cast<int64_t>(views.size());
@@ -84,6 +87,7 @@ void EncodeImage(const ModelConfig& c, const VisionWeights& w, std::span<const f
     ClipForward(v, w, views.subspan(b0, n), pool, batch_features.data());
     for (int64_t i = 0; i < n; ++i)
       std::memcpy(feats[b0 + i].data(), &batch_features[i * v.num_patches() * H], v.num_patches() * H * sizeof(float));
+    if (on_views) on_views(b0 + n, nviews);
   }
 
   // 2×2 merge: token (r, c) = concat(F[2r][2c], F[2r][2c+1], F[2r+1][2c], F[2r+1][2c+1]).

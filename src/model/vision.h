@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -25,7 +26,9 @@ void ClipForward(const VisionConfig& v, const VisionWeights& w, std::span<const 
 
 // Encodes one image: `views` = [global, tiles row-major] (1 + rows·cols views of C·S·S floats) -> projected tokens
 // [ImageTokenCount, D] in sequence order.
+// `on_views(done, total)` (optional) is called after each batch of views.
 void EncodeImage(const ModelConfig& c, const VisionWeights& w, std::span<const float* const> views, int64_t rows,
-                 int64_t cols, ThreadPool* pool, std::vector<float>* tokens);
+                 int64_t cols, ThreadPool* pool, std::vector<float>* tokens,
+                 const std::function<void(int64_t, int64_t)>& on_views = {});
 
 }  // namespace ixc

@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "progress.h"
 
 namespace ixc::cli {
 
@@ -44,7 +45,10 @@ int RunInteractive(Session& session, const ChatRequest& base) {
     req.history = history;
     req.query = line;
     req.images = images;
-    auto res = session.Chat(req, StdoutStreamer(true));
+    ChatProgressLine progress = ChatProgressLine::Terminal(true);
+    req.progress = progress.callback();
+    auto res = session.Chat(req, progress.Wrap(StdoutStreamer(true)));
+    progress.Clear();
     std::printf("\n");
     if (!res.ok()) {
       std::fprintf(stderr, "ixc: error: %s\n", res.status().message().c_str());
@@ -109,12 +113,15 @@ int RunChat(int argc, char** argv) {
 
   auto model = LoadModel(common);
   if (!model.ok()) return Fail(model.status());
-  Session session(**model, {common.threads});
+  Session session(**model, {common.threads, common.precision});
   InstallInterruptHandler();
   if (!has_prompt) return RunInteractive(session, req);
 
   req.query = prompt;
-  auto res = session.Chat(req, StdoutStreamer(!common.json_out));
+  ChatProgressLine progress = ChatProgressLine::Terminal(!common.json_out);
+  req.progress = progress.callback();
+  auto res = session.Chat(req, progress.Wrap(StdoutStreamer(!common.json_out)));
+  progress.Clear();
   if (!res.ok()) return Fail(res.status());
   if (!dump_path.empty()) {
     s = SaveDebugTensors(*res, dump_path);

@@ -35,6 +35,15 @@ void AddCommonFlags(FlagSet& fs, CommonArgs& a) {
           [&](const std::string& v) { a.model_dir = v; return Status::Ok(); }});
   fs.Add({"--threads", "-t", "N", "worker threads (default: all cores)",
           [&](const std::string& v) { return ParseInt("--threads", v, 1, 1024, &a.threads); }});
+  fs.Add({"--precision", "", "P", "fast (default: f16 KV cache) or f32 (every activation and the KV cache in f32)",
+          [&](const std::string& v) {
+            auto p = ParsePrecision(v);
+            if (p.ok()) a.precision = *p;
+            return p.status();
+          }});
+  fs.Add({"--isa", "", "LEVEL", "use kernels up to this instruction set: scalar, avx2, avx512, avx512bf16, amx "
+          "(default: the best the CPU has; $IXC_ISA does the same)",
+          [&](const std::string& v) { return LimitInstructionSet(v); }});
   fs.Add({"--json", "", "", "print one JSON object (text, tokens, prompt_tokens, timings, ...) instead of the text",
           [&](const std::string&) { a.json_out = true; return Status::Ok(); }});
   fs.Add({"--help", "-h", "", "show this help", [&](const std::string&) { a.help = true; return Status::Ok(); }});
@@ -141,7 +150,10 @@ nlohmann::json ResultJson(const ChatResult& r) {
                   {"prefill_ms", t.prefill_ms},
                   {"decode_ms", t.decode_ms},
                   {"decoded_tokens", t.decoded_tokens},
-                  {"prefill_tokens_per_s", t.prefill_ms > 0 ? r.prompt_tokens * 1000.0 / t.prefill_ms : 0.0},
+                  {"encoded_views", t.encoded_views},
+                  {"prefilled_tokens", t.prefilled_tokens},
+                  {"encode_views_per_s", t.encode_images_ms > 0 ? t.encoded_views * 1000.0 / t.encode_images_ms : 0.0},
+                  {"prefill_tokens_per_s", t.prefill_ms > 0 ? t.prefilled_tokens * 1000.0 / t.prefill_ms : 0.0},
                   {"decode_tokens_per_s", t.decode_ms > 0 ? t.decoded_tokens * 1000.0 / t.decode_ms : 0.0}};
   return j;
 }

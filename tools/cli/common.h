@@ -22,6 +22,7 @@ int Fail(const Status& s);
 struct CommonArgs {
   std::string model_dir;
   int threads = 0;
+  Precision precision = Precision::kFast;
   bool json_out = false;
   bool help = false;
 };

@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "progress.h"
 
 namespace ixc::cli {
 
@@ -18,8 +19,11 @@ Status WriteText(const std::string& path, const std::string& text) {
 }
 
 // Runs one composition request, streaming to stderr-free stdout unless JSON is asked for.
-Result<ChatResult> Run(Session& s, const ChatRequest& r, bool stream) {
-  auto res = s.Chat(r, StdoutStreamer(stream));
+Result<ChatResult> Run(Session& s, ChatRequest r, bool stream) {
+  ChatProgressLine progress = ChatProgressLine::Terminal(stream);
+  r.progress = progress.callback();
+  auto res = s.Chat(r, progress.Wrap(StdoutStreamer(stream)));
+  progress.Clear();
   if (res.ok() && stream) std::printf("\n");
   return res;
 }
@@ -54,7 +58,7 @@ int RunWriteArticle(int argc, char** argv) {
   ChatRequest r = MakeArticleRequest(prompt, media.images, meta);
   r.hd_num = media.hd_num;
   r.generation = gen;
-  Session session(**model, {common.threads});
+  Session session(**model, {common.threads, common.precision});
   InstallInterruptHandler();
   auto res = Run(session, r, !common.json_out);
   if (!res.ok()) return Fail(res.status());
@@ -114,7 +118,7 @@ int RunWebpage(int argc, char** argv) {
   }
   auto model = LoadModel(common);
   if (!model.ok()) return Fail(model.status());
-  Session session(**model, {common.threads});
+  Session session(**model, {common.threads, common.precision});
   InstallInterruptHandler();
   ChatRequest r = MakeWebpageRequest(instruction, media.images);
   r.hd_num = media.hd_num;

@@ -24,4 +24,23 @@ class LoadProgressBar {
   std::shared_ptr<State> state_;
 };
 
+// The request's stages (media decoded, views encoded k/n, prompt prefilled with tokens/s) on one stderr line that
+// is cleared when the answer starts; drawn only on a terminal and never with --json.
+class ChatProgressLine {
+ public:
+  explicit ChatProgressLine(bool enabled);
+  static ChatProgressLine Terminal(bool wanted);  // enabled when wanted and stderr is a terminal
+  ~ChatProgressLine();  // clears the line
+
+  // For ChatRequest::progress (empty when disabled).
+  ChatProgressCallback callback();
+  // Wraps the text callback so the line is cleared before the first piece is written.
+  TextCallback Wrap(TextCallback on_text);
+  void Clear();
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
 }  // namespace ixc::cli
