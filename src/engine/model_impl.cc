@@ -280,6 +280,17 @@ Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options) {
   return m;
 }
 
+Result<std::unique_ptr<ModelImpl>> MakeSyntheticModelImpl(const ModelConfig& config, const SyntheticOptions& options,
+                                                          ThreadPool* pool) {
+  auto m = std::make_unique<ModelImpl>();
+  m->config = config;
+  m->synthetic = MakeSyntheticCheckpoint(config, options, pool);
+  auto weights = BindWeights(m->config, m->synthetic->tensors);
+  if (!weights.ok()) return weights.status().WithContext("synthetic checkpoint");
+  m->weights = std::move(weights).value();
+  return m;
+}
+
 Status CheckModeAvailable(const ModelImpl& m, TaskMode mode) {
   const DecoderWeights& w = m.weights.text;
   if (mode == TaskMode::kWeb && !w.has_web) {

@@ -5,9 +5,11 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "io/checkpoint.h"
 #include "ixc/ixc.h"
 #include "model/config.h"
+#include "model/synthetic.h"
 #include "model/weights.h"
 #include "text/tokenizer.h"
 
@@ -42,6 +44,8 @@ class ModelImpl {
   ModelWeights weights;
   std::unique_ptr<Tokenizer> tokenizer;
   std::string model_dir;
+  // Synthetic models only: the generated tensors `weights` views (a real model's live in `checkpoint`).
+  std::unique_ptr<SyntheticCheckpoint> synthetic;
 };
 
 // Parses a Hugging Face config.json (the real keys, optional vision_config). `name` is used in errors.
@@ -54,6 +58,12 @@ Result<QuantizationConfig> ParseQuantizationConfig(const std::string& json_text,
 // Opens the folder's checkpoint, dequantises AWQ layers when there are any, binds the weights, loads the tokenizer.
 Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options);
 Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const std::string& model_dir);
+
+// A model of random weights in `config`'s shapes (`ixc bench --synthetic`): generated in memory, then bound as
+// LoadModelImpl binds a checkpoint, so load-time steps apply to it too. No folder, no checkpoint, no tokenizer.
+// `pool` (may be null) generates the weights in parallel.
+Result<std::unique_ptr<ModelImpl>> MakeSyntheticModelImpl(const ModelConfig& config, const SyntheticOptions& options,
+                                                          ThreadPool* pool = nullptr);
 
 // Why a mode cannot run with this checkpoint, or OK.
 Status CheckModeAvailable(const ModelImpl& m, TaskMode mode);

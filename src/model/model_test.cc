@@ -1,13 +1,16 @@
 // Decoder checks against a naive double-precision re-implementation of spec §2 written here from the spec
 // (explicit de-interleaving of wqkv, per-row RoPE bases, plain causal attention), on random checkpoints of several
 // shapes: GQA, one KV head, MHA, dynamic NTK on and off, every adapter mode, mixed image masks.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "core/status.h"
 #include "core/testing.h"
+#include "kernels/cpu.h"
 #include "model/decoder.h"
 #include "model/synthetic.h"
 #include "model/vision.h"
@@ -297,6 +300,42 @@ TEST(Vision, TokenCountAndLayout) {
   EXPECT_EQ(ImageTokenCount(v, 2, 2), 2061);
   EXPECT_EQ(ImageTokenCount(v, 1, 1), 841);
   EXPECT_EQ(ImageTokenCount(v, 20, 1), 8821);
+}
+
+// Values are a function of (seed, name, index): the same with or without a pool or vector instructions, whatever
+// other tensors exist.
+TEST(Synthetic, ValuesDependOnSeedAndNameOnly) {
+  ModelConfig mc = SmallConfig(16, 2, 1, 64, "");
+  mc.text.vocab_size = 5000;  // 80 000 embedding values: large enough to be filled in parallel
+  SyntheticOptions so;
+  so.vision = false;
+  auto a = MakeSyntheticCheckpoint(mc, so);
+  ThreadPool pool(3);
+  auto b = MakeSyntheticCheckpoint(mc, so, &pool);
+  so.web_rank = 0;
+  auto c = [&] {
+    ScopedIsaLimit scalar(Isa::kScalar);  // the portable loop gives the same values as the vector ones
+    return MakeSyntheticCheckpoint(mc, so, &pool);
+  }();
+  so.seed = 2;
+  auto d = MakeSyntheticCheckpoint(mc, so);
+  EXPECT_EQ(SyntheticCheckpointBytes(mc, so), d->bytes);
+  EXPECT_LT(c->tensors.size(), a->tensors.size());
+  for (const auto& [name, t] : a->tensors) {
+    ASSERT_EQ(std::memcmp(t.data, b->tensors.at(name).data, t.nbytes()), 0) << name;
+    if (!c->tensors.count(name)) continue;  // the web adapter, left out of c and d
+    EXPECT_EQ(std::memcmp(t.data, c->tensors.at(name).data, t.nbytes()), 0) << name;
+    EXPECT_NE(std::memcmp(t.data, d->tensors.at(name).data, t.nbytes()), 0) << name;
+  }
+  // Weights uniform in [-0.08, 0.08) with both halves used, norms around 1.
+  const std::vector<float> emb = ToF32(a->tensors.at("output.weight"));
+  float lo = 1, hi = -1;
+  for (float v : emb) lo = std::min(lo, v), hi = std::max(hi, v);
+  EXPECT_LT(lo, -0.079f);
+  EXPECT_GE(lo, -0.0801f);
+  EXPECT_GT(hi, 0.079f);
+  EXPECT_LE(hi, 0.0801f);
+  for (float v : ToF32(a->tensors.at("model.norm.weight"))) EXPECT_NEAR(v, 1.0f, 0.2001f);
 }
 
 }  // namespace

@@ -3,12 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 #include "model/config.h"
 
 namespace ixc {
@@ -22,10 +24,27 @@ struct SyntheticOptions {
 };
 
 struct SyntheticCheckpoint {
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
   std::map<std::string, TensorView> tensors;
-  std::vector<std::unique_ptr<std::vector<uint8_t>>> storage;
+  // One 64-byte aligned block per tensor (as a well-packed file would align them).
+  std::vector<std::unique_ptr<uint8_t[], FreeDeleter>> storage;
+  int64_t bytes = 0;  // sum of the tensors' sizes
 };
 
-std::unique_ptr<SyntheticCheckpoint> MakeSyntheticCheckpoint(const ModelConfig& c, const SyntheticOptions& o);
+// Each value is a hash of (seed, tensor name, element index), so a tensor's values depend on neither the other
+// tensors present nor the pool's thread count. `pool` (may be null) fills large tensors in parallel: full-size
+// checkpoints hold billions of values.
+std::unique_ptr<SyntheticCheckpoint> MakeSyntheticCheckpoint(const ModelConfig& c, const SyntheticOptions& o,
+                                                             ThreadPool* pool = nullptr);
+
+// Fills out[0, n) with uniform values in [lo, hi) from the same generator, keyed by (seed, name): random inputs for
+// benchmarks (pixels, token embeddings, KV cache rows) at the speed of memory.
+void FillSyntheticUniform(uint64_t seed, const std::string& name, float lo, float hi, float* out, int64_t n,
+                          ThreadPool* pool = nullptr);
+
+// Bytes MakeSyntheticCheckpoint would allocate for these options (to check memory before generating).
+int64_t SyntheticCheckpointBytes(const ModelConfig& c, const SyntheticOptions& o);
 
 }  // namespace ixc

@@ -1,0 +1,113 @@
+// `ixc bench` as users run it, on synthetic weights of the golden checkpoint's tiny shapes: the JSON has every
+// field, the table marks skipped stages, and bad flags, stage names and config files are clear errors. No timing
+// is asserted beyond "positive".
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_test_util.h"
+#include "core/testing.h"
+
+namespace {
+
+using json = nlohmann::json;
+using ixc::testing::CliRun;
+
+std::string TinyConfig() { return ixc::testing::GoldenDir() + "/model/config.json"; }
+
+// Small probe buffer and few decode tokens: the run takes seconds.
+const char kQuick[] = " --threads 2 --repeat 2 --probe-mb 16";
+
+TEST(CliBench, JsonHasEveryFigure) {
+  IXC_REQUIRE_GOLDEN();
+  CliRun r = ixc::testing::RunIxc("bench --synthetic --config " + TinyConfig() + kQuick + " --json", false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const json j = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["type"], "bf16");
+  EXPECT_EQ(j["threads"], 2);
+  EXPECT_EQ(j["precision"], "fast");
+  EXPECT_EQ(j["kv_type"], "f16");
+  EXPECT_EQ(j["layers"], 2);
+  EXPECT_EQ(j["model_layers"], 2);
+  EXPECT_EQ(j["vit_layers"], 2);
+  EXPECT_EQ(j["decode_tokens"], 2);
+  EXPECT_EQ(j["stages"], json::parse(R"(["vit", "prefill", "image", "decode", "decode16k"])"));
+  EXPECT_EQ(j["image_prompt_tokens"], 2878);  // the tiny tower keeps the real 560 px views and 14 px patches
+  for (const char* k : {"vit_tile_s", "prefill_tok_s_512", "image_prompt_s", "image_encode_s", "image_prefill_s",
+                        "decode_tok_s", "decode_tok_s_16k", "decode_weight_bytes", "decode_kv_bytes",
+                        "decode_kv_bytes_16k", "peak_rss_mb", "bandwidth_gbs", "bandwidth_probe_bytes", "peak_gflops",
+                        "prefill_flop_per_token", "vit_flop_per_tile", "image_prompt_flop",
+                        "decode_bandwidth_share", "decode_16k_bandwidth_share", "prefill_peak_share",
+                        "vit_peak_share", "image_peak_share", "setup_s"}) {
+    ASSERT_TRUE(j.contains(k)) << k;
+    ASSERT_TRUE(j[k].is_number()) << k << ": " << j[k];
+    EXPECT_GT(j[k].get<double>(), 0) << k;
+  }
+  EXPECT_FALSE(j["peak_kind"].get<std::string>().empty());
+  EXPECT_TRUE(j["peaks_gflops"].contains(j["peak_kind"].get<std::string>()));
+  EXPECT_EQ(j["bandwidth_probe_bytes"], 16 << 20);
+  // Synthetic bf16 weights of the tiny shape: 2 layers of linears, f32 norms, the LM head, one embedding row.
+  const int64_t linears = 128 * 256 + 128 * 128 + 3 * 128 * 256;
+  EXPECT_EQ(j["decode_weight_bytes"], 2 * 2 * linears + 4 * (2 * 2 * 128 + 128) + 2 * 92544 * 128 + 2 * 128);
+}
+
+TEST(CliBench, SkippedStagesAreNullAndDashes) {
+  IXC_REQUIRE_GOLDEN();
+  const std::string args =
+      "bench --synthetic --config " + TinyConfig() + kQuick + " --stages decode --layers 1 --precision f32";
+  CliRun r = ixc::testing::RunIxc(args + " --json", false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["layers"], 1);
+  EXPECT_EQ(j["model_layers"], 2);
+  EXPECT_EQ(j["kv_type"], "f32");
+  EXPECT_EQ(j["decode_kv_bytes"], 4096 * 2 * 1 * 64 * 4);  // positions × (k, v) × layers × kv width × f32
+  EXPECT_GT(j["decode_tok_s"].get<double>(), 0);
+  for (const char* k : {"vit_tile_s", "prefill_tok_s_512", "image_prompt_s", "decode_tok_s_16k", "vit_peak_share"})
+    EXPECT_TRUE(j[k].is_null()) << k;
+
+  CliRun t = ixc::testing::RunIxc(args, false);
+  ASSERT_EQ(t.code, 0) << t.out;
+  for (const char* s : {"read bandwidth", "GFLOP/s", "1 of 2 decoder layers", "not scaled", "of read bandwidth"})
+    EXPECT_NE(t.out.find(s), std::string::npos) << s << "\n" << t.out;
+  const size_t vit = t.out.find("\nvit ");
+  ASSERT_NE(vit, std::string::npos) << t.out;
+  const std::string line = t.out.substr(vit + 1, t.out.find('\n', vit + 1) - vit - 1);
+  EXPECT_NE(line.find(" - "), std::string::npos) << line;
+  EXPECT_EQ(t.out.find("ixc bench:"), std::string::npos) << "no progress lines when stderr is not a terminal";
+}
+
+// -m: the folder goes through Model::Load; its tokenizer counts the question's text tokens.
+TEST(CliBench, RealFolder) {
+  IXC_REQUIRE_GOLDEN();
+  const std::string dir = ixc::testing::GoldenDir() + "/model";
+  CliRun r = ixc::testing::RunIxc("bench -m " + dir + kQuick + " --stages image,decode --json", false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["model"], dir);
+  EXPECT_EQ(j["type"], "bf16");
+  EXPECT_EQ(j["image_prompt_tokens"], 2878);
+  EXPECT_GT(j["image_prompt_s"].get<double>(), 0);
+  EXPECT_GT(j["decode_tok_s"].get<double>(), 0);
+  EXPECT_TRUE(j["prefill_tok_s_512"].is_null());
+}
+
+TEST(CliBench, UsageErrors) {
+  auto expect_error = [](const std::string& args, int code, const std::string& mention) {
+    CliRun r = ixc::testing::RunIxc("bench " + args);
+    EXPECT_EQ(r.code, code) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find(mention), std::string::npos) << args << "\n" << r.out;
+  };
+  expect_error("--synthetic --bogus", 2, "--bogus");
+  expect_error("--synthetic --stages vit,bogus", 2, "bogus");
+  expect_error("--synthetic --type int4", 2, "--type");
+  expect_error("--synthetic --precision f8", 2, "f8");
+  expect_error("", 2, "--synthetic");
+  expect_error("--synthetic -m /some/model", 2, "--synthetic");
+  expect_error("-m /some/model --layers 2", 2, "--layers");
+  expect_error("--synthetic --config /nonexistent/config.json", 1, "/nonexistent/config.json");
+  expect_error("--synthetic --type f32 --layers 60000", 1, "--type bf16");  // far more memory than any machine has
+  EXPECT_EQ(ixc::testing::RunIxc("bench --help").code, 0);
+}
+
+}  // namespace
