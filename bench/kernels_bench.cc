@@ -40,8 +40,10 @@ void BM_MatMulBf16(benchmark::State& st) {
                                              benchmark::Counter::kIs1000);
 }
 // Decode (1 row), a 512-row prompt chunk through wqkv and w1, ViT fc1 over one 1601-token view.
-BENCHMARK(BM_MatMulBf16)->Args({1, 4096, 4096, 1})->Args({1, 4096, 4096, 2})->Args({1, 14336, 4096, 2})
+BENCHMARK(BM_MatMulBf16)->Args({1, 4096, 4096, 1})->Args({1, 4096, 4096, 2})->Args({1, 14336, 4096, 1})
+    ->Args({1, 14336, 4096, 2})
     ->Args({64, 4096, 4096, 2})->Args({512, 6144, 4096, 2})->Args({512, 14336, 4096, 2})->Args({1601, 4096, 1024, 2})
+    ->Args({11207, 1024, 1024, 2})->Args({11207, 4096, 1024, 2})->Args({11207, 1024, 4096, 2})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_MatMulF16(benchmark::State& st) {
@@ -60,6 +62,7 @@ void BM_MatMulF16(benchmark::State& st) {
 }
 // One thread, cache-resident shapes: the kernels' own speed, apart from memory and threading.
 BENCHMARK(BM_MatMulBf16)->Args({192, 128, 256, 1})->Args({192, 128, 1024, 1})->Args({192, 128, 4096, 1})
+    ->Args({192, 128, 4000, 1})->Args({192, 128, 4112, 1})
     ->Args({1601, 256, 1024, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK(BM_MatMulF16)->Args({1, 4096, 4096, 1})->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -17,10 +17,11 @@ using gemm::kRowsX;
 // Fewer rows than this take the row kernel (each weight byte read once per kRowsX rows, no panel conversion).
 constexpr int64_t kFewRows = 8;
 // A task: up to kMc rows × kNc panels. The k-block keeps a converted panel (kKc × 16 f32 = 16 KiB) in L1 while
-// the task's rows stream past it; kMc rows amortise the conversion.
+// the task's packed rows (kMc × kKc f32 = 192 KiB, in L2) stream past it; kMc rows amortise the panel's
+// conversion and kNc panels the rows' packing.
 constexpr int64_t kKc = 256;
 constexpr int64_t kMc = 192;
-constexpr int64_t kNc = 8;
+constexpr int64_t kNc = 32;
 // Below this many multiply-adds a product runs on the calling thread.
 constexpr int64_t kParallelMacs = 1 << 16;
 
@@ -63,7 +64,7 @@ void ManyRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, c
   const int64_t mtasks = (T + kMc - 1) / kMc, ntasks = (panels + kNc - 1) / kNc, tasks = mtasks * ntasks;
   const auto* wbytes = static_cast<const uint8_t*>(w.data);
 
-  auto task = [&](int64_t index, float* bpack) {
+  auto task = [&](int64_t index, float* apack, float* bpack) {
     // Consecutive tasks share a column block, so threads working side by side read the same weight panels.
     const int64_t nb = index / mtasks, mb = index % mtasks;
     const int64_t m0 = mb * kMc, m1 = std::min(T, m0 + kMc);
@@ -72,18 +73,22 @@ void ManyRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, c
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {
       const int64_t kc = std::min(kKc, K - k0);
       const bool add = accumulate || k0 > 0;
+      for (int64_t r0 = m0; r0 < m1; r0 += kMr) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - r0));
+        kern.pack_a(x + r0 * K + k0, K, mr, kc, apack + (r0 - m0) * kKc);
+      }
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t n0 = p * kNr;
         const int nr = static_cast<int>(std::min<int64_t>(kNr, N - n0));
         kern.pack_b(w.dtype, wbytes + (n0 * K + k0) * esize, K, nr, kc, bpack);
         for (int64_t r0 = m0; r0 < m1; r0 += kMr) {
           const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - r0));
-          const float* a = x + r0 * K + k0;
+          const float* a = apack + (r0 - m0) * kKc;
           float* c = y + r0 * N + n0;
-          if (nr == kNr) {
-            kern.micro(kc, a, K, mr, bpack, c, N, add);
+          if (mr == kMr && nr == kNr) {
+            kern.micro(kc, a, bpack, c, N, add);
           } else {
-            kern.micro(kc, a, K, mr, bpack, tile, kNr, false);
+            kern.micro(kc, a, bpack, tile, kNr, false);
             for (int r = 0; r < mr; ++r)
               for (int j = 0; j < nr; ++j) c[r * N + j] = add ? c[r * N + j] + tile[r * kNr + j] : tile[r * kNr + j];
           }
@@ -99,8 +104,10 @@ void ManyRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, c
 
   std::atomic<int64_t> next{0};
   auto worker = [&](int64_t, int64_t, int) {
+    // Per thread: the task's rows as 6-row micro-panels of one k-block (tile i at i·6·kKc), and one weight panel.
+    alignas(64) static thread_local float apack[kMc * kKc + 8];
     alignas(64) static thread_local float bpack[kKc * kNr];
-    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) task(i, bpack);
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) task(i, apack, bpack);
   };
   if (pool && tasks > 1 && T * N * K >= kParallelMacs) {
     pool->ParallelFor(pool->num_threads(), worker);

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kernels/gemm_kernels.h"
+#include "kernels/vec_avx2.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -15,6 +16,8 @@
 namespace ixc::gemm {
 
 namespace {
+
+using avx2::HorizontalSum;
 
 // 8 stored values from p (elements of dtype) widened to f32.
 inline __m256 Load8(DType dtype, const void* p) {
@@ -73,30 +76,45 @@ void PackB(DType dtype, const void* w, int64_t ldw, int nr, int64_t kc, float* b
     for (int j = 0; j < kNr; ++j) bpack[k * kNr + j] = j < nr ? Load1(dtype, w, j * ldw + k) : 0.f;
 }
 
+// 8 k-steps of up to 6 rows at a time: the rows are loaded as vectors, transposed in registers and stored as
+// 8 consecutive 6-float groups (each 8-float store runs 2 floats into the next group, which the next store
+// overwrites; the last one into apack's slack).
+void PackA(const float* a, int64_t lda, int mr, int64_t kc, float* apack) {
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i) r[i] = i < mr ? _mm256_loadu_ps(a + i * lda + k) : _mm256_setzero_ps();
+    Transpose8(r);
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(apack + (k + i) * kMr, r[i]);
+  }
+  for (; k < kc; ++k)
+    for (int i = 0; i < kMr; ++i) apack[k * kMr + i] = i < mr ? a[i * lda + k] : 0.f;
+}
+
 // The 6×16 tile lives in 12 named registers: with an array GCC stores the accumulators on every iteration.
-void Micro6(int64_t kc, const float* a, int64_t lda, const float* bpack, float* c, int64_t ldc, bool add) {
+void Micro(int64_t kc, const float* apack, const float* bpack, float* c, int64_t ldc, bool add) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_loadu_ps(bpack + k * kNr), b1 = _mm256_loadu_ps(bpack + k * kNr + 8);
-    __m256 av = _mm256_broadcast_ss(a0 + k);
+    const float* ak = apack + k * kMr;
+    __m256 av = _mm256_broadcast_ss(ak);
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a1 + k);
+    av = _mm256_broadcast_ss(ak + 1);
     c10 = _mm256_fmadd_ps(av, b0, c10);
     c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a2 + k);
+    av = _mm256_broadcast_ss(ak + 2);
     c20 = _mm256_fmadd_ps(av, b0, c20);
     c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a3 + k);
+    av = _mm256_broadcast_ss(ak + 3);
     c30 = _mm256_fmadd_ps(av, b0, c30);
     c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a4 + k);
+    av = _mm256_broadcast_ss(ak + 4);
     c40 = _mm256_fmadd_ps(av, b0, c40);
     c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a5 + k);
+    av = _mm256_broadcast_ss(ak + 5);
     c50 = _mm256_fmadd_ps(av, b0, c50);
     c51 = _mm256_fmadd_ps(av, b1, c51);
   }
@@ -116,74 +134,115 @@ void Micro6(int64_t kc, const float* a, int64_t lda, const float* bpack, float* 
   store(c + 5 * ldc, c50, c51);
 }
 
-// Fewer than 6 rows: the rows are copied into a zero-padded block so the one 6-row kernel serves every tile.
-void Micro(int64_t kc, const float* a, int64_t lda, int mr, const float* bpack, float* c, int64_t ldc, bool add) {
-  if (mr == kMr) return Micro6(kc, a, lda, bpack, c, ldc, add);
-  alignas(32) float pad[kMr * 256];
-  alignas(32) float tile[kMr * kNr];
-  for (int64_t k0 = 0; k0 < kc; k0 += 256) {
-    const int64_t n = kc - k0 < 256 ? kc - k0 : 256;
-    for (int r = 0; r < kMr; ++r)
-      for (int64_t k = 0; k < n; ++k) pad[r * 256 + k] = r < mr ? a[r * lda + k0 + k] : 0.f;
-    Micro6(n, pad, 256, bpack + k0 * kNr, tile, kNr, k0 > 0);
+enum Kind { kKindF32, kKindF16, kKindBf16 };
+
+// 16 consecutive weights as two f32 vectors, and the matching 16 activations. bf16 is widened by interleaving
+// with zeros, which works within 128-bit lanes: lo holds elements {0-3, 8-11}, hi {4-7, 12-15}; the activations
+// are permuted the same way (once per step, shared by every weight row) instead of the weights.
+template <int K>
+inline void Weights16(const void* w, int64_t i, __m256* lo, __m256* hi) {
+  if constexpr (K == kKindBf16) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i));
+    *lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(_mm256_setzero_si256(), v));
+    *hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(_mm256_setzero_si256(), v));
+  } else if constexpr (K == kKindF16) {
+    const auto* h = static_cast<const uint16_t*>(w) + i;
+    *lo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)));
+    *hi = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 8)));
+  } else {
+    *lo = _mm256_loadu_ps(static_cast<const float*>(w) + i);
+    *hi = _mm256_loadu_ps(static_cast<const float*>(w) + i + 8);
   }
-  for (int r = 0; r < mr; ++r)
-    for (int j = 0; j < kNr; ++j) c[r * ldc + j] = add ? c[r * ldc + j] + tile[r * kNr + j] : tile[r * kNr + j];
 }
 
-inline float HorizontalSum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+template <int K>
+inline void Activations16(const float* x, __m256* lo, __m256* hi) {
+  const __m256 a = _mm256_loadu_ps(x), b = _mm256_loadu_ps(x + 8);
+  if constexpr (K == kKindBf16) {
+    *lo = _mm256_permute2f128_ps(a, b, 0x20);
+    *hi = _mm256_permute2f128_ps(a, b, 0x31);
+  } else {
+    *lo = a;
+    *hi = b;
+  }
 }
 
-// NX activation rows × NW weight rows, dot products along k: each weight row is one sequential stream.
-template <int NX, int NW>
-void RowsT(DType dtype, const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, float* out) {
+// NX activation rows × NW weight rows, dot products along k: each weight row is one sequential stream, read 32
+// bytes at a time. Eight bf16 rows at once keep enough loads in flight to use the memory bandwidth.
+template <int K, int NX, int NW>
+void RowsT(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, DType dtype, float* out) {
+  const size_t esize = K == kKindF32 ? 4 : 2;
+  const auto* wb = static_cast<const uint8_t*>(w);
   __m256 acc[NX][NW];
   for (int r = 0; r < NX; ++r)
     for (int j = 0; j < NW; ++j) acc[r][j] = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 8 <= k; i += 8) {
-    __m256 wv[NW];
-    for (int j = 0; j < NW; ++j) wv[j] = Load8(dtype, Offset(dtype, w, j * ldw + i));
-    for (int r = 0; r < NX; ++r) {
-      const __m256 xv = _mm256_loadu_ps(x + r * ldx + i);
-      for (int j = 0; j < NW; ++j) acc[r][j] = _mm256_fmadd_ps(xv, wv[j], acc[r][j]);
+  for (; i + 16 <= k; i += 16) {
+    __m256 xl[NX], xh[NX];
+    for (int r = 0; r < NX; ++r) Activations16<K>(x + r * ldx + i, &xl[r], &xh[r]);
+    for (int j = 0; j < NW; ++j) {
+      __m256 lo, hi;
+      Weights16<K>(wb + j * ldw * esize, i, &lo, &hi);
+      for (int r = 0; r < NX; ++r) {
+        acc[r][j] = _mm256_fmadd_ps(xl[r], lo, acc[r][j]);
+        acc[r][j] = _mm256_fmadd_ps(xh[r], hi, acc[r][j]);
+      }
     }
   }
   for (int r = 0; r < NX; ++r) {
     for (int j = 0; j < NW; ++j) {
       float s = HorizontalSum(acc[r][j]);
-      for (int64_t t = i; t < k; ++t) s += x[r * ldx + t] * Load1(dtype, w, j * ldw + t);
+      for (int64_t t = i; t < k; ++t) s += x[r * ldx + t] * Load1(dtype, wb + j * ldw * esize, t);
       out[r * kRowsW + j] = s;
     }
   }
 }
 
+// Weight rows per pass for NX activation rows: the accumulators (NX × NW) and activations (2 × NX) fit in the 16
+// vector registers.
 template <int NX>
-void RowsNx(DType dtype, const float* x, int64_t ldx, const void* w, int64_t ldw, int nw, int64_t k, float* out) {
-  switch (nw) {
-    case 4: return RowsT<NX, 4>(dtype, x, ldx, w, ldw, k, out);
-    case 3: return RowsT<NX, 3>(dtype, x, ldx, w, ldw, k, out);
-    case 2: return RowsT<NX, 2>(dtype, x, ldx, w, ldw, k, out);
-    default: return RowsT<NX, 1>(dtype, x, ldx, w, ldw, k, out);
+constexpr int kPassRows = NX == 1 ? 8 : NX == 2 ? 4 : 2;
+
+template <int K, int NX>
+void RowsNx(const float* x, int64_t ldx, const void* w, int64_t ldw, int nw, int64_t k, DType dtype, float* out) {
+  constexpr int P = kPassRows<NX>;
+  const size_t esize = K == kKindF32 ? 4 : 2;
+  for (int j0 = 0; j0 < nw; j0 += P) {
+    const void* wj = static_cast<const uint8_t*>(w) + j0 * ldw * esize;
+    float* oj = out + j0;
+    switch (nw - j0 >= P ? P : nw - j0) {
+      case P: RowsT<K, NX, P>(x, ldx, wj, ldw, k, dtype, oj); break;
+      case 1: RowsT<K, NX, 1>(x, ldx, wj, ldw, k, dtype, oj); break;
+      default:
+        for (int j = j0; j < nw; ++j) {  // the last few rows of a matrix, one at a time
+          RowsT<K, NX, 1>(x, ldx, static_cast<const uint8_t*>(w) + j * ldw * esize, ldw, k, dtype, out + j);
+        }
+        return;
+    }
+  }
+}
+
+template <int K>
+void RowsKind(const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k, DType dtype,
+              float* out) {
+  switch (nx) {
+    case 3: return RowsNx<K, 3>(x, ldx, w, ldw, nw, k, dtype, out);
+    case 2: return RowsNx<K, 2>(x, ldx, w, ldw, nw, k, dtype, out);
+    default: return RowsNx<K, 1>(x, ldx, w, ldw, nw, k, dtype, out);
   }
 }
 
 void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k,
           float* out) {
-  switch (nx) {
-    case 3: return RowsNx<3>(dtype, x, ldx, w, ldw, nw, k, out);
-    case 2: return RowsNx<2>(dtype, x, ldx, w, ldw, nw, k, out);
-    default: return RowsNx<1>(dtype, x, ldx, w, ldw, nw, k, out);
-  }
+  if (dtype == DType::kBF16) return RowsKind<kKindBf16>(x, ldx, nx, w, ldw, nw, k, dtype, out);
+  if (dtype == DType::kF16) return RowsKind<kKindF16>(x, ldx, nx, w, ldw, nw, k, dtype, out);
+  RowsKind<kKindF32>(x, ldx, nx, w, ldw, nw, k, dtype, out);
 }
 
 }  // namespace
 
 const Kernels& Avx2Kernels() {
-  static const Kernels k{PackB, Micro, Rows};
+  static const Kernels k{PackB, PackA, Micro, Rows};
   return k;
 }
 

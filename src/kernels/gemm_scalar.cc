@@ -21,16 +21,21 @@ void PackB(DType dtype, const void* w, int64_t ldw, int nr, int64_t kc, float* b
   }
 }
 
-void Micro(int64_t kc, const float* a, int64_t lda, int mr, const float* bpack, float* c, int64_t ldc, bool add) {
+void PackA(const float* a, int64_t lda, int mr, int64_t kc, float* apack) {
+  for (int64_t k = 0; k < kc; ++k)
+    for (int r = 0; r < kMr; ++r) apack[k * kMr + r] = r < mr ? a[r * lda + k] : 0.f;
+}
+
+void Micro(int64_t kc, const float* apack, const float* bpack, float* c, int64_t ldc, bool add) {
   float acc[kMr][kNr] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const float* b = bpack + k * kNr;
-    for (int r = 0; r < mr; ++r) {
-      const float av = a[r * lda + k];
+    for (int r = 0; r < kMr; ++r) {
+      const float av = apack[k * kMr + r];
       for (int j = 0; j < kNr; ++j) acc[r][j] += av * b[j];
     }
   }
-  for (int r = 0; r < mr; ++r)
+  for (int r = 0; r < kMr; ++r)
     for (int j = 0; j < kNr; ++j) c[r * ldc + j] = add ? c[r * ldc + j] + acc[r][j] : acc[r][j];
 }
 
@@ -49,7 +54,7 @@ void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64
 }  // namespace
 
 const Kernels& ScalarKernels() {
-  static const Kernels k{PackB, Micro, Rows};
+  static const Kernels k{PackB, PackA, Micro, Rows};
   return k;
 }
 
