@@ -168,6 +168,7 @@ struct MemoryQuery {
   int64_t text_tokens = 64;       // prompt text tokens (template, history, query)
   int threads = 0;                // 0: all hardware threads, as SessionOptions
   TaskMode mode = TaskMode::kBase;
+  Precision precision = Precision::kFast;  // the KV cache's element size follows it (f16 or f32)
 };
 
 // Parameter counts per component (spec §1.3).

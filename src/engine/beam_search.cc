@@ -100,6 +100,7 @@ class DecoderBeamModel : public BeamModel {
       s.mode = mode_;
       s.shared_prefix = &prompt_;
       s.cache = &caches_[i];
+      s.workspace = &workspace_;
       (*logits)[i].resize(c_.vocab_size);
       DecoderForward(c_, w_, s, pool_, (*logits)[i].data());
     }
@@ -112,6 +113,7 @@ class DecoderBeamModel : public BeamModel {
   const KvCache& prompt_;
   ThreadPool* pool_;
   std::vector<KvCache> caches_;
+  Workspace workspace_;
 };
 
 }  // namespace

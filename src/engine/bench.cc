@@ -492,8 +492,8 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   BenchWork work = ComputeBenchWork(config, plora_rank, kBenchQuestionTextTokens);
 
   // Synthetic weights are built per group of stages so that each holds only what its stages use: the decoder
-  // alone for prefill and decode (the 16k KV cache is 4.3 GB at the real shape), + the vision tower, and Partial
-  // LoRA for the image stage. Check that the larger group fits before generating anything.
+  // alone for prefill and decode (the 16k KV cache is 4.3 GB at the real shape), + the vision tower and Partial
+  // LoRA for the vit and image stages. Check that the larger group fits before generating anything.
   SyntheticOptions text_so, vision_so;
   text_so.seed = vision_so.seed = o.seed;
   text_so.dtype = vision_so.dtype = dtype;
@@ -501,7 +501,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   vision_so.web_rank = vision_so.sft_rank = vision_so.dpo_rank = 0;
   text_so.plora_rank = 0;
   text_so.vision = false;
-  vision_so.plora_rank = run_image ? kPloraRank : 0;
+  vision_so.plora_rank = kPloraRank;  // a checkpoint with a vision tower must have Partial LoRA (the binder checks)
   vision_so.vision = true;
   const int64_t available = AvailableMemoryBytes();
   if (synthetic) {

@@ -219,6 +219,102 @@ TEST_F(EngineTest, ProgressReportsEveryStageInOrder) {
   EXPECT_EQ(res->timings.prefilled_tokens, res->prompt_tokens);
 }
 
+// The golden checkpoint with max_position_embeddings raised from 256 to 16384: its image prompts (800+ tokens)
+// then stay below the dynamic-NTK threshold, so the RoPE base does not change between turns.
+const Model& GoldenWithLongPositions() {
+  static std::unique_ptr<Model> m = [] {
+    const std::string dir = testing::MakeTempDir("long_positions");
+    std::ifstream in(testing::GoldenDir() + "/model/config.json");
+    nlohmann::json config = nlohmann::json::parse(in);
+    config["max_position_embeddings"] = 16384;
+    std::ofstream(dir + "/config.json") << config.dump(1);
+    for (const char* f : {"model.safetensors", "tokenizer.model"})
+      fs::create_symlink(testing::GoldenDir() + "/model/" + f, dir + "/" + f);
+    return std::move(Model::Load({dir})).value();
+  }();
+  return *m;
+}
+
+// A follow-up question computes only the rows after the longest cached prefix that a fresh prefill would compute
+// the same way, and never re-encodes an image in that prefix; the answer is the fresh session's.
+TEST_F(EngineTest, FollowUpTurnsReuseTheCachedPrefix) {
+  ChatRequest first;
+  first.query = "What is in the picture?";
+  first.images = {testing::GoldenDir() + "/images/synth2.png"};
+  first.generation.do_sample = false;
+  first.generation.max_new_tokens = 6;
+  Session s(GoldenWithLongPositions(), {2, Precision::kF32});
+  auto r1 = s.Chat(first);
+  ASSERT_TRUE(r1.ok()) << r1.status().message();
+  EXPECT_EQ(r1->timings.prefilled_tokens, r1->prompt_tokens);
+
+  ChatRequest second = first;
+  second.history = {{first.query, r1->text}};
+  second.query = "And what colour is it?";
+  second.generation.max_new_tokens = 12;
+  auto r2 = s.Chat(second);
+  ASSERT_TRUE(r2.ok()) << r2.status().message();
+  EXPECT_EQ(r2->timings.encoded_views, 0) << "the image is in the reused prefix";
+  EXPECT_GT(r2->timings.prefilled_tokens, 0);
+  EXPECT_LT(r2->timings.prefilled_tokens, r2->prompt_tokens - r2->image_tokens[0]);
+  Session fresh(GoldenWithLongPositions(), {2, Precision::kF32});
+  auto want = fresh.Chat(second);
+  ASSERT_TRUE(want.ok());
+  EXPECT_EQ(want->timings.prefilled_tokens, want->prompt_tokens);
+  EXPECT_EQ(r2->tokens, want->tokens);
+  EXPECT_EQ(r2->prompt_tokens, want->prompt_tokens);
+
+  // The same request again: everything but the last prompt row comes from the cache.
+  auto again = s.Chat(second);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->timings.prefilled_tokens, 1);
+  EXPECT_EQ(again->tokens, want->tokens);
+
+  // Another picture: the rows before it are reused, the picture and everything after it are computed.
+  ChatRequest other = first;
+  other.images = {testing::GoldenDir() + "/images/synth3.png"};
+  auto r3 = s.Chat(other);
+  ASSERT_TRUE(r3.ok());
+  EXPECT_GT(r3->timings.encoded_views, 0);
+  EXPECT_GT(r3->timings.prefilled_tokens, r3->image_tokens[0]);
+  EXPECT_LT(r3->timings.prefilled_tokens, r3->prompt_tokens);
+  auto want3 = Session(GoldenWithLongPositions(), {2, Precision::kF32}).Chat(other);
+  ASSERT_TRUE(want3.ok());
+  EXPECT_EQ(r3->tokens, want3->tokens);
+
+  // Another adapter changes every row: nothing is reused.
+  ChatRequest write = other;
+  write.mode = TaskMode::kWrite;
+  auto r4 = s.Chat(write);
+  ASSERT_TRUE(r4.ok()) << r4.status().message();
+  EXPECT_EQ(r4->timings.prefilled_tokens, r4->prompt_tokens);
+}
+
+// Past max_position_embeddings (256 in the golden config) dynamic NTK changes the RoPE base with the prompt length,
+// so rows cached under the old base are computed again, as the reference would.
+TEST_F(EngineTest, FollowUpPastTheNtkThresholdRecomputes) {
+  ChatRequest first;
+  first.query = "Tell me a long story about a cat.";
+  first.generation.do_sample = false;
+  first.generation.max_new_tokens = 8;
+  Session s(Golden(), {1, Precision::kF32});
+  auto r1 = s.Chat(first);
+  ASSERT_TRUE(r1.ok());
+  ASSERT_LT(r1->prompt_tokens, 256);
+  ChatRequest second = first;
+  std::string longer;
+  for (int i = 0; i < 120; ++i) longer += "more words please ";
+  second.history = {{first.query, r1->text}};
+  second.query = longer;
+  auto r2 = s.Chat(second);
+  ASSERT_TRUE(r2.ok());
+  ASSERT_GT(r2->prompt_tokens, 256);
+  EXPECT_EQ(r2->timings.prefilled_tokens, r2->prompt_tokens);
+  auto want = Session(Golden(), {1, Precision::kF32}).Chat(second);
+  ASSERT_TRUE(want.ok());
+  EXPECT_EQ(r2->tokens, want->tokens);
+}
+
 TEST_F(EngineTest, StreamingPiecesConcatenateToTheReplyAndCancelStops) {
   ChatRequest r;
   r.query = "Tell me a story.";

@@ -288,7 +288,10 @@ TEST(ModelInfoTest, GoldenCheckpoint) {
   EXPECT_EQ(info.memory.image_tokens, 10501);
   EXPECT_EQ(info.memory.prompt_tokens, 10501 + 64);
   EXPECT_EQ(info.memory.context_tokens, info.memory.prompt_tokens);
-  EXPECT_EQ(info.memory.kv_bytes_per_token, 2 * 2 * 64 * 4);
+  EXPECT_EQ(info.memory.kv_bytes_per_token, 2 * 2 * 64 * 2);  // f16 by default
+  MemoryQuery exact;
+  exact.precision = Precision::kF32;
+  EXPECT_EQ((*m)->Info(exact).memory.kv_bytes_per_token, 2 * 2 * 64 * 4);
   EXPECT_GT(info.memory.total, info.memory.runtime + info.memory.weights_owned);
   // Several images: hd_num 6 whatever was asked (the reference's rule).
   MemoryQuery q;
@@ -326,7 +329,8 @@ TEST(MemoryEstimate, SevenBWeightsMatchTheSpecInventory) {
   EXPECT_EQ(w.sft.mapped, int64_t{603979776} * 2);
   EXPECT_EQ(w.dpo.mapped, int64_t{603979776} * 2);
   EXPECT_EQ(w.embedding_row_bytes, 4096 * 2);
-  EXPECT_EQ(KvBytesPerToken(c.text), 2 * 32 * 1024 * 4);  // 256 KiB per token
+  EXPECT_EQ(KvBytesPerToken(c.text, 2), 2 * 32 * 1024 * 2);  // 128 KiB per token in f16
+  EXPECT_EQ(KvBytesPerToken(c.text, 4), 2 * 32 * 1024 * 4);  // 256 KiB in f32
   // AWQ: the decoder linears become owned F16 (the same bytes as a 16-bit checkpoint, held in process memory).
   const WeightBytes q = WeightBytesForConfig(c, 2, LoraRanks{}, true, /*awq=*/true);
   EXPECT_EQ(q.decoder.mapped, 0);
@@ -349,37 +353,44 @@ TEST(MemoryEstimate, ImagesTokensAndMediaBuffers) {
   EXPECT_EQ(MediaBytes(c.vision, im), 3 * 800 * 600 + 3 * canvas + 12 * canvas + 5 * view);
 }
 
-TEST(MemoryEstimate, VisionScratchGrowsWithThreadsUpToTheViewCount) {
+TEST(MemoryEstimate, VisionEncodesViewsInBatchesOfEight) {
   const ModelConfig c;
-  const ImageShape im{1, 1, 0};  // 2 views: the global one and one tile
-  // One view's CLIP scratch at ViT-L: patches, six [1601, 1024] buffers, the MLP hidden, scores, conversion rows.
-  const int64_t clip = (1600 * 588 + 6 * 1601 * 1024 + 1601 * 4096 + 1601) * 4 + 16 * 4096 * 4;
-  const int64_t fixed = 2 * 3 * 560 * 560 * 4 + 2 * 1600 * 1024 * 4;  // views and features
-  EXPECT_EQ(VisionEncodeBytes(c, im, 1, false), fixed + clip);
-  EXPECT_EQ(VisionEncodeBytes(c, im, 2, false), fixed + 2 * clip);
-  EXPECT_EQ(VisionEncodeBytes(c, im, 8, false), fixed + 2 * clip) << "at most one view per thread is in flight";
-  EXPECT_EQ(VisionEncodeBytes(c, im, 1, true), fixed + clip - 16 * 4096 * 4) << "f32 weights need no conversion rows";
-  // Many views on one thread: the projector's buffers (tokens x (4H + 2D) floats) are the larger part.
+  // Per thread: the matmul's packed rows and widened panel, the attention's scratch.
+  const int64_t kernel = (192 * 256 + 8 + 256 * 16) * 4 + (320 << 10);
+  // 2 views (global + one tile): one batch of both; patches of one view, six [2·1601, 1024] buffers and the MLP
+  // hidden; the views, their features and the batch's features.
+  const ImageShape im{1, 1, 0};
+  const int64_t clip2 = (1600 * 588 + 2 * 1601 * (6 * 1024 + 4096)) * 4;
+  const int64_t fixed2 = 2 * 3 * 560 * 560 * 4 + 2 * 1600 * 1024 * 4 + 2 * 1600 * 1024 * 4;
+  EXPECT_EQ(VisionEncodeBytes(c, im, 1), fixed2 + clip2 + kernel);
+  EXPECT_EQ(VisionEncodeBytes(c, im, 2), fixed2 + clip2 + 2 * kernel) << "threads add only their kernel scratch";
+  // 25 views: batches of 8, so the tower's buffers are those of 8 views.
   const ImageShape big{4, 6, 0};
-  EXPECT_EQ(VisionEncodeBytes(c, big, 1, false),
-            25 * (3 * 560 * 560 * 4 + 1600 * 1024 * 4) + ImageTokens(c.vision, big) * (4096 + 2 * 4096) * 4 + 16 * 4096 * 4);
+  const int64_t clip8 = (1600 * 588 + 8 * 1601 * (6 * 1024 + 4096)) * 4;
+  EXPECT_EQ(VisionEncodeBytes(c, big, 1),
+            25 * (3 * 560 * 560 * 4 + 1600 * 1024 * 4) + 8 * 1600 * 1024 * 4 +
+                std::max(clip8, ImageTokens(c.vision, big) * (4096 + 2 * 4096) * 4) + kernel);
 }
 
 TEST(MemoryEstimate, PrefillChunksAtFiveHundredTwelveRows) {
   const ModelConfig c;
   const DecoderConfig& d = c.text;
-  const int64_t per_token = 4096 * 4 + 1 + KvBytesPerToken(d) + d.kv_dim() * 4 + 1 * 4;  // embeds, mask, KV, scores
+  // Embeddings, mask, three 8-byte row keys or bases, the f16 KV cache.
+  const int64_t per_token = 4096 * 4 + 1 + 3 * 8 + KvBytesPerToken(d, 2);
   // Past one chunk, only the per-token terms grow.
-  EXPECT_EQ(PrefillBytes(c, 1512, false, TaskMode::kBase, {}, 1, false) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, false),
+  EXPECT_EQ(PrefillBytes(c, 1512, false, TaskMode::kBase, {}, 1, 2) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, 2),
             1000 * per_token);
-  // Below it, the chunk's activations grow too.
-  const int64_t row = (4 * 4096 + 6144 + 2 * 14336 + 128) * 4;
-  EXPECT_EQ(PrefillBytes(c, 101, false, TaskMode::kBase, {}, 1, false) - PrefillBytes(c, 100, false, TaskMode::kBase, {}, 1, false),
+  // Below it, the chunk's workspace grows too.
+  const int64_t row = (5 * 4096 + 6144 + 2 * 14336 + 128) * 4;
+  EXPECT_EQ(PrefillBytes(c, 101, false, TaskMode::kBase, {}, 1, 2) - PrefillBytes(c, 100, false, TaskMode::kBase, {}, 1, 2),
             per_token + row);
+  // An f32 cache doubles the cache's part.
+  EXPECT_EQ(PrefillBytes(c, 100, false, TaskMode::kBase, {}, 1, 4) - PrefillBytes(c, 100, false, TaskMode::kBase, {}, 1, 2),
+            100 * KvBytesPerToken(d, 2));
   // Image rows add Partial LoRA's gathered rows; web mode its rank-512 middle.
-  EXPECT_EQ(PrefillBytes(c, 512, true, TaskMode::kBase, {}, 1, false) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, false),
+  EXPECT_EQ(PrefillBytes(c, 512, true, TaskMode::kBase, {}, 1, 2) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, 2),
             512 * (4096 + 14336 + 256) * 4);
-  EXPECT_EQ(PrefillBytes(c, 512, false, TaskMode::kWeb, {}, 1, false) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, false),
+  EXPECT_EQ(PrefillBytes(c, 512, false, TaskMode::kWeb, {}, 1, 2) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, 2),
             512 * 512 * 4);
 }
 
@@ -395,7 +406,7 @@ TEST(MemoryEstimate, RequestsTouchOnlyTheWeightsTheyUse) {
   EXPECT_EQ(t.image_tokens, 0);
   EXPECT_EQ(t.media, 0);
   EXPECT_EQ(t.context_tokens, 4096);
-  EXPECT_EQ(t.kv_cache, 4096 * KvBytesPerToken(c.text));
+  EXPECT_EQ(t.kv_cache, 4096 * KvBytesPerToken(c.text, 2));
   EXPECT_EQ(t.peak_phase, "decode");
   const int64_t touched = w.decoder.mapped + w.output.mapped;  // no Plora, adapters, vision
   EXPECT_GE(t.weights_resident, touched + w.owned());

@@ -2,16 +2,21 @@
 
 #include <algorithm>
 
+#include "model/vision.h"
+
 namespace ixc {
 
 namespace {
 
 constexpr int64_t kF = 4;               // sizeof(float): every activation is f32
 constexpr int64_t kPrefillChunk = 512;  // session.cc: prompt rows per decoder forward
-constexpr int64_t kMatMulRows = 16;     // kernels.cc: weight rows widened to f32 per block, per thread
+// gemm.cc, per thread that runs a product (thread_local): packed rows (192 × 256 floats + 8) and one widened weight
+// panel (256 × 16 floats).
+constexpr int64_t kMatMulScratch = (192 * 256 + 8 + 256 * 16) * kF;
+// attention.cc, per thread: query tile, key/value blocks and scores (measured high-water mark, rounded up).
+constexpr int64_t kAttentionScratch = int64_t{320} << 10;
 
-// The matmul's per-thread conversion rows for inputs of width k (none when the weights are already f32).
-int64_t MatMulScratch(int64_t k, int threads, bool f32) { return f32 ? 0 : threads * kMatMulRows * k * kF; }
+int64_t KernelScratch(int threads) { return threads * (kMatMulScratch + kAttentionScratch); }
 
 int64_t LoraBytes(int64_t rank, int64_t out, int64_t in, int64_t bytes) { return rank * (in + out) * bytes; }
 
@@ -38,7 +43,6 @@ WeightBytes WeightBytesForConfig(const ModelConfig& mc, int bytes_per_weight, co
   w.embedding.mapped = V * D * b;
   w.embedding_row_bytes = D * b;
   w.output.mapped = V * D * b;
-  w.matrices_f32 = b == 4;
   const int64_t linears = Q * D + D * A + 2 * F * D + D * F;
   (awq ? w.decoder.owned : w.decoder.mapped) = L * linears * (awq ? 2 : b);
   w.decoder.owned += (2 * L + 1) * D * kF;  // attention_norm, ffn_norm per layer; model.norm
@@ -66,7 +70,9 @@ ImageShape LargestImage(int hd_num) {
   return s;
 }
 
-int64_t KvBytesPerToken(const DecoderConfig& c) { return 2 * c.num_hidden_layers * c.kv_dim() * kF; }
+int64_t KvBytesPerToken(const DecoderConfig& c, int element_bytes) {
+  return 2 * c.num_hidden_layers * c.kv_dim() * element_bytes;
+}
 
 int64_t ImageTokens(const VisionConfig& v, const ImageShape& im) {
   const int64_t m = v.merged_grid();
@@ -93,35 +99,32 @@ constexpr int64_t kMmapCeiling = int64_t{32} << 20;  // glibc's largest dynamic 
 
 int64_t IfHeap(int64_t block, int64_t count = 1) { return block < kMmapCeiling ? block * count : 0; }
 
-// One view's ClipForward scratch: patches, x/h/q/k/v/attn, the MLP hidden, scores, matmul conversion rows; and the
-// largest single block of it.
-int64_t ClipScratch(const VisionConfig& v, bool f32, int64_t* largest = nullptr) {
+// ClipForward's buffers for a batch of views: one view's patches, x/h/q/k/v/attn and the MLP hidden for every
+// view of the batch; and the largest single block of it.
+int64_t ClipScratch(const VisionConfig& v, int64_t batch, int64_t* largest = nullptr) {
   const int64_t H = v.hidden_size, I = v.intermediate_size, N = v.num_patches() + 1, Np = v.num_patches();
   const int64_t patch = v.num_channels * v.patch_size * v.patch_size;
-  if (largest) *largest = std::max({Np * patch, N * H, N * I}) * kF;
-  return (Np * patch + 6 * N * H + N * I + N) * kF + MatMulScratch(std::max({I, patch, H}), 1, f32);
+  if (largest) *largest = std::max({Np * patch, batch * N * H, batch * N * I}) * kF;
+  return (Np * patch + batch * N * (6 * H + I)) * kF;
 }
 
-// What the vision phase leaves resident (see the file comment). The main thread's arena keeps the blocks under the
-// mmap ceiling: views, features, the projector's buffers; later phases reuse that memory first. Each worker thread's
-// arena keeps its last view's CLIP scratch unless glibc trims it, which it does once the free top of the heap
-// exceeds the trim threshold (twice the mmap threshold, itself raised to the largest block freed so far); later
-// phases run on the main thread and never reuse it.
+int64_t ViewsPerBatch(const ImageShape& im) { return std::min<int64_t>(Views(im), kMaxViewsPerBatch); }
+
+// What the vision phase leaves resident (see the file comment): the main thread's arena keeps the blocks under the
+// mmap ceiling (views, features, the projector's buffers); later phases reuse that memory first. The tower's batch
+// buffers are far above the ceiling, so they go back to the system when freed.
 struct Retained {
-  int64_t main = 0, workers = 0;
+  int64_t main = 0;
 };
 
-Retained RetainedAfterVision(const ModelConfig& mc, const ImageShape& im, int threads, bool f32) {
+Retained RetainedAfterVision(const ModelConfig& mc, const ImageShape& im) {
   const VisionConfig& v = mc.vision;
   const int64_t tokens = ImageTokens(v, im), D = mc.text.hidden_size;
   Retained r;
   r.main = IfHeap(v.num_channels * v.image_size * v.image_size * kF, Views(im)) +
-           IfHeap(v.num_patches() * v.hidden_size * kF, Views(im)) + IfHeap(tokens * v.merged_dim() * kF) +
+           IfHeap(v.num_patches() * v.hidden_size * kF, Views(im)) +
+           IfHeap(ViewsPerBatch(im) * v.num_patches() * v.hidden_size * kF) + IfHeap(tokens * v.merged_dim() * kF) +
            2 * IfHeap(tokens * D * kF);
-  int64_t largest = 0;
-  const int64_t clip = ClipScratch(v, f32, &largest);
-  const int64_t workers = std::min<int64_t>(std::max(1, threads), Views(im)) - 1;
-  if (clip < 2 * std::min(largest, kMmapCeiling)) r.workers = workers * clip;
   return r;
 }
 
@@ -135,46 +138,44 @@ int64_t MediaBytes(const VisionConfig& v, const ImageShape& im) {
   return 3 * source + 3 * canvas + 3 * canvas * kF + ViewBytes(v, im);
 }
 
-int64_t VisionEncodeBytes(const ModelConfig& mc, const ImageShape& im, int threads, bool f32) {
+int64_t VisionEncodeBytes(const ModelConfig& mc, const ImageShape& im, int threads) {
   const VisionConfig& v = mc.vision;
   const int64_t M = v.merged_dim(), D = mc.text.hidden_size;
-  const int64_t clip = ClipScratch(v, f32);  // one view's ClipForward, on one thread
-  const int64_t in_flight = std::min<int64_t>(std::max(1, threads), Views(im));
+  const int64_t batch = ViewsPerBatch(im);  // vision.cc: up to kMaxViewsPerBatch views through the tower at once
+  const int64_t batch_features = batch * v.num_patches() * v.hidden_size * kF;
   // After the views: the merged tokens, the projector's hidden and its output, side by side.
-  const int64_t tokens = ImageTokens(v, im);
-  const int64_t projector = tokens * (M + 2 * D) * kF + MatMulScratch(std::max(M, D), threads, f32);
-  return ViewBytes(v, im) + FeatureBytes(v, im) + std::max(in_flight * clip, projector);
+  const int64_t projector = ImageTokens(v, im) * (M + 2 * D) * kF;
+  return ViewBytes(v, im) + FeatureBytes(v, im) + batch_features + std::max(ClipScratch(v, batch), projector) +
+         KernelScratch(threads);
 }
 
 int64_t PrefillBytes(const ModelConfig& mc, int64_t T, bool has_images, TaskMode mode, const LoraRanks& ranks,
-                     int threads, bool f32) {
+                     int threads, int kv_bytes) {
   const DecoderConfig& c = mc.text;
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, d = c.head_dim();
   const int64_t Tc = std::min(kPrefillChunk, T), kv = c.kv_dim();
-  // session.cc: the prompt's embeddings and mask, the logits, the KV cache of the prompt (plus one layer's old
-  // block while a vector grows).
-  int64_t n = T * D * kF + T + V * kF + T * KvBytesPerToken(c) + T * kv * kF;
-  // decoder.cc, one chunk: x, h, attn, o [Tc, D]; qkv; a, b [Tc, F]; cos, sin [Tc, d/2].
-  n += Tc * (4 * D + c.qkv_dim() + 2 * F + d) * kF;
+  // session.cc: the prompt's embeddings, mask and row keys; the conversation's row keys and RoPE bases; the logits;
+  // the KV cache of the prompt.
+  int64_t n = T * D * kF + T + 3 * T * 8 + V * kF + T * KvBytesPerToken(c, kv_bytes);
+  // decoder.cc's workspace, one chunk: x, h, q, attn, o [Tc, D]; qkv; a, b [Tc, F]; cos, sin [Tc, d/2]; a key and
+  // value row per thread.
+  n += Tc * (5 * D + c.qkv_dim() + 2 * F + d) * kF + 2 * kv * threads * kF;
   // partial_lora.cc: gathered image rows in and out (largest for w1/w3/w2: D + F) and the rank-r middle; or the
   // mode adapter's middle.
   int64_t lora = 0;
   if (has_images && ranks.plora > 0) lora = Tc * (D + F + ranks.plora) * kF;
   if (mode == TaskMode::kWeb) lora = std::max(lora, Tc * ranks.web * kF);
   if (mode == TaskMode::kWrite) lora = std::max(lora, Tc * std::max(ranks.sft, ranks.dpo) * kF);
-  n += lora;
-  // Attention scores per thread, matmul conversion rows per thread (widest input: F).
-  n += threads * T * kF + MatMulScratch(F, threads, f32);
-  return n;
+  return n + lora + KernelScratch(threads);
 }
 
-int64_t DecodeBytes(const ModelConfig& mc, int64_t ctx, int threads, bool f32) {
+int64_t DecodeBytes(const ModelConfig& mc, int64_t ctx, int threads, int kv_bytes) {
   const DecoderConfig& c = mc.text;
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, d = c.head_dim();
-  return ctx * KvBytesPerToken(c) + ctx * c.kv_dim() * kF +     // KV cache, one layer's old block while growing
-         2 * V * kF + D * kF +                                    // logits (and the sampler's copy), the embedded token
-         (4 * D + c.qkv_dim() + 2 * F + d) * kF +                 // one row of activations
-         threads * ctx * kF + MatMulScratch(F, threads, f32);
+  return ctx * KvBytesPerToken(c, kv_bytes) + 2 * ctx * 8 +  // KV cache; the conversation's row keys and bases
+         2 * V * kF + D * kF +                                // logits (and the sampler's copy), the embedded token
+         (5 * D + c.qkv_dim() + 2 * F + d) * kF +             // one row's workspace (the prefill's is freed)
+         KernelScratch(threads);
 }
 
 MemoryEstimate EstimateMemory(const ModelConfig& mc, const WeightBytes& w, const LoraRanks& ranks,
@@ -193,24 +194,22 @@ MemoryEstimate EstimateMemory(const ModelConfig& mc, const WeightBytes& w, const
   int64_t vision_phase = 0, earlier_tokens = 0;
   Retained retained;
   for (const ImageShape& im : r.images) {
-    const int64_t media = MediaBytes(v, im), encode = VisionEncodeBytes(mc, im, threads, w.matrices_f32);
+    const int64_t media = MediaBytes(v, im), encode = VisionEncodeBytes(mc, im, threads);
     e.media = std::max(e.media, media);
     e.vision = std::max(e.vision, encode);
     vision_phase = std::max(vision_phase, earlier_tokens * D * kF + std::max(media, encode));
-    const Retained ri = RetainedAfterVision(mc, im, threads, w.matrices_f32);
-    retained.main = std::max(retained.main, ri.main);
-    retained.workers = std::max(retained.workers, ri.workers);
+    retained.main = std::max(retained.main, RetainedAfterVision(mc, im).main);
     const int64_t t = ImageTokens(v, im);
     e.image_tokens += t;
     earlier_tokens += t;
   }
-  e.allocator_retained = retained.main + retained.workers;
+  e.allocator_retained = retained.main;
   e.prompt_tokens = r.text_tokens + e.image_tokens;
   e.context_tokens = std::max(r.context_tokens, e.prompt_tokens);
-  e.kv_bytes_per_token = KvBytesPerToken(c);
+  e.kv_bytes_per_token = KvBytesPerToken(c, r.kv_bytes);
   e.kv_cache = e.context_tokens * e.kv_bytes_per_token;
-  e.prefill = PrefillBytes(mc, e.prompt_tokens, images, r.mode, ranks, threads, w.matrices_f32);
-  e.decode = DecodeBytes(mc, e.context_tokens, threads, w.matrices_f32);
+  e.prefill = PrefillBytes(mc, e.prompt_tokens, images, r.mode, ranks, threads, r.kv_bytes);
+  e.decode = DecodeBytes(mc, e.context_tokens, threads, r.kv_bytes);
   const int64_t prompt = e.image_tokens * D * kF + e.prompt_tokens * (D * kF + 1);
 
   // Mapped weights each phase has touched.
@@ -228,11 +227,11 @@ MemoryEstimate EstimateMemory(const ModelConfig& mc, const WeightBytes& w, const
   struct Phase { const char* name; int64_t bytes; } phases[] = {
       {"load", base},
       {"vision", base + vision_weights + vision_phase},
-      {"prompt", base + vision_weights + embedding_rows(r.text_tokens) + std::max(prompt, retained.main) + retained.workers},
+      {"prompt", base + vision_weights + embedding_rows(r.text_tokens) + std::max(prompt, retained.main)},
       {"prefill", base + vision_weights + decoder_weights + embedding_rows(r.text_tokens) +
-                      std::max(e.prefill, retained.main) + retained.workers},
+                      std::max(e.prefill, retained.main)},
       {"decode", base + vision_weights + decoder_weights + embedding_rows(r.text_tokens + generated) +
-                     std::max(e.decode, retained.main) + retained.workers},
+                     std::max(e.decode, retained.main)},
   };
   e.weights_resident = e.weights_owned + vision_weights + decoder_weights + embedding_rows(r.text_tokens + generated);
   for (const Phase& p : phases) {

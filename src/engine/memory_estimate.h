@@ -44,7 +44,6 @@ struct WeightBytes {
   WeightPart plora, web, sft, dpo;
   WeightPart vision, projector;  // the CLIP tower; vision_proj and the GN tokens
   int64_t embedding_row_bytes = 0;
-  bool matrices_f32 = false;  // all large matrices are F32 (then the matmul needs no per-thread conversion rows)
 
   int64_t mapped() const;
   int64_t owned() const;
@@ -77,6 +76,7 @@ struct RequestShape {
   std::vector<ImageShape> images;
   int64_t context_tokens = 0;    // KV length at the end; raised to the prompt length when smaller
   TaskMode mode = TaskMode::kBase;
+  int kv_bytes = 2;              // bytes per cached key/value element: 2 (f16, the default precision) or 4 (f32)
 };
 
 // Process memory that does not depend on the model's size, measured on the reference build (Debian 12, glibc
@@ -90,18 +90,18 @@ struct RuntimeBytes {
 // The kernel maps up to this much of a file around each page fault (fault_around_bytes, Linux default 64 KiB).
 constexpr int64_t kFaultAroundBytes = 64 << 10;
 
-// KV cache bytes per token: post-RoPE keys and values of every layer, f32 (model/kv_cache.h).
-int64_t KvBytesPerToken(const DecoderConfig& c);
+// KV cache bytes per token: post-RoPE keys and values of every layer (model/kv_cache.h).
+int64_t KvBytesPerToken(const DecoderConfig& c, int element_bytes);
 
 // Tokens an image with this grid becomes (vision.cc's ImageTokenCount).
 int64_t ImageTokens(const VisionConfig& v, const ImageShape& im);
 
 // Live bytes at the peak of each phase (weights and runtime excluded; see the file comment).
 int64_t MediaBytes(const VisionConfig& v, const ImageShape& im);
-int64_t VisionEncodeBytes(const ModelConfig& c, const ImageShape& im, int threads, bool matrices_f32);
+int64_t VisionEncodeBytes(const ModelConfig& c, const ImageShape& im, int threads);
 int64_t PrefillBytes(const ModelConfig& c, int64_t prompt_tokens, bool has_images, TaskMode mode,
-                     const LoraRanks& ranks, int threads, bool matrices_f32);
-int64_t DecodeBytes(const ModelConfig& c, int64_t context_tokens, int threads, bool matrices_f32);
+                     const LoraRanks& ranks, int threads, int kv_bytes);
+int64_t DecodeBytes(const ModelConfig& c, int64_t context_tokens, int threads, int kv_bytes);
 
 // The whole estimate (fills every MemoryEstimate field).
 MemoryEstimate EstimateMemory(const ModelConfig& c, const WeightBytes& w, const LoraRanks& ranks,

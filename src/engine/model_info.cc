@@ -25,7 +25,6 @@ std::vector<DTypeBytes> ToList(const std::map<std::string, int64_t>& m) {
 class WeightWalker {
  public:
   explicit WeightWalker(const ModelImpl& m) {
-    w_.matrices_f32 = true;  // until a 16-bit matrix is seen
     for (const auto& src : m.dequantised)
       for (const auto& [name, t] : src->tensors()) owned_data_.insert(t.data);
   }
@@ -36,7 +35,6 @@ class WeightWalker {
     const bool owned = owned_data_.count(t.data) != 0;
     (owned ? part->owned : part->mapped) += n;
     (owned ? owned_ : mapped_)[DTypeName(t.dtype)] += n;
-    if (t.dtype != DType::kF32) w_.matrices_f32 = false;
   }
   void Vec(const std::vector<float>& v, WeightPart* part) {
     const int64_t n = static_cast<int64_t>(v.size() * sizeof(float));
@@ -167,6 +165,7 @@ ModelInfo Model::Info(const MemoryQuery& query) const {
   shape.images.assign(q.images, image);
   shape.context_tokens = q.context_tokens;
   shape.mode = q.mode;
+  shape.kv_bytes = q.precision == Precision::kF32 ? 4 : 2;
   info.memory = EstimateMemory(m.config, walker.w_, RanksOf(m.weights.text), shape);
   return info;
 }

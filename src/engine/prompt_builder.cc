@@ -1,7 +1,9 @@
 #include "engine/prompt_builder.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 
 #include "core/status.h"
 #include "core/timer.h"
@@ -22,7 +24,39 @@ int EffectiveHdNum(const ChatRequest& r) {
   return r.hd_num > 0 ? r.hd_num : 24;
 }
 
-Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, ThreadPool* pool, ChatResult* result) {
+namespace {
+
+// A 64-bit digest of an image's views (what decides its embeddings), to recognise it in a later request.
+uint64_t HashViews(const PreparedImage& im) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(im.rows) << 32 | static_cast<uint32_t>(im.cols));
+  for (const auto& v : im.views) {
+    const auto* p = reinterpret_cast<const uint8_t*>(v.data());
+    const size_t n = v.size() * sizeof(float);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      h = (h ^ w) * 0x100000001B3ull;
+      h ^= h >> 29;
+    }
+    for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
+  }
+  return h;
+}
+
+// Row keys: a text row is its token id; an image row mixes the image's digest with the row index and sets the top
+// bit, so it never equals a token id.
+uint64_t ImageRowKey(uint64_t digest, int64_t row) {
+  uint64_t x = digest + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(row + 1);
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return (x ^ (x >> 31)) | (uint64_t{1} << 63);
+}
+
+}  // namespace
+
+Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, ThreadPool* pool, ChatResult* result,
+                                   const PrefixReuse& reuse) {
   const DecoderConfig& c = m.config.text;
   const Tokenizer& tok = *m.tokenizer;
   const int64_t D = c.hidden_size;
@@ -38,15 +72,25 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
   const std::string prompt = BuildChatPrompt(r.system, history, r.query);
   IXC_ASSIGN_OR_RETURN(std::vector<std::string> parts, SplitForImages(prompt, static_cast<int>(r.images.size())));
 
-  // Encode the images first so that the sequence length is known before allocating it.
+  // Text parts: the first always (it carries BOS), later ones only when non-empty.
+  std::vector<std::vector<int>> ids(parts.size());
+  for (size_t k = 0; k < parts.size(); ++k) {
+    if (k == 0) ids[k].push_back(tok.bos_id());
+    if (k == 0 || !parts[k].empty()) {
+      std::vector<int> p = tok.Encode(parts[k]);
+      ids[k].insert(ids[k].end(), p.begin(), p.end());
+    }
+  }
+
   const int hd_num = EffectiveHdNum(r);
-  std::vector<std::vector<float>> image_tokens(r.images.size());
+  const size_t n_images = r.images.size();
   MediaOptions mo;
   mo.tile = static_cast<int>(m.config.vision.image_size);
   mo.model_dir = m.model_dir;
   mo.font_path = r.font_path;
   mo.max_pixels = r.max_image_pixels;
-  for (size_t i = 0; i < r.images.size(); ++i) {
+  const int64_t items = static_cast<int64_t>(n_images);
+  auto prepare = [&](size_t i) -> Result<PreparedImage> {
     auto t0 = Clock::now();
     mo.keep_pixels = r.capture_tensors && i == 0;
     const MediaInput& in = r.images[i];
@@ -56,12 +100,23 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
       result->videos.push_back({prepared->frame_indices, prepared->composite_width, prepared->composite_height,
                                 prepared->rows, prepared->cols});
     }
+    result->grids.push_back({prepared->rows, prepared->cols});
+    if (mo.keep_pixels) {
+      result->tensors.pixels0 = std::move(prepared->pixels);
+      result->tensors.pixels0_height = prepared->height;
+      result->tensors.pixels0_width = prepared->width;
+    }
     result->timings.load_media_ms += MsSince(t0);
-    const int64_t item = static_cast<int64_t>(i) + 1, items = static_cast<int64_t>(r.images.size());
+    const int64_t item = static_cast<int64_t>(i) + 1;
     if (r.progress) r.progress({ChatProgress::Stage::kMedia, item, items, item, items, SecondsSince(t0)});
-    t0 = Clock::now();
+    return prepared;
+  };
+  std::vector<std::vector<float>> image_tokens(n_images);
+  auto encode = [&](size_t i, const PreparedImage& im) {
+    const auto t0 = Clock::now();
+    const int64_t item = static_cast<int64_t>(i) + 1;
     std::vector<const float*> views;
-    for (const auto& v : prepared->views) views.push_back(v.data());
+    for (const auto& v : im.views) views.push_back(v.data());
     std::function<void(int64_t, int64_t)> on_views;
     if (r.progress) {
       on_views = [&](int64_t done, int64_t total) {
@@ -69,29 +124,32 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
       };
       r.progress({ChatProgress::Stage::kEncode, item, items, 0, static_cast<int64_t>(views.size()), 0.0});
     }
-    EncodeImage(m.config, m.weights.vision, views, prepared->rows, prepared->cols, pool, &image_tokens[i], on_views);
+    EncodeImage(m.config, m.weights.vision, views, im.rows, im.cols, pool, &image_tokens[i], on_views);
     result->timings.encode_images_ms += MsSince(t0);
     result->timings.encoded_views += static_cast<int64_t>(views.size());
-    result->grids.push_back({prepared->rows, prepared->cols});
-    result->image_tokens.push_back(static_cast<int64_t>(image_tokens[i].size()) / D);
-    if (mo.keep_pixels) {
-      result->tensors.pixels0 = std::move(prepared->pixels);
-      result->tensors.pixels0_height = prepared->height;
-      result->tensors.pixels0_width = prepared->width;
+  };
+
+  // Each image's size in tokens and digest. Without a cache to reuse, each image is encoded as soon as it is
+  // prepared (only one image's views exist at a time); with one, the encoding waits until it is known which images
+  // fall inside the reused prefix, and the prepared views are kept until then.
+  std::vector<int64_t> image_rows(n_images);
+  std::vector<uint64_t> digests(n_images);
+  std::vector<PreparedImage> pending(reuse ? n_images : 0);
+  for (size_t i = 0; i < n_images; ++i) {
+    IXC_ASSIGN_OR_RETURN(PreparedImage im, prepare(i));
+    image_rows[i] = ImageTokenCount(m.config.vision, im.rows, im.cols);
+    digests[i] = HashViews(im);
+    if (reuse) {
+      pending[i] = std::move(im);
+    } else {
+      encode(i, im);
     }
   }
 
-  // Text parts: the first always (it carries BOS), later ones only when non-empty.
-  std::vector<std::vector<int>> ids(parts.size());
   int64_t total = 0;
   for (size_t k = 0; k < parts.size(); ++k) {
-    if (k == 0) ids[k].push_back(tok.bos_id());
-    if (k == 0 || !parts[k].empty()) {
-      std::vector<int> p = tok.Encode(parts[k]);
-      ids[k].insert(ids[k].end(), p.begin(), p.end());
-    }
     total += static_cast<int64_t>(ids[k].size());
-    if (k < image_tokens.size()) total += static_cast<int64_t>(image_tokens[k].size()) / D;
+    if (k < n_images) total += image_rows[k];
   }
   if (total > c.max_length) {
     return ResourceExhausted(StrFormat("the prompt is %lld tokens, over the model's max_length of %lld; use fewer or "
@@ -100,7 +158,25 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
 
   PromptSequence seq;
   seq.length = total;
-  seq.embeds.resize(total * D);
+  seq.row_keys.reserve(total);
+  for (size_t k = 0; k < parts.size(); ++k) {
+    for (int id : ids[k]) seq.row_keys.push_back(static_cast<uint64_t>(id));
+    if (k < n_images)
+      for (int64_t j = 0; j < image_rows[k]; ++j) seq.row_keys.push_back(ImageRowKey(digests[k], j));
+  }
+  if (reuse) {
+    seq.reused_rows = std::clamp<int64_t>(reuse(seq.row_keys), 0, total - 1);
+    int64_t row = 0;
+    for (size_t k = 0; k < parts.size(); ++k) {
+      row += static_cast<int64_t>(ids[k].size());
+      if (k >= n_images) break;
+      row += image_rows[k];
+      if (row > seq.reused_rows) encode(k, pending[k]);  // some of its rows are computed again
+      pending[k] = PreparedImage();
+    }
+  }
+
+  seq.embeds.assign(total * D, 0.f);
   seq.image_mask.assign(total, 0);
   int64_t row = 0;
   for (size_t k = 0; k < parts.size(); ++k) {
@@ -109,9 +185,11 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
       row += static_cast<int64_t>(ids[k].size());
       result->prompt_text_ids.push_back(ids[k]);
     }
-    if (k < image_tokens.size()) {
-      const int64_t n = static_cast<int64_t>(image_tokens[k].size()) / D;
-      std::memcpy(&seq.embeds[row * D], image_tokens[k].data(), n * D * sizeof(float));
+    if (k < n_images) {
+      const int64_t n = image_rows[k];
+      result->image_tokens.push_back(n);
+      // An image inside the reused prefix was not encoded: its rows come from the cache, never from embeds.
+      if (!image_tokens[k].empty()) std::memcpy(&seq.embeds[row * D], image_tokens[k].data(), n * D * sizeof(float));
       std::fill(seq.image_mask.begin() + row, seq.image_mask.begin() + row + n, 1);
       if (r.capture_tensors) {
         result->tensors.image_embeds.insert(result->tensors.image_embeds.end(), image_tokens[k].begin(), image_tokens[k].end());

@@ -61,6 +61,19 @@ class SessionImpl {
   SessionOptions options_;
   std::shared_ptr<ThreadPool> shared_pool_;  // the process's pool of this size, shared with other sessions
   ThreadPool& pool_;
+  Workspace workspace_;  // the decoder's activations, reused by every step of a request
+
+  // The last request's KV cache and what each of its rows is (a token id or an image row, and the RoPE base it
+  // was rotated with), so the next turn of the conversation computes only what is new (spec Part A §1: a cached
+  // row counts only where a fresh prefill would compute the same row).
+  struct Conversation {
+    explicit Conversation(KvCache c) : cache(std::move(c)) {}
+    KvCache cache;
+    std::vector<uint64_t> row_keys;
+    std::vector<double> row_bases;
+    AdapterMode mode = AdapterMode::kBase;
+  };
+  std::unique_ptr<Conversation> conversation_;
 };
 
 Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& on_text) {
@@ -75,7 +88,23 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
   gen.stop_ids.erase(std::unique(gen.stop_ids.begin(), gen.stop_ids.end()), gen.stop_ids.end());
 
   ChatResult result;
-  IXC_ASSIGN_OR_RETURN(PromptSequence seq, BuildPrompt(model_, r, &pool_, &result));
+  const AdapterMode mode = ToAdapter(r.mode);
+  const DType kv_dtype = options_.precision == Precision::kF32 ? DType::kF32 : DType::kF16;
+  // A cached row is reused when it is the same token or image row at the same position, computed with the same
+  // adapter, and rotated with the base this whole prompt will use. (Captured tensors need every image encoded.)
+  std::unique_ptr<Conversation> conv = std::move(conversation_);
+  if (conv && (conv->mode != mode || conv->cache.dtype() != kv_dtype || r.capture_tensors)) conv.reset();
+  PrefixReuse reuse;
+  if (conv) {
+    reuse = [&](const std::vector<uint64_t>& keys) {
+      const double base = RopeBaseForLength(c, static_cast<int64_t>(keys.size()));
+      const size_t limit = std::min(conv->row_keys.size(), keys.size());
+      size_t n = 0;
+      while (n < limit && conv->row_keys[n] == keys[n] && conv->row_bases[n] == base) ++n;
+      return static_cast<int64_t>(n);
+    };
+  }
+  IXC_ASSIGN_OR_RETURN(PromptSequence seq, BuildPrompt(model_, r, &pool_, &result, reuse));
   if (gen.max_total_tokens > 0) {
     if (seq.length >= gen.max_total_tokens) {
       return ResourceExhausted(StrFormat("the prompt is %lld tokens; this task allows %d in all", (long long)seq.length,
@@ -86,17 +115,25 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
   auto decode = [&](const std::vector<int>& ids) {
     return r.reply_style == ReplyStyle::kChat ? tok.DecodeReply(ids) : tok.DecodeComposition(ids);
   };
-  const AdapterMode mode = ToAdapter(r.mode);
   const int64_t D = c.hidden_size, V = c.vocab_size;
 
   // Prefill: the whole prompt is one RoPE step even when computed in chunks.
   auto t0 = Clock::now();
+  if (!conv) {
+    conv = std::make_unique<Conversation>(KvCache(c.num_hidden_layers, c.kv_dim(), kv_dtype));
+  }
+  conv->mode = mode;
+  KvCache& cache = conv->cache;
+  cache.Truncate(seq.reused_rows);
   // Room for the prompt and the longest reply, allocated once (pages are only touched as rows are written).
-  const DType kv_dtype = options_.precision == Precision::kF32 ? DType::kF32 : DType::kF16;
-  KvCache cache(c.num_hidden_layers, c.kv_dim(), kv_dtype, seq.length + gen.max_new_tokens);
+  cache.Reserve(seq.length + gen.max_new_tokens - seq.reused_rows);
+  const double prompt_base = RopeBaseForLength(c, seq.length);
+  conv->row_keys.assign(seq.row_keys.begin(), seq.row_keys.end());
+  conv->row_bases.assign(seq.length, prompt_base);
   std::vector<float> logits(V);
-  if (r.progress) r.progress({ChatProgress::Stage::kPrefill, 0, 0, 0, seq.length, 0.0});
-  for (int64_t s = 0; s < seq.length; s += kPrefillChunk) {
+  const int64_t first = seq.reused_rows;
+  if (r.progress) r.progress({ChatProgress::Stage::kPrefill, 0, 0, first, seq.length, 0.0});
+  for (int64_t s = first; s < seq.length; s += kPrefillChunk) {
     DecoderStep step;
     step.embeds = &seq.embeds[s * D];
     step.num_rows = std::min(kPrefillChunk, seq.length - s);
@@ -105,13 +142,14 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
     step.cache = &cache;
     step.rope_length = seq.length;
     step.no_logits = s + step.num_rows < seq.length;  // only the last row's logits are used
+    step.workspace = &workspace_;
     DecoderForward(c, model_.weights.text, step, &pool_, logits.data());
     if (r.progress) {
       r.progress({ChatProgress::Stage::kPrefill, 0, 0, s + step.num_rows, seq.length, SecondsSince(t0)});
     }
   }
   result.timings.prefill_ms = MsSince(t0);
-  result.timings.prefilled_tokens = seq.length;
+  result.timings.prefilled_tokens = seq.length - first;
   if (r.capture_tensors) result.tensors.last_logits = logits;
   seq.embeds.clear();
   seq.embeds.shrink_to_fit();
@@ -175,9 +213,15 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
       ds.num_rows = 1;
       ds.mode = mode;  // no image mask: Partial LoRA never touches generated tokens
       ds.cache = &cache;
+      ds.workspace = &workspace_;
+      const int64_t position = cache.length();
       DecoderForward(c, model_.weights.text, ds, &pool_, logits.data());
+      conv->row_keys.push_back(static_cast<uint64_t>(next));
+      conv->row_bases.push_back(RopeBaseForLength(c, position + 1));
     }
   }
+  workspace_.Release();  // an idle session holds no activation memory
+  conversation_ = std::move(conv);
   result.timings.decode_ms = MsSince(t0);
   result.timings.decoded_tokens = static_cast<int64_t>(result.tokens.size());
   result.text = decode(result.tokens);

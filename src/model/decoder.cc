@@ -25,6 +25,21 @@ void RopeCosSin(const DecoderConfig& c, double base, int64_t position, float* co
   }
 }
 
+namespace {
+
+// A workspace buffer seen as an array.
+class Buffer {
+ public:
+  Buffer(Workspace& ws, size_t slot, int64_t n) : p_(ws.Floats(slot, static_cast<size_t>(n))) {}
+  float* data() { return p_; }
+  float& operator[](int64_t i) { return p_[i]; }
+
+ private:
+  float* p_;
+};
+
+}  // namespace
+
 void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const DecoderStep& s, ThreadPool* pool,
                     float* logits) {
   const int64_t T = s.num_rows, D = c.hidden_size, F = c.intermediate_size;
@@ -35,9 +50,15 @@ void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const Decod
   const int64_t start = prefix_len + own_start;
   const double base = RopeBaseForLength(c, std::max(start + T, s.rope_length));
 
-  std::vector<float> x(s.embeds, s.embeds + T * D), h(T * D), qkv(T * qkv_dim), q(T * Hq * d), attn(T * Hq * d);
-  std::vector<float> o(T * D), a(T * F), b(T * F);
-  std::vector<float> cos(T * d / 2), sin(T * d / 2);
+  Workspace local;
+  Workspace& ws = s.workspace ? *s.workspace : local;
+  enum Slot : size_t { kX, kH, kQkv, kQ, kAttn, kO, kA, kB, kCos, kSin, kKvRows };
+  static_assert(kKvRows < kPartialLinearSlots);
+  Buffer x(ws, kX, T * D), h(ws, kH, T * D), qkv(ws, kQkv, T * qkv_dim), q(ws, kQ, T * Hq * d);
+  Buffer attn(ws, kAttn, T * Hq * d), o(ws, kO, T * D), a(ws, kA, T * F), b(ws, kB, T * F);
+  Buffer cos(ws, kCos, T * d / 2), sin(ws, kSin, T * d / 2);
+  Buffer kv_rows(ws, kKvRows, 2 * kv_dim * (pool ? pool->num_threads() : 1));
+  std::memcpy(x.data(), s.embeds, T * D * sizeof(float));
   for (int64_t t = 0; t < T; ++t) RopeCosSin(c, base, start + t, &cos[t * d / 2], &sin[t * d / 2]);
 
   s.cache->Reserve(T);
@@ -45,12 +66,13 @@ void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const Decod
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const DecoderLayerWeights& L = w.layers[l];
     RmsNorm(x.data(), L.attention_norm.data(), T, D, static_cast<float>(c.rms_norm_eps), h.data(), pool);
-    PartialLinear(L.wqkv, h.data(), T, s.image_mask, s.mode, qkv.data(), pool);
+    PartialLinear(L.wqkv, h.data(), T, s.image_mask, s.mode, qkv.data(), pool, &ws);
 
     // Rotate q and k, gather the query heads into head order and store k and v rows in the cache (layout §2.3:
     // group g = [q.. G, k, v]).
-    auto split = [&](int64_t t0, int64_t t1, int) {
-      std::vector<float> krow(kv_dim), vrow(kv_dim);
+    auto split = [&](int64_t t0, int64_t t1, int thread) {
+      float* krow = &kv_rows[2 * kv_dim * thread];
+      float* vrow = krow + kv_dim;
       for (int64_t t = t0; t < t1; ++t) {
         float* row = &qkv[t * qkv_dim];
         for (int64_t g = 0; g < Hkv; ++g) {
@@ -60,7 +82,7 @@ void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const Decod
           std::memcpy(&krow[g * d], grp + G * d, d * sizeof(float));
           std::memcpy(&vrow[g * d], grp + (G + 1) * d, d * sizeof(float));
         }
-        s.cache->Store(l, own_start + t, krow.data(), vrow.data());
+        s.cache->Store(l, own_start + t, krow, vrow);
       }
     };
     if (pool && T > 1) {
@@ -91,14 +113,14 @@ void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const Decod
     args.scale = scale;
     MultiHeadAttention(args, pool);
 
-    PartialLinear(L.wo, attn.data(), T, s.image_mask, s.mode, o.data(), pool);
+    PartialLinear(L.wo, attn.data(), T, s.image_mask, s.mode, o.data(), pool, &ws);
     AddInPlace(x.data(), o.data(), T * D, pool);
 
     RmsNorm(x.data(), L.ffn_norm.data(), T, D, static_cast<float>(c.rms_norm_eps), h.data(), pool);
-    PartialLinear(L.w1, h.data(), T, s.image_mask, s.mode, a.data(), pool);
-    PartialLinear(L.w3, h.data(), T, s.image_mask, s.mode, b.data(), pool);
+    PartialLinear(L.w1, h.data(), T, s.image_mask, s.mode, a.data(), pool, &ws);
+    PartialLinear(L.w3, h.data(), T, s.image_mask, s.mode, b.data(), pool, &ws);
     SiluMul(a.data(), b.data(), a.data(), T * F, pool);
-    PartialLinear(L.w2, a.data(), T, s.image_mask, s.mode, o.data(), pool);
+    PartialLinear(L.w2, a.data(), T, s.image_mask, s.mode, o.data(), pool, &ws);
     AddInPlace(x.data(), o.data(), T * D, pool);
   }
   s.cache->Commit(T);

@@ -6,6 +6,7 @@
 
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "core/workspace.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/partial_lora.h"
@@ -26,6 +27,9 @@ struct DecoderStep {
   int64_t rope_length = 0;
   bool all_logits = false;              // logits for every row, else only the last row
   bool no_logits = false;               // fill the cache only (a prompt chunk before the last): no LM head
+  // Activation buffers reused across steps (slots below kPartialLinearSlots; PartialLinear uses the ones from
+  // there); null: allocated for this step.
+  Workspace* workspace = nullptr;
 };
 
 // Runs one step; writes vocab_size logits per requested row into `logits` (untouched with no_logits).

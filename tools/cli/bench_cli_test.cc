@@ -75,6 +75,11 @@ TEST(CliBench, SkippedStagesAreNullAndDashes) {
   const std::string line = t.out.substr(vit + 1, t.out.find('\n', vit + 1) - vit - 1);
   EXPECT_NE(line.find(" - "), std::string::npos) << line;
   EXPECT_EQ(t.out.find("ixc bench:"), std::string::npos) << "no progress lines when stderr is not a terminal";
+
+  // The vision stage alone (its synthetic model still needs Partial LoRA beside the tower).
+  CliRun v = ixc::testing::RunIxc("bench --synthetic --config " + TinyConfig() + kQuick + " --stages vit --json", false);
+  ASSERT_EQ(v.code, 0) << v.out;
+  EXPECT_GT(json::parse(v.out)["vit_tile_s"].get<double>(), 0);
 }
 
 // -m: the folder goes through Model::Load; its tokenizer counts the question's text tokens.

@@ -71,10 +71,16 @@ TEST(CliInfo, JsonCountsEqualTheHeaderSums) {
   EXPECT_EQ(m["query"]["threads"], 2);
   EXPECT_EQ(m["image_tokens"], 2101);  // the tallest 4-tile grid, 4x1
   EXPECT_EQ(m["context_tokens"], 3000);
-  EXPECT_EQ(m["kv_bytes_per_token"], 1024);
-  EXPECT_EQ(m["kv_cache"], 3000 * 1024);
+  EXPECT_EQ(m["query"]["precision"], "fast");
+  EXPECT_EQ(m["kv_bytes_per_token"], 512);  // 2 layers × (k, v) × 64 × f16
+  EXPECT_EQ(m["kv_cache"], 3000 * 512);
   for (const char* k : {"media", "vision", "prefill", "decode"}) EXPECT_GT(m["activations"][k].get<int64_t>(), 0) << k;
   EXPECT_GT(m["total"].get<int64_t>(), m["weights_resident"].get<int64_t>() + m["runtime"].get<int64_t>());
+
+  InfoRun f32 = Ixc("info -m " + Model() + " --json --hd-num 4 --context 3000 -t 2 --precision f32");
+  ASSERT_EQ(f32.code, 0) << f32.out;
+  EXPECT_EQ(json::parse(f32.out)["memory"]["kv_bytes_per_token"], 1024);
+  EXPECT_EQ(Ixc("info -m " + Model() + " --precision f8").code, 2);
 }
 
 TEST(CliInfo, TextOutputPrintsEveryComponent) {
