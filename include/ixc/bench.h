@@ -89,8 +89,10 @@ struct BenchReport {
   double vit_flop_per_tile = 0;       // CLIP over one view plus its share of the projector
   double image_prompt_flop = 0;       // the whole image question
 
-  // The machine, measured in this run.
+  // The machine, measured in this run. Read bandwidth is probed before the stages and again after them (a shared
+  // machine's varies by tens of percent over minutes); the shares divide by the higher of the two.
   double bandwidth_gbs = 0;
+  double bandwidth_gbs_start = 0, bandwidth_gbs_end = 0;
   int64_t bandwidth_probe_bytes = 0;
   double peak_gflops = 0;   // the fastest kind the kernels' instruction set allows
   std::string peak_kind;

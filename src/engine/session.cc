@@ -148,6 +148,7 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
       r.progress({ChatProgress::Stage::kPrefill, 0, 0, s + step.num_rows, seq.length, SecondsSince(t0)});
     }
   }
+  workspace_.Release();  // sized for a prompt chunk; decoding needs one row
   result.timings.prefill_ms = MsSince(t0);
   result.timings.prefilled_tokens = seq.length - first;
   if (r.capture_tensors) result.tensors.last_logits = logits;

@@ -96,9 +96,8 @@ void ManyRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, c
       }
     }
     if (bias) {
-      const int64_t n1 = std::min(N, p1 * kNr);
-      for (int64_t t = m0; t < m1; ++t)
-        for (int64_t n = p0 * kNr; n < n1; ++n) y[t * N + n] += bias[n];
+      const int64_t n0 = p0 * kNr, n1 = std::min(N, p1 * kNr);
+      for (int64_t t = m0; t < m1; ++t) AddInPlace(y + t * N + n0, bias + n0, n1 - n0, nullptr);
     }
   };
 

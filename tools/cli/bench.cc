@@ -65,6 +65,8 @@ json BenchJson(const BenchReport& r) {
   j["vit_flop_per_tile"] = r.vit_flop_per_tile;
   j["image_prompt_flop"] = r.image_prompt_flop;
   j["bandwidth_gbs"] = r.bandwidth_gbs;
+  j["bandwidth_gbs_start"] = r.bandwidth_gbs_start;
+  j["bandwidth_gbs_end"] = r.bandwidth_gbs_end;
   j["bandwidth_probe_bytes"] = r.bandwidth_probe_bytes;
   j["peak_gflops"] = r.peak_gflops;
   j["peak_kind"] = r.peak_kind;
@@ -117,9 +119,9 @@ void PrintBench(const BenchReport& r) {
   std::printf("cpu       %s\n", r.cpu.c_str());
   std::string peaks;
   for (const BenchPeak& p : r.peaks) peaks += Format("%s%s %.1f", peaks.empty() ? "" : ", ", p.kind.c_str(), p.gflops);
-  std::printf("machine   read bandwidth %.1f GB/s (%s buffer); peak %.1f GFLOP/s (%s; measured: %s)\n", r.bandwidth_gbs,
-              Bytes(static_cast<double>(r.bandwidth_probe_bytes)).c_str(), r.peak_gflops, r.peak_kind.c_str(),
-              peaks.c_str());
+  std::printf("machine   read bandwidth %.1f GB/s (%s buffer; %.1f before the stages, %.1f after); peak %.1f GFLOP/s "
+              "(%s; measured: %s)\n", r.bandwidth_gbs, Bytes(static_cast<double>(r.bandwidth_probe_bytes)).c_str(),
+              r.bandwidth_gbs_start, r.bandwidth_gbs_end, r.peak_gflops, r.peak_kind.c_str(), peaks.c_str());
   std::printf("\n%-10s %-32s %10s  %-16s %s\n", "stage", "figure", "value", "work", "share of the machine");
   const std::string kv4 = "KV cache adds " + Bytes(static_cast<double>(r.decode_kv_bytes));
   const std::string kv16 = "KV cache adds " + Bytes(static_cast<double>(r.decode_kv_bytes_16k));

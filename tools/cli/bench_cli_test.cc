@@ -1,6 +1,8 @@
 // `ixc bench` as users run it, on synthetic weights of the golden checkpoint's tiny shapes: the JSON has every
 // field, the table marks skipped stages, and bad flags, stage names and config files are clear errors. No timing
 // is asserted beyond "positive".
+#include <algorithm>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -36,7 +38,8 @@ TEST(CliBench, JsonHasEveryFigure) {
   for (const char* k : {"vit_tile_s", "prefill_tok_s_512", "image_prompt_s", "image_encode_s", "image_prefill_s",
                         "decode_tok_s", "decode_tok_s_16k", "decode_weight_bytes", "decode_kv_bytes",
                         "decode_kv_bytes_16k", "peak_rss_mb", "bandwidth_gbs", "bandwidth_probe_bytes", "peak_gflops",
-                        "prefill_flop_per_token", "vit_flop_per_tile", "image_prompt_flop",
+                        "prefill_flop_per_token", "vit_flop_per_tile", "image_prompt_flop", "bandwidth_gbs_start",
+                        "bandwidth_gbs_end",
                         "decode_bandwidth_share", "decode_16k_bandwidth_share", "prefill_peak_share",
                         "vit_peak_share", "image_peak_share", "setup_s"}) {
     ASSERT_TRUE(j.contains(k)) << k;
@@ -46,6 +49,7 @@ TEST(CliBench, JsonHasEveryFigure) {
   EXPECT_FALSE(j["peak_kind"].get<std::string>().empty());
   EXPECT_TRUE(j["peaks_gflops"].contains(j["peak_kind"].get<std::string>()));
   EXPECT_EQ(j["bandwidth_probe_bytes"], 16 << 20);
+  EXPECT_EQ(j["bandwidth_gbs"], std::max(j["bandwidth_gbs_start"].get<double>(), j["bandwidth_gbs_end"].get<double>()));
   // Synthetic bf16 weights of the tiny shape: 2 layers of linears, f32 norms, the LM head, one embedding row.
   const int64_t linears = 128 * 256 + 128 * 128 + 3 * 128 * 256;
   EXPECT_EQ(j["decode_weight_bytes"], 2 * 2 * linears + 4 * (2 * 2 * 128 + 128) + 2 * 92544 * 128 + 2 * 128);
