@@ -80,6 +80,40 @@ void BM_MatMulRefBf16(benchmark::State& st) {
 }
 BENCHMARK(BM_MatMulRefBf16)->Args({1, 4096, 4096, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// The same product on the portable kernels (IXC_ISA=scalar's path), beside the SIMD one above.
+void BM_MatMulBf16Scalar(benchmark::State& st) {
+  ScopedIsaLimit limit(Isa::kScalar);
+  BM_MatMulBf16(st);
+}
+BENCHMARK(BM_MatMulBf16Scalar)->Args({1, 4096, 4096, 1})->Args({192, 128, 1024, 1})->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Elementwise steps of one 512-row prompt chunk (SwiGLU gate over [512, 14336], RMSNorm over [512, 4096]), one
+// thread; arg 1: the ISA level (0 scalar, 1 avx2).
+void BM_SiluMul(benchmark::State& st) {
+  ScopedIsaLimit limit(static_cast<Isa>(st.range(1)));
+  const int64_t n = st.range(0);
+  std::vector<float> a(n, 0.3f), b(n, -1.2f), y(n);
+  for (auto _ : st) {
+    SiluMul(a.data(), b.data(), y.data(), n, nullptr);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(st.iterations() * n);
+}
+BENCHMARK(BM_SiluMul)->Args({512 * 14336, 0})->Args({512 * 14336, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_RmsNorm(benchmark::State& st) {
+  ScopedIsaLimit limit(static_cast<Isa>(st.range(1)));
+  const int64_t T = 512, D = st.range(0);
+  std::vector<float> x(T * D, 0.7f), w(D, 1.1f), y(T * D);
+  for (auto _ : st) {
+    RmsNorm(x.data(), w.data(), T, D, 1e-5f, y.data(), nullptr);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(st.iterations() * T * D);
+}
+BENCHMARK(BM_RmsNorm)->Args({4096, 0})->Args({4096, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+
 }  // namespace
 }  // namespace ixc
 

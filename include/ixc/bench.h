@@ -48,6 +48,7 @@ struct BenchOptions {
   Precision precision = Precision::kFast;  // as SessionOptions: the KV cache type follows it
   std::vector<BenchStage> stages;  // empty: every stage the model can run
   int decode_tokens = 8;           // decode steps timed per decode figure (after one untimed step)
+  int64_t decode_context = 4096;   // KV positions before the `decode` stage's steps (llama-bench's tg64 starts at 0)
   int64_t probe_bytes = 0;         // bandwidth probe buffer; 0: 1 GiB, less when memory is short
 };
 

@@ -135,7 +135,7 @@ namespace {
 
 constexpr int64_t kChunk = 512;             // prompt rows per DecoderForward, as Session's prefill
 constexpr int64_t kPrefillTokens = 512;
-constexpr int64_t kDecodeContext = 4096, kDecodeContext16k = 16384;
+constexpr int64_t kDecodeContext16k = 16384;
 constexpr int64_t kPloraRank = 256;         // the real checkpoint's Partial LoRA rank
 constexpr double kRepeatBelowS = 2.0;       // stages shorter than this are repeated (see MedianRun)
 constexpr int64_t kDefaultProbeBytes = int64_t{1} << 30;
@@ -381,13 +381,14 @@ double PeakRssMb() {
 
 // Memory a synthetic group needs: its weights, the largest KV cache among its stages, and scratch.
 int64_t GroupBytes(const ModelConfig& c, const SyntheticOptions& so, const std::vector<BenchStage>& stages,
-                   int decode_tokens, int threads, int64_t image_prompt_tokens, DType kv_type) {
+                   int decode_tokens, int64_t decode_context, int threads, int64_t image_prompt_tokens,
+                   DType kv_type) {
   const DecoderConfig& t = c.text;
   const int64_t kv_row = 2 * t.num_hidden_layers * t.kv_dim() * static_cast<int64_t>(DTypeSize(kv_type));
   int64_t rows = 0, bytes = SyntheticCheckpointBytes(c, so);
   if (Has(stages, BenchStage::kPrefill)) rows = std::max(rows, kPrefillTokens);
   if (Has(stages, BenchStage::kImage)) rows = std::max(rows, image_prompt_tokens);
-  if (Has(stages, BenchStage::kDecode)) rows = std::max(rows, kDecodeContext + decode_tokens + 1);
+  if (Has(stages, BenchStage::kDecode)) rows = std::max(rows, decode_context + decode_tokens + 1);
   if (Has(stages, BenchStage::kDecode16k)) rows = std::max(rows, kDecodeContext16k + decode_tokens + 1);
   bytes += rows * kv_row;
   // One chunk's activations (DecoderForward's x, h, qkv, attention, o, gate, up) and the logits.
@@ -414,6 +415,9 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   if (o.layers < 0 || o.vit_layers < 0) return InvalidArgument("layer counts must be positive (0: the config's)");
   if (o.threads < 0 || o.threads > 1024) return InvalidArgument("threads must be between 1 and 1024");
   if (o.decode_tokens < 1 || o.decode_tokens > 100000) return InvalidArgument("decode tokens must be between 1 and 100000");
+  if (o.decode_context < 0 || o.decode_context > (int64_t{1} << 20)) {
+    return InvalidArgument("decode context must be between 0 and 1048576 positions");
+  }
   if (o.probe_bytes < 0) return InvalidArgument("the probe buffer size must be positive");
   DType dtype = DType::kBF16;
   if (synthetic) {
@@ -431,7 +435,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   r.kv_type = Lower(DTypeName(runner.KvType()));
   r.cpu = CpuDescription();
   r.decode_tokens = o.decode_tokens;
-  r.decode_context = kDecodeContext;
+  r.decode_context = o.decode_context;
   r.decode_context_16k = kDecodeContext16k;
   r.prefill_tokens = kPrefillTokens;
 
@@ -510,8 +514,8 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
       (s == BenchStage::kVit || s == BenchStage::kImage ? vision_stages : text_stages).push_back(s);
     }
     const DType kv = runner.KvType();
-    const int64_t need_text = run_text ? GroupBytes(config, text_so, text_stages, o.decode_tokens, threads, 0, kv) : 0;
-    const int64_t need_vision = run_vit || run_image ? GroupBytes(config, vision_so, vision_stages, o.decode_tokens,
+    const int64_t need_text = run_text ? GroupBytes(config, text_so, text_stages, o.decode_tokens, o.decode_context, threads, 0, kv) : 0;
+    const int64_t need_vision = run_vit || run_image ? GroupBytes(config, vision_so, vision_stages, o.decode_tokens, o.decode_context,
                                                                   threads, work.image_prompt_tokens, kv)
                                                      : 0;
     const int64_t need = std::max(need_text, need_vision);
@@ -563,7 +567,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
       const double s = MedianRun<double>([&] { return runner.RunPrefill(*m); }, [](const double& x) { return x; });
       r.prefill_tok_s_512 = kPrefillTokens / s;
     }
-    if (Has(r.stages, BenchStage::kDecode)) r.decode_tok_s = runner.RunDecode(*m, kDecodeContext, "decode");
+    if (Has(r.stages, BenchStage::kDecode)) r.decode_tok_s = runner.RunDecode(*m, o.decode_context, "decode");
     if (Has(r.stages, BenchStage::kDecode16k)) r.decode_tok_s_16k = runner.RunDecode(*m, kDecodeContext16k, "decode16k");
   }
 
@@ -600,7 +604,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   r.vit_flop_per_tile = work.vit_flop_per_tile;
   r.image_prompt_flop = work.image_prompt_flop;
   const int64_t kv_row = 2 * c.num_hidden_layers * c.kv_dim() * static_cast<int64_t>(DTypeSize(runner.KvType()));
-  r.decode_kv_bytes = kDecodeContext * kv_row;
+  r.decode_kv_bytes = o.decode_context * kv_row;
   r.decode_kv_bytes_16k = kDecodeContext16k * kv_row;
   const double bw_bytes = r.bandwidth_gbs * 1e9, peak = r.peak_gflops * 1e9;
   if (bw_bytes > 0) {

@@ -199,6 +199,14 @@ int RunBench(int argc, char** argv) {
           [&](const std::string& v) { return ParseInt("--vit-layers", v, 1, 65536, &o.vit_layers); }});
   fs.Add({"--config", "", "FILE", "synthetic shapes from this config.json (default: the real IXC-2.5 shapes)",
           [&](const std::string& v) { o.config_path = v; return Status::Ok(); }});
+  fs.Add({"--decode-context", "", "N", "KV positions before the decode stage's steps (default 4096; 0 matches "
+          "llama-bench's tg test)",
+          [&](const std::string& v) {
+            int n = 0;
+            Status st = ParseInt("--decode-context", v, 0, 1 << 20, &n);
+            o.decode_context = n;
+            return st;
+          }});
   fs.Add({"--repeat", "", "N", "decode tokens timed per decode figure (default 8)",
           [&](const std::string& v) { return ParseInt("--repeat", v, 1, 100000, &o.decode_tokens); }});
   fs.Add({"--probe-mb", "", "N", "read bandwidth probe buffer in MiB (default 1024, less when memory is short)",

@@ -80,6 +80,13 @@ TEST(CliBench, SkippedStagesAreNullAndDashes) {
   EXPECT_NE(line.find(" - "), std::string::npos) << line;
   EXPECT_EQ(t.out.find("ixc bench:"), std::string::npos) << "no progress lines when stderr is not a terminal";
 
+  // Decoding from an empty cache, as llama-bench's tg test does.
+  CliRun z = ixc::testing::RunIxc(args + " --decode-context 0 --json", false);
+  ASSERT_EQ(z.code, 0) << z.out;
+  EXPECT_EQ(json::parse(z.out)["decode_context"], 0);
+  EXPECT_EQ(json::parse(z.out)["decode_kv_bytes"], 0);
+  EXPECT_EQ(ixc::testing::RunIxc(args + " --decode-context -1", false).code, 2);
+
   // The vision stage alone (its synthetic model still needs Partial LoRA beside the tower).
   CliRun v = ixc::testing::RunIxc("bench --synthetic --config " + TinyConfig() + kQuick + " --stages vit --json", false);
   ASSERT_EQ(v.code, 0) << v.out;
