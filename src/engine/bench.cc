@@ -217,7 +217,7 @@ class Runner {
     KvCache cache(c.num_hidden_layers, c.kv_dim(), KvType(), context + steps + 1);
     cache.Reserve(context);
     std::vector<float> rows(context * c.kv_dim());
-    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    for (int64_t l = 0; l < c.num_hidden_layers && context > 0; ++l) {
       for (int kv = 0; kv < 2; ++kv) {
         FillSyntheticUniform(o_.seed, StrFormat("kv.%d.%lld", kv, (long long)l), -1.f, 1.f, rows.data(),
                              context * c.kv_dim(), pool_);

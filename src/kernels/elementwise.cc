@@ -96,6 +96,7 @@ void AddInPlace(float* x, const float* y, int64_t n, ThreadPool* pool) {
 }
 
 void StoreAs(DType dtype, const float* x, void* y, int64_t n) {
+  if (n <= 0) return;
   if (dtype == DType::kF16) return K().f32_to_f16(x, static_cast<uint16_t*>(y), n);
   if (dtype == DType::kBF16) {
     auto* out = static_cast<uint16_t*>(y);

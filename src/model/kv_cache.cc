@@ -16,6 +16,7 @@ KvCache::KvCache(const KvCache& o)
     : dtype_(o.dtype_), kv_dim_(o.kv_dim_), row_bytes_(o.row_bytes_), layers_(o.layers_.size()) {
   Allocate(o.length_);
   length_ = o.length_;
+  if (length_ == 0) return;  // nothing allocated to copy into
   for (size_t l = 0; l < layers_.size(); ++l) {
     std::memcpy(layers_[l].k.get(), o.layers_[l].k.get(), length_ * row_bytes_);
     std::memcpy(layers_[l].v.get(), o.layers_[l].v.get(), length_ * row_bytes_);
