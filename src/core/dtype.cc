@@ -1,5 +1,6 @@
 #include "core/dtype.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ixc {
@@ -10,8 +11,28 @@ size_t DTypeSize(DType t) {
     case DType::kF16: case DType::kBF16: return 2;
     case DType::kI64: case DType::kF64: return 8;
     case DType::kU8: case DType::kI8: case DType::kBool: return 1;
+    case DType::kQ8_0: return 0;
   }
   return 0;
+}
+
+int64_t DTypeBlockValues(DType t) { return t == DType::kQ8_0 ? kQ8Block : 1; }
+int64_t DTypeBlockBytes(DType t) {
+  return t == DType::kQ8_0 ? static_cast<int64_t>(sizeof(BlockQ8_0)) : static_cast<int64_t>(DTypeSize(t));
+}
+bool IsBlockType(DType t) { return t == DType::kQ8_0; }
+
+void QuantizeQ8_0(const float* x, void* blocks, int64_t n) {
+  auto* out = static_cast<BlockQ8_0*>(blocks);
+  for (int64_t b = 0; b < n / kQ8Block; ++b) {
+    const float* xb = x + b * kQ8Block;
+    float amax = 0.f;
+    for (int i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float d = amax / 127.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    out[b].d = F32ToF16(d);
+    for (int i = 0; i < kQ8Block; ++i) out[b].q[i] = static_cast<int8_t>(std::lround(xb[i] * id));
+  }
 }
 
 const char* DTypeName(DType t) {
@@ -25,6 +46,7 @@ const char* DTypeName(DType t) {
     case DType::kI8: return "I8";
     case DType::kF64: return "F64";
     case DType::kBool: return "BOOL";
+    case DType::kQ8_0: return "Q8_0";
   }
   return "?";
 }
@@ -100,6 +122,11 @@ void ConvertToF32(DType t, const void* src, float* dst, size_t n) {
     case DType::kF64: {
       const auto* s = static_cast<const double*>(src);
       for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+      return;
+    }
+    case DType::kQ8_0: {
+      const auto* blocks = static_cast<const BlockQ8_0*>(src);
+      for (size_t i = 0; i < n; ++i) dst[i] = F16ToF32(blocks[i / kQ8Block].d) * blocks[i / kQ8Block].q[i % kQ8Block];
       return;
     }
     default:

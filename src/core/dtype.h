@@ -8,9 +8,28 @@
 
 namespace ixc {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kI8, kF64, kBool };
+enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kI8, kF64, kBool, kQ8_0 };
 
+// Bytes per element of a plain type; 0 for block-quantised types (use StorageBytes).
 size_t DTypeSize(DType t);
+
+// Block-quantised types store DTypeBlockValues values in DTypeBlockBytes bytes; plain types are blocks of one.
+//   Q8_0 (GGUF's layout): 32 values as an f16 scale d and 32 int8 q; value i = d·q[i].
+int64_t DTypeBlockValues(DType t);
+int64_t DTypeBlockBytes(DType t);
+// Bytes of n consecutive values (n a multiple of the block size for block types).
+inline int64_t StorageBytes(DType t, int64_t n) { return n / DTypeBlockValues(t) * DTypeBlockBytes(t); }
+bool IsBlockType(DType t);
+
+constexpr int kQ8Block = 32;
+struct BlockQ8_0 {
+  uint16_t d;  // f16 scale
+  int8_t q[kQ8Block];
+};
+static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 blocks are 34 bytes, as in GGUF");
+
+// Quantises n values (a multiple of 32) to Q8_0 as GGUF does: d = max|x| / 127 rounded to f16, q = round(x / d).
+void QuantizeQ8_0(const float* x, void* blocks, int64_t n);
 const char* DTypeName(DType t);  // safetensors spelling: "F32", "BF16", ...
 // Parses a safetensors dtype name; false for names we do not know.
 bool ParseDType(const std::string& name, DType* out);
@@ -34,7 +53,8 @@ inline uint16_t F32ToBf16(float f) {
 float F16ToF32(uint16_t h);
 uint16_t F32ToF16(float f);
 
-// Converts n elements of a float-like type to float32. Only kF32/kF16/kBF16/kF64 are valid here.
+// Converts n elements of a float-like type to float32. Only kF32/kF16/kBF16/kF64/kQ8_0 are valid here (Q8_0: src
+// at a block boundary, n a multiple of 32).
 void ConvertToF32(DType t, const void* src, float* dst, size_t n);
 
 }  // namespace ixc

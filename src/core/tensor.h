@@ -22,11 +22,11 @@ struct TensorView {
 
   bool valid() const { return data != nullptr; }
   int64_t numel() const { return NumElements(shape); }
-  size_t nbytes() const { return static_cast<size_t>(numel()) * DTypeSize(dtype); }
+  size_t nbytes() const { return static_cast<size_t>(StorageBytes(dtype, numel())); }
   int64_t dim(int i) const { return shape[i < 0 ? shape.size() + i : i]; }
-  // Row r of a 2-D tensor, as raw bytes.
+  // Row r of a 2-D tensor, as raw bytes (block types: rows are whole blocks).
   const uint8_t* row(int64_t r) const {
-    return static_cast<const uint8_t*>(data) + r * shape.back() * DTypeSize(dtype);
+    return static_cast<const uint8_t*>(data) + StorageBytes(dtype, r * shape.back());
   }
 };
 

@@ -311,11 +311,13 @@ class Runner {
   ThreadPool* pool_;
 };
 
+// q8_0: the decoder linears in Q8_0, everything else bf16 (the layout a quantised model file will have).
 Result<DType> ParseType(const std::string& t) {
   if (t == "bf16") return DType::kBF16;
   if (t == "f16") return DType::kF16;
   if (t == "f32") return DType::kF32;
-  return InvalidArgument("unknown type '" + t + "' (bf16, f16 or f32)");
+  if (t == "q8_0") return DType::kQ8_0;
+  return InvalidArgument("unknown type '" + t + "' (bf16, f16, f32 or q8_0)");
 }
 
 std::string Lower(std::string s) {
@@ -500,7 +502,9 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   // LoRA for the vit and image stages. Check that the larger group fits before generating anything.
   SyntheticOptions text_so, vision_so;
   text_so.seed = vision_so.seed = o.seed;
-  text_so.dtype = vision_so.dtype = dtype;
+  const bool q8_0 = dtype == DType::kQ8_0;
+  text_so.dtype = vision_so.dtype = q8_0 ? DType::kBF16 : dtype;
+  text_so.q8_0_linears = vision_so.q8_0_linears = q8_0;
   text_so.web_rank = text_so.sft_rank = text_so.dpo_rank = 0;
   vision_so.web_rank = vision_so.sft_rank = vision_so.dpo_rank = 0;
   text_so.plora_rank = 0;

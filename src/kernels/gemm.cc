@@ -25,8 +25,6 @@ constexpr int64_t kNc = 32;
 // Below this many multiply-adds a product runs on the calling thread.
 constexpr int64_t kParallelMacs = 1 << 16;
 
-size_t ElementSize(DType d) { return d == DType::kF32 ? 4 : 2; }
-
 void FewRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias,
              float* y, bool accumulate, ThreadPool* pool) {
   const int64_t N = w.dim(0);
@@ -59,7 +57,7 @@ void FewRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, co
 
 void ManyRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias,
               float* y, bool accumulate, ThreadPool* pool) {
-  const int64_t N = w.dim(0), esize = static_cast<int64_t>(ElementSize(w.dtype));
+  const int64_t N = w.dim(0);
   const int64_t panels = (N + kNr - 1) / kNr;
   const int64_t mtasks = (T + kMc - 1) / kMc, ntasks = (panels + kNc - 1) / kNc, tasks = mtasks * ntasks;
   const auto* wbytes = static_cast<const uint8_t*>(w.data);
@@ -80,7 +78,7 @@ void ManyRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, c
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t n0 = p * kNr;
         const int nr = static_cast<int>(std::min<int64_t>(kNr, N - n0));
-        kern.pack_b(w.dtype, wbytes + (n0 * K + k0) * esize, K, nr, kc, bpack);
+        kern.pack_b(w.dtype, wbytes + StorageBytes(w.dtype, n0 * K + k0), K, nr, kc, bpack);
         for (int64_t r0 = m0; r0 < m1; r0 += kMr) {
           const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - r0));
           const float* a = apack + (r0 - m0) * kKc;

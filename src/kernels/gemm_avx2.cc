@@ -19,24 +19,33 @@ namespace {
 
 using avx2::HorizontalSum;
 
-// 8 stored values from p (elements of dtype) widened to f32.
-inline __m256 Load8(DType dtype, const void* p) {
+// Values i..i+7 of the stored sequence at p (i a multiple of 8), widened to f32. Indices are flat across rows,
+// which works for Q8_0 because rows are whole blocks.
+inline __m256 Load8(DType dtype, const void* p, int64_t i) {
   if (dtype == DType::kBF16) {
-    const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+    const auto* h = static_cast<const uint16_t*>(p) + i;
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
   }
-  if (dtype == DType::kF16) return _mm256_cvtph_ps(_mm_loadu_si128(static_cast<const __m128i*>(p)));
-  return _mm256_loadu_ps(static_cast<const float*>(p));
+  if (dtype == DType::kF16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p) + i)));
+  }
+  if (dtype == DType::kQ8_0) {
+    const BlockQ8_0& b = static_cast<const BlockQ8_0*>(p)[i / kQ8Block];
+    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.q + i % kQ8Block)));
+    return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.d)), _mm256_cvtepi32_ps(q));
+  }
+  return _mm256_loadu_ps(static_cast<const float*>(p) + i);
 }
 
 inline float Load1(DType dtype, const void* p, int64_t i) {
   if (dtype == DType::kBF16) return Bf16ToF32(static_cast<const uint16_t*>(p)[i]);
   if (dtype == DType::kF16) return F16ToF32(static_cast<const uint16_t*>(p)[i]);
+  if (dtype == DType::kQ8_0) {
+    const BlockQ8_0& b = static_cast<const BlockQ8_0*>(p)[i / kQ8Block];
+    return F16ToF32(b.d) * b.q[i % kQ8Block];
+  }
   return static_cast<const float*>(p)[i];
-}
-
-inline const void* Offset(DType dtype, const void* p, int64_t elements) {
-  return static_cast<const uint8_t*>(p) + elements * (dtype == DType::kF32 ? 4 : 2);
 }
 
 // Rows r[0..8) become columns: r[k] = (r0[k], …, r7[k]).
@@ -66,7 +75,7 @@ void PackB(DType dtype, const void* w, int64_t ldw, int nr, int64_t kc, float* b
     for (; k + 8 <= kc; k += 8) {
       for (int half = 0; half < 2; ++half) {
         __m256 r[8];
-        for (int j = 0; j < 8; ++j) r[j] = Load8(dtype, Offset(dtype, w, (half * 8 + j) * ldw + k));
+        for (int j = 0; j < 8; ++j) r[j] = Load8(dtype, w, (half * 8 + j) * ldw + k);
         Transpose8(r);
         for (int i = 0; i < 8; ++i) _mm256_storeu_ps(bpack + (k + i) * kNr + half * 8, r[i]);
       }
@@ -232,8 +241,56 @@ void RowsKind(const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, i
   }
 }
 
+// Q8_0 rows (k a multiple of 32): per block, the 32 int8 weights are widened and multiplied with the activations,
+// and the block's partial sum is scaled into the accumulator.
+template <int NX, int NW>
+void RowsQ8T(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, float* out) {
+  const auto* blocks = static_cast<const BlockQ8_0*>(w);
+  const int64_t row_blocks = ldw / kQ8Block;
+  __m256 acc[NX][NW];
+  for (int r = 0; r < NX; ++r)
+    for (int j = 0; j < NW; ++j) acc[r][j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < k / kQ8Block; ++b) {
+    for (int j = 0; j < NW; ++j) {
+      const BlockQ8_0& blk = blocks[j * row_blocks + b];
+      const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk.d));
+      __m256 wv[4];
+      for (int q = 0; q < 4; ++q) {
+        wv[q] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk.q + 8 * q))));
+      }
+      for (int r = 0; r < NX; ++r) {
+        const float* xr = x + r * ldx + b * kQ8Block;
+        __m256 s = _mm256_mul_ps(_mm256_loadu_ps(xr), wv[0]);
+        s = _mm256_fmadd_ps(_mm256_loadu_ps(xr + 8), wv[1], s);
+        s = _mm256_fmadd_ps(_mm256_loadu_ps(xr + 16), wv[2], s);
+        s = _mm256_fmadd_ps(_mm256_loadu_ps(xr + 24), wv[3], s);
+        acc[r][j] = _mm256_fmadd_ps(d, s, acc[r][j]);
+      }
+    }
+  }
+  for (int r = 0; r < NX; ++r)
+    for (int j = 0; j < NW; ++j) out[r * kRowsW + j] = HorizontalSum(acc[r][j]);
+}
+
+template <int NX>
+void RowsQ8Nx(const float* x, int64_t ldx, const void* w, int64_t ldw, int nw, int64_t k, float* out) {
+  constexpr int P = NX == 1 ? 8 : 4;  // accumulators NX × P plus 4 widened vectors fit the 16 registers
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int64_t row_bytes = StorageBytes(DType::kQ8_0, ldw);
+  int j0 = 0;
+  for (; j0 + P <= nw; j0 += P) RowsQ8T<NX, P>(x, ldx, wb + j0 * row_bytes, ldw, k, out + j0);
+  for (; j0 < nw; ++j0) RowsQ8T<NX, 1>(x, ldx, wb + j0 * row_bytes, ldw, k, out + j0);
+}
+
 void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k,
           float* out) {
+  if (dtype == DType::kQ8_0) {
+    switch (nx) {
+      case 3: return RowsQ8Nx<3>(x, ldx, w, ldw, nw, k, out);
+      case 2: return RowsQ8Nx<2>(x, ldx, w, ldw, nw, k, out);
+      default: return RowsQ8Nx<1>(x, ldx, w, ldw, nw, k, out);
+    }
+  }
   if (dtype == DType::kBF16) return RowsKind<kKindBf16>(x, ldx, nx, w, ldw, nw, k, dtype, out);
   if (dtype == DType::kF16) return RowsKind<kKindF16>(x, ldx, nx, w, ldw, nw, k, dtype, out);
   RowsKind<kKindF32>(x, ldx, nx, w, ldw, nw, k, dtype, out);

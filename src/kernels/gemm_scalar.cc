@@ -11,6 +11,10 @@ inline float Load(DType dtype, const void* base, int64_t i) {
   switch (dtype) {
     case DType::kBF16: return Bf16ToF32(static_cast<const uint16_t*>(base)[i]);
     case DType::kF16: return F16ToF32(static_cast<const uint16_t*>(base)[i]);
+    case DType::kQ8_0: {  // flat index: rows are whole blocks
+      const BlockQ8_0& b = static_cast<const BlockQ8_0*>(base)[i / kQ8Block];
+      return F16ToF32(b.d) * b.q[i % kQ8Block];
+    }
     default: return static_cast<const float*>(base)[i];
   }
 }

@@ -18,6 +18,7 @@ using testing::RandomFloats;
 struct Weights {
   TensorView view;
   std::vector<uint16_t> half;
+  std::vector<uint8_t> blocks;  // Q8_0
   std::vector<float> f32;    // the stored values when dtype is F32
   std::vector<float> exact;  // the stored values widened, for error bounds
 };
@@ -27,7 +28,12 @@ Weights MakeWeights(int64_t n, int64_t k, DType dtype, uint32_t seed) {
   w.f32 = RandomFloats(n * k, seed);
   w.exact = w.f32;
   w.view = TensorView{dtype, {n, k}, w.f32.data()};
-  if (dtype != DType::kF32) {
+  if (dtype == DType::kQ8_0) {
+    w.blocks.resize(StorageBytes(dtype, n * k));
+    QuantizeQ8_0(w.f32.data(), w.blocks.data(), n * k);
+    ConvertToF32(dtype, w.blocks.data(), w.exact.data(), n * k);
+    w.view.data = w.blocks.data();
+  } else if (dtype != DType::kF32) {
     w.half.resize(w.f32.size());
     for (size_t i = 0; i < w.f32.size(); ++i) {
       w.half[i] = dtype == DType::kBF16 ? F32ToBf16(w.f32[i]) : F32ToF16(w.f32[i]);
@@ -91,6 +97,49 @@ TEST(Gemm, MatchesScalarTwinOnRaggedShapes) {
       }
     }
   }
+}
+
+TEST(Gemm, Q8_0MatchesScalarTwin) {
+  ThreadPool pool(2);
+  // K a multiple of the 32-value block; rows around the kernels' edges; K past one 256-deep k-block.
+  const std::tuple<int64_t, int64_t, int64_t> shapes[] = {{1, 37, 64}, {2, 9, 32}, {3, 17, 96}, {7, 20, 288},
+                                                          {8, 33, 64}, {40, 50, 544}, {1, 8, 4096}};
+  for (Isa isa : LevelsToTest()) {
+    ScopedIsaLimit limit(isa);
+    for (auto [T, N, K] : shapes) {
+      const std::string what = std::string(IsaName(isa)) + " Q8_0 T=" + std::to_string(T) + " N=" +
+                               std::to_string(N) + " K=" + std::to_string(K);
+      auto x = RandomFloats(T * K, 6);
+      Weights w = MakeWeights(N, K, DType::kQ8_0, 7);
+      auto bias = RandomFloats(N, 8);
+      for (bool accumulate : {false, true}) {
+        std::vector<float> y(T * N, 0.5f), ref(T * N, 0.5f);
+        MatMul(x.data(), T, K, w.view, bias.data(), y.data(), accumulate, &pool);
+        MatMulRef(x.data(), T, K, w.view, bias.data(), ref.data(), accumulate);
+        // Both multiply the same dequantised values; the fast path sums per block then scales (one more rounding
+        // per block), which the (K + 2)·u bound covers.
+        ExpectClose(x, w, bias, accumulate ? 0.5f : 0.f, T, N, K, y, ref, what);
+      }
+    }
+  }
+}
+
+TEST(Gemm, Q8_0QuantisationIsGgufs) {
+  // One block: d = max|x| / 127 stored as f16, q = round(x / d); the largest magnitude maps to ±127.
+  std::vector<float> x(32);
+  for (int i = 0; i < 32; ++i) x[i] = (i - 10) * 0.37f;
+  BlockQ8_0 b;
+  QuantizeQ8_0(x.data(), &b, 32);
+  EXPECT_EQ(b.d, F32ToF16(21 * 0.37f / 127));
+  EXPECT_EQ(b.q[31], 127);
+  EXPECT_EQ(b.q[10], 0);
+  EXPECT_EQ(b.q[0], static_cast<int8_t>(std::lround(-10 * 0.37f / (21 * 0.37f / 127))));
+  std::vector<float> back(32);
+  ConvertToF32(DType::kQ8_0, &b, back.data(), 32);
+  for (int i = 0; i < 32; ++i) EXPECT_NEAR(back[i], x[i], F16ToF32(b.d) * 0.5 + 1e-3) << i;
+  const TensorView v{DType::kQ8_0, {2, 64}, &b};
+  EXPECT_EQ(v.nbytes(), 4u * 34);
+  EXPECT_EQ(v.row(1) - v.row(0), 2 * 34);
 }
 
 TEST(Gemm, ResultDoesNotDependOnThreadCount) {

@@ -10,7 +10,8 @@
 
 namespace ixc {
 
-// y[T, N] (+)= x[T, K] · W[N, K]ᵀ, W any float dtype (row-vector convention of PyTorch's Linear).
+// y[T, N] (+)= x[T, K] · W[N, K]ᵀ, W F32, F16, BF16 or Q8_0 (K a multiple of 32) (row-vector convention of PyTorch's
+// Linear).
 // When `bias` is non-null (f32 [N]) it is added. `accumulate` adds into y instead of overwriting it.
 void MatMul(const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias, float* y, bool accumulate,
             ThreadPool* pool);

@@ -47,12 +47,13 @@ inline uint16_t RoundToBf16(float f) {
 
 // 24 bits of each hash give a uniform float in [lo, lo + width). Plain IEEE float arithmetic (the build does not
 // contract it into FMAs), so the values are the same whatever instruction set runs the loop.
+// Values i0..i1 of a tensor go to out[0, i1 - i0).
 template <typename T, typename Convert>
 inline void FillRange(Key k, uint32_t i0, uint32_t i1, float lo, float width, T* out, Convert convert) {
   constexpr float kUnit = 1.0f / 16777216.0f;
   for (uint32_t i = i0; i < i1; ++i) {
     const uint32_t h = Hash32(i * k.mul + k.add);
-    out[i] = convert(lo + width * (static_cast<float>(static_cast<int32_t>(h >> 8)) * kUnit));
+    out[i - i0] = convert(lo + width * (static_cast<float>(static_cast<int32_t>(h >> 8)) * kUnit));
   }
 }
 
@@ -80,11 +81,13 @@ void Fill(DType dt, Key k, uint32_t i0, uint32_t i1, float lo, float width, void
   FillTyped(dt, k, i0, i1, lo, width, out);
 }
 
-// Fills n values in parallel when there are enough of them to be worth waking the pool.
-void FillAll(DType dt, Key k, int64_t n, float lo, float width, void* out, ThreadPool* pool) {
-  IXC_DCHECK(n < (int64_t{1} << 32));  // element indices are hashed as 32-bit counters
+// Fills values [first, first + n) of a tensor into out[0, n), in parallel when there are enough of them to be worth
+// waking the pool.
+void FillAll(DType dt, Key k, int64_t first, int64_t n, float lo, float width, void* out, ThreadPool* pool) {
+  IXC_DCHECK(first + n <= (int64_t{1} << 32));  // element indices are hashed as 32-bit counters
   auto fill = [&](int64_t b, int64_t e, int) {
-    Fill(dt, k, static_cast<uint32_t>(b), static_cast<uint32_t>(e), lo, width, out);
+    auto* o = static_cast<uint8_t*>(out) + StorageBytes(dt, b);
+    Fill(dt, k, static_cast<uint32_t>(first + b), static_cast<uint32_t>(first + e), lo, width, o);
   };
   if (pool && n >= (int64_t{1} << 16)) {
     pool->ParallelFor(n, fill);
@@ -93,22 +96,46 @@ void FillAll(DType dt, Key k, int64_t n, float lo, float width, void* out, Threa
   }
 }
 
+// Q8_0 of n values (a multiple of 32), blocks split across the pool.
+void QuantizeAll(const float* x, uint8_t* out, int64_t n, ThreadPool* pool) {
+  const int64_t blocks = n / kQ8Block;
+  auto run = [&](int64_t b0, int64_t b1, int) {
+    QuantizeQ8_0(x + b0 * kQ8Block, out + b0 * static_cast<int64_t>(sizeof(BlockQ8_0)), (b1 - b0) * kQ8Block);
+  };
+  if (pool && blocks >= 4096) {
+    pool->ParallelFor(blocks, run);
+  } else {
+    run(0, blocks, 0);
+  }
+}
+
 class Builder {
  public:
   Builder(SyntheticCheckpoint* ck, const SyntheticOptions& o, ThreadPool* pool) : ck_(ck), o_(o), pool_(pool) {}
 
-  // center ± scale, stored in the requested dtype.
-  void Add(const std::string& name, Shape shape, float center = 0.f, float scale = -1.f) {
+  // center ± scale, stored in `dtype` (Q8_0: generated as f32 a slab of rows at a time, then quantised).
+  void Add(const std::string& name, Shape shape, float center, float scale, DType dtype) {
     if (scale < 0) scale = o_.scale;
     const int64_t n = NumElements(shape);
-    const size_t bytes = static_cast<size_t>(n) * DTypeSize(o_.dtype);
+    const size_t bytes = static_cast<size_t>(StorageBytes(dtype, n));
     // Uninitialised on purpose: the fill below is the first touch, so the page faults are spread over the pool.
     auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
     IXC_DCHECK(buf != nullptr);
     ck_->storage.emplace_back(buf);
     ck_->bytes += static_cast<int64_t>(bytes);
-    FillAll(o_.dtype, NameKey(o_.seed, name), n, center - scale, 2 * scale, buf, pool_);
-    ck_->tensors[name] = TensorView{o_.dtype, std::move(shape), buf};
+    const Key key = NameKey(o_.seed, name);
+    if (dtype == DType::kQ8_0) {
+      constexpr int64_t kSlab = int64_t{1} << 22;  // values per slab (a multiple of the 32-value block)
+      std::vector<float> f32(static_cast<size_t>(std::min(n, kSlab)));
+      for (int64_t i0 = 0; i0 < n; i0 += kSlab) {
+        const int64_t m = std::min(kSlab, n - i0);
+        FillAll(DType::kF32, key, i0, m, center - scale, 2 * scale, f32.data(), pool_);
+        QuantizeAll(f32.data(), buf + StorageBytes(dtype, i0), m, pool_);
+      }
+    } else {
+      FillAll(dtype, key, 0, n, center - scale, 2 * scale, buf, pool_);
+    }
+    ck_->tensors[name] = TensorView{dtype, std::move(shape), buf};
   }
 
  private:
@@ -118,18 +145,19 @@ class Builder {
 };
 
 // Every tensor of the checkpoint, in one place for both the generator and the size estimate.
-using AddFn = std::function<void(const std::string& name, Shape shape, float center, float scale)>;
+// `linear`: a decoder linear's weight (the tensors q8_0_linears quantises).
+using AddFn = std::function<void(const std::string& name, Shape shape, float center, float scale, bool linear)>;
 
 void ForEachTensor(const ModelConfig& mc, const SyntheticOptions& o, const AddFn& add) {
   const DecoderConfig& c = mc.text;
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
-  add("model.tok_embeddings.weight", {V, D}, 0.f, 1.0f);
-  add("model.norm.weight", {D}, 1.f, 0.2f);
-  add("output.weight", {V, D}, 0.f, -1.f);
+  add("model.tok_embeddings.weight", {V, D}, 0.f, 1.0f, false);
+  add("model.norm.weight", {D}, 1.f, 0.2f, false);
+  add("output.weight", {V, D}, 0.f, -1.f, false);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = StrFormat("model.layers.%lld.", (long long)i);
-    add(p + "attention_norm.weight", {D}, 1.f, 0.2f);
-    add(p + "ffn_norm.weight", {D}, 1.f, 0.2f);
+    add(p + "attention_norm.weight", {D}, 1.f, 0.2f, false);
+    add(p + "ffn_norm.weight", {D}, 1.f, 0.2f, false);
     struct { const char* name; int64_t out, in; } lin[] = {{"attention.wqkv", c.qkv_dim(), D},
                                                            {"attention.wo", D, c.num_attention_heads * c.head_dim()},
                                                            {"feed_forward.w1", F, D},
@@ -137,12 +165,12 @@ void ForEachTensor(const ModelConfig& mc, const SyntheticOptions& o, const AddFn
                                                            {"feed_forward.w2", D, F}};
     for (const auto& l : lin) {
       const std::string base = p + l.name;
-      add(base + ".weight", {l.out, l.in}, 0.f, -1.f);
+      add(base + ".weight", {l.out, l.in}, 0.f, -1.f, /*linear=*/true);
       for (auto [kind, r] : {std::pair{"Plora", o.plora_rank}, {"lora_web", o.web_rank}, {"lora_sft", o.sft_rank},
                              {"lora_dpo", o.dpo_rank}}) {
         if (r <= 0) continue;
-        add(base + "." + kind + "_A.weight", {r, l.in}, 0.f, -1.f);
-        add(base + "." + kind + "_B.weight", {l.out, r}, 0.f, -1.f);
+        add(base + "." + kind + "_A.weight", {r, l.in}, 0.f, -1.f, false);
+        add(base + "." + kind + "_B.weight", {l.out, r}, 0.f, -1.f, false);
       }
     }
   }
@@ -150,32 +178,32 @@ void ForEachTensor(const ModelConfig& mc, const SyntheticOptions& o, const AddFn
     const VisionConfig& v = mc.vision;
     const std::string p = "vit.vision_tower.vision_model.";
     const int64_t H = v.hidden_size, I = v.intermediate_size, P = v.patch_size;
-    add(p + "embeddings.patch_embedding.weight", {H, v.num_channels, P, P}, 0.f, -1.f);
-    add(p + "embeddings.class_embedding", {H}, 0.f, 0.5f);
-    add(p + "embeddings.position_embedding.weight", {v.num_patches() + 1, H}, 0.f, 0.5f);
-    add(p + "pre_layrnorm.weight", {H}, 1.f, 0.2f);
-    add(p + "pre_layrnorm.bias", {H}, 0.f, -1.f);
+    add(p + "embeddings.patch_embedding.weight", {H, v.num_channels, P, P}, 0.f, -1.f, false);
+    add(p + "embeddings.class_embedding", {H}, 0.f, 0.5f, false);
+    add(p + "embeddings.position_embedding.weight", {v.num_patches() + 1, H}, 0.f, 0.5f, false);
+    add(p + "pre_layrnorm.weight", {H}, 1.f, 0.2f, false);
+    add(p + "pre_layrnorm.bias", {H}, 0.f, -1.f, false);
     for (int64_t k = 0; k < v.num_hidden_layers; ++k) {
       const std::string q = p + StrFormat("encoder.layers.%lld.", (long long)k);
       for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-        add(q + "self_attn." + proj + ".weight", {H, H}, 0.f, -1.f);
-        add(q + "self_attn." + proj + ".bias", {H}, 0.f, -1.f);
+        add(q + "self_attn." + proj + ".weight", {H, H}, 0.f, -1.f, false);
+        add(q + "self_attn." + proj + ".bias", {H}, 0.f, -1.f, false);
       }
-      add(q + "layer_norm1.weight", {H}, 1.f, 0.2f);
-      add(q + "layer_norm1.bias", {H}, 0.f, -1.f);
-      add(q + "layer_norm2.weight", {H}, 1.f, 0.2f);
-      add(q + "layer_norm2.bias", {H}, 0.f, -1.f);
-      add(q + "mlp.fc1.weight", {I, H}, 0.f, -1.f);
-      add(q + "mlp.fc1.bias", {I}, 0.f, -1.f);
-      add(q + "mlp.fc2.weight", {H, I}, 0.f, -1.f);
-      add(q + "mlp.fc2.bias", {H}, 0.f, -1.f);
+      add(q + "layer_norm1.weight", {H}, 1.f, 0.2f, false);
+      add(q + "layer_norm1.bias", {H}, 0.f, -1.f, false);
+      add(q + "layer_norm2.weight", {H}, 1.f, 0.2f, false);
+      add(q + "layer_norm2.bias", {H}, 0.f, -1.f, false);
+      add(q + "mlp.fc1.weight", {I, H}, 0.f, -1.f, false);
+      add(q + "mlp.fc1.bias", {I}, 0.f, -1.f, false);
+      add(q + "mlp.fc2.weight", {H, I}, 0.f, -1.f, false);
+      add(q + "mlp.fc2.bias", {H}, 0.f, -1.f, false);
     }
-    add("vision_proj.0.weight", {D, v.merged_dim()}, 0.f, -1.f);
-    add("vision_proj.0.bias", {D}, 0.f, -1.f);
-    add("vision_proj.2.weight", {D, D}, 0.f, -1.f);
-    add("vision_proj.2.bias", {D}, 0.f, -1.f);
-    add("plora_glb_GN", {1, 1, v.merged_dim()}, 0.f, 0.5f);
-    add("plora_sub_GN", {1, 1, 1, v.merged_dim()}, 0.f, 0.5f);
+    add("vision_proj.0.weight", {D, v.merged_dim()}, 0.f, -1.f, false);
+    add("vision_proj.0.bias", {D}, 0.f, -1.f, false);
+    add("vision_proj.2.weight", {D, D}, 0.f, -1.f, false);
+    add("vision_proj.2.bias", {D}, 0.f, -1.f, false);
+    add("plora_glb_GN", {1, 1, v.merged_dim()}, 0.f, 0.5f, false);
+    add("plora_sub_GN", {1, 1, 1, v.merged_dim()}, 0.f, 0.5f, false);
   }
 }
 
@@ -185,21 +213,21 @@ std::unique_ptr<SyntheticCheckpoint> MakeSyntheticCheckpoint(const ModelConfig& 
                                                              ThreadPool* pool) {
   auto ck = std::make_unique<SyntheticCheckpoint>();
   Builder b(ck.get(), o, pool);
-  ForEachTensor(mc, o, [&](const std::string& name, Shape shape, float center, float scale) {
-    b.Add(name, std::move(shape), center, scale);
+  ForEachTensor(mc, o, [&](const std::string& name, Shape shape, float center, float scale, bool linear) {
+    b.Add(name, std::move(shape), center, scale, linear && o.q8_0_linears ? DType::kQ8_0 : o.dtype);
   });
   return ck;
 }
 
 void FillSyntheticUniform(uint64_t seed, const std::string& name, float lo, float hi, float* out, int64_t n,
                           ThreadPool* pool) {
-  FillAll(DType::kF32, NameKey(seed, name), n, lo, hi - lo, out, pool);
+  FillAll(DType::kF32, NameKey(seed, name), 0, n, lo, hi - lo, out, pool);
 }
 
 int64_t SyntheticCheckpointBytes(const ModelConfig& mc, const SyntheticOptions& o) {
   int64_t bytes = 0;
-  ForEachTensor(mc, o, [&](const std::string&, Shape shape, float, float) {
-    bytes += NumElements(shape) * static_cast<int64_t>(DTypeSize(o.dtype));
+  ForEachTensor(mc, o, [&](const std::string&, Shape shape, float, float, bool linear) {
+    bytes += StorageBytes(linear && o.q8_0_linears ? DType::kQ8_0 : o.dtype, NumElements(shape));
   });
   return bytes;
 }

@@ -18,6 +18,9 @@ namespace ixc {
 struct SyntheticOptions {
   uint64_t seed = 1;
   DType dtype = DType::kBF16;
+  // Store the decoder linears' weights (wqkv, wo, w1, w3, w2) as Q8_0, quantised from the same random values;
+  // everything else stays in `dtype`.
+  bool q8_0_linears = false;
   int64_t plora_rank = 8, web_rank = 12, sft_rank = 6, dpo_rank = 5;  // 0 leaves that adapter out
   bool vision = true;
   float scale = 0.08f;  // weights are uniform in [-scale, scale); norms around 1

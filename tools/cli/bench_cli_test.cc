@@ -80,6 +80,14 @@ TEST(CliBench, SkippedStagesAreNullAndDashes) {
   EXPECT_NE(line.find(" - "), std::string::npos) << line;
   EXPECT_EQ(t.out.find("ixc bench:"), std::string::npos) << "no progress lines when stderr is not a terminal";
 
+  // Q8_0 decoder linears: fewer bytes per decoded token than bf16 (34 bytes per 32 values against 64).
+  CliRun q = ixc::testing::RunIxc(args + " --type q8_0 --json", false);
+  ASSERT_EQ(q.code, 0) << q.out;
+  const json jq = json::parse(q.out);
+  EXPECT_EQ(jq["type"], "q8_0");
+  EXPECT_GT(jq["decode_tok_s"].get<double>(), 0);
+  EXPECT_LT(jq["decode_weight_bytes"].get<int64_t>(), j["decode_weight_bytes"].get<int64_t>());
+
   // Decoding from an empty cache, as llama-bench's tg test does.
   CliRun z = ixc::testing::RunIxc(args + " --decode-context 0 --json", false);
   ASSERT_EQ(z.code, 0) << z.out;
