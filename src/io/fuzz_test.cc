@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/testing.h"
+#include "io/gguf.h"
 #include "io/pickle.h"
 #include "io/pytorch_file.h"
 #include "io/safetensors.h"
@@ -307,6 +309,50 @@ TEST(Fuzz, SafetensorsBytes) {
   EXPECT_GT(tally.ok, 0);
   EXPECT_GT(tally.failed, 0);
   std::printf("safetensors: %d parsed, %d rejected, %.2f s\n", tally.ok, tally.failed,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+TEST(Fuzz, GgufBytes) {
+  const auto t0 = std::chrono::steady_clock::now();
+  // A small valid file: metadata of every kind, tensors of every type ixc reads.
+  const std::string path = testing::MakeTempDir("fuzz_gguf") + "/t.gguf";
+  std::vector<float> f32(96, 0.5f);
+  std::vector<uint16_t> half(64, 0x3c00);
+  std::vector<uint8_t> q8(StorageBytes(DType::kQ8_0, 64), 1);
+  std::map<std::string, GgufValue> md = {{"general.architecture", GgufValue::String("fuzz")},
+                                         {"a.u32", GgufValue::U32(3)},
+                                         {"b.bytes", GgufValue::Bytes({1, 2, 3, 4, 5})}};
+  ASSERT_TRUE(WriteGguf(path, md, {{"x", DType::kF32, {8, 12}, f32.data()},
+                                   {"y", DType::kBF16, {2, 32}, half.data()},
+                                   {"z", DType::kQ8_0, {1, 64}, q8.data()}})
+                  .ok());
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string good = ss.str();
+  // Counts, string lengths, dimensions and offsets are 8-byte fields: hit the positions of every 8-byte word.
+  std::vector<size_t> fields;
+  for (size_t i = 8; i + 8 <= std::min<size_t>(good.size(), 512); i += 4) fields.push_back(i);
+  Tally tally;
+  Mutator m(SeedBase() + 300);
+  for (int i = 0; i < Cases(); ++i) {
+    std::string s = m.Mutate(good, fields);
+    if (i % 4 == 3) s = m.Mutate(s, fields);
+    WithExactCopy(s, [&](const uint8_t* p, size_t n) {
+      GgufContents g;
+      Status st = ParseGguf(p, n, "fuzz.gguf", &g);
+      if (st.ok()) {
+        ++tally.ok;
+        TouchAll(g.tensors);
+      } else {
+        ++tally.failed;
+        EXPECT_FALSE(st.message().empty());
+      }
+    });
+  }
+  EXPECT_GT(tally.ok, 0);
+  EXPECT_GT(tally.failed, 0);
+  std::printf("gguf: %d parsed, %d rejected, %.2f s\n", tally.ok, tally.failed,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
