@@ -264,6 +264,22 @@ class Session {
   std::unique_ptr<SessionImpl> impl_;
 };
 
+// ixc convert: a model (Hugging Face folder, AWQ folder or a GGUF file ixc wrote) -> one GGUF file holding every
+// tensor, config.json and tokenizer.model; Model::Load takes the file wherever it takes a folder.
+struct ConvertOptions {
+  std::string model_dir;      // input folder or .gguf file
+  std::string output;         // the .gguf file to write
+  std::string type = "bf16";  // "bf16": tensors as stored (AWQ layers dequantised to F16); "q8_0": the decoder's
+                              // linears as Q8_0, the rest as stored
+  LoadProgress progress;      // loading stages, then "writing <type>"
+};
+struct ConvertReport {
+  int64_t tensors = 0;
+  int64_t quantised_tensors = 0;
+  int64_t file_bytes = 0;
+};
+Result<ConvertReport> ConvertModel(const ConvertOptions& options);
+
 // Writes the captured tensors of a result as safetensors: last_logits F32 [vocab], image_embeds F32 [n, hidden]
 // and pixels0 F32 [1, 3, H, W] when present.
 Status SaveDebugTensors(const ChatResult& result, const std::string& path);

@@ -15,6 +15,7 @@
 #include "core/mapped_file.h"
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "engine/gguf_model.h"
 #include "io/awq.h"
 
 namespace ixc {
@@ -239,21 +240,53 @@ Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const std::string& dir) {
   return LoadModelImpl(o);
 }
 
+Result<std::unique_ptr<GgufFile>> OpenModelGguf(const std::string& path) {
+  IXC_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> f, GgufFile::Open(path));
+  auto arch = f->GetString("general.architecture");
+  if (!arch.ok() || *arch != kGgufArchitecture) {
+    return InvalidArgument(StrFormat("%s is a GGUF file of architecture '%s', not an IXC-2.5 model written by ixc "
+                                     "convert (%s)", path.c_str(), arch.ok() ? arch->c_str() : "?", kGgufArchitecture));
+  }
+  IXC_ASSIGN_OR_RETURN(int64_t version, f->GetInt(kGgufKeyFormat));
+  if (version != 1) return Unimplemented(StrFormat("%s: ixc GGUF format version %lld (this ixc reads 1)", path.c_str(), (long long)version));
+  IXC_RETURN_IF_ERROR(f->GetString(kGgufKeyConfig).status());
+  IXC_RETURN_IF_ERROR(f->GetBytes(kGgufKeyTokenizer).status());
+  return f;
+}
+
 Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options) {
   namespace fs = std::filesystem;
   const std::string& dir = options.model_dir;
   const LoadProgress& progress = options.progress;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return NotFound(StrFormat("model folder '%s' does not exist", dir.c_str()));
+  // A single file is a GGUF model; otherwise a Hugging Face folder.
+  const bool gguf = fs::is_regular_file(dir, ec);
+  if (!gguf && !fs::is_directory(dir, ec)) return NotFound(StrFormat("model folder or file '%s' does not exist", dir.c_str()));
   auto m = std::make_unique<ModelImpl>();
-  m->model_dir = dir;
-  const std::string cfg_path = (fs::path(dir) / "config.json").string();
-  IXC_ASSIGN_OR_RETURN(std::string cfg_text, ReadFileToString(cfg_path, 16u << 20));
-  IXC_ASSIGN_OR_RETURN(m->config, ParseModelConfig(cfg_text, cfg_path));
-  IXC_ASSIGN_OR_RETURN(m->quantization, ParseQuantizationConfig(cfg_text, cfg_path));
-
+  // Beside-the-model lookups (the video label font) use the folder a GGUF file sits in.
+  m->source = dir;
+  m->model_dir = gguf ? fs::path(dir).parent_path().string() : dir;
+  if (m->model_dir.empty()) m->model_dir = ".";
+  std::string tokenizer_bytes;
   if (progress) progress("opening checkpoint", 0.0);
-  IXC_ASSIGN_OR_RETURN(m->checkpoint, Checkpoint::Open(dir));
+  if (gguf) {
+    IXC_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> f, OpenModelGguf(dir));
+    const std::string cfg_name = dir + " (" + kGgufKeyConfig + ")";
+    IXC_ASSIGN_OR_RETURN(std::string cfg_text, f->GetString(kGgufKeyConfig));
+    IXC_ASSIGN_OR_RETURN(m->config, ParseModelConfig(cfg_text, cfg_name));
+    IXC_ASSIGN_OR_RETURN(m->quantization, ParseQuantizationConfig(cfg_text, cfg_name));
+    IXC_ASSIGN_OR_RETURN(std::vector<uint8_t> tok, f->GetBytes(kGgufKeyTokenizer));
+    tokenizer_bytes.assign(tok.begin(), tok.end());
+    std::vector<std::unique_ptr<TensorSource>> sources;
+    sources.push_back(std::make_unique<GgufSource>(std::move(f)));
+    IXC_ASSIGN_OR_RETURN(m->checkpoint, Checkpoint::FromSources(std::move(sources), "gguf"));
+  } else {
+    const std::string cfg_path = (fs::path(dir) / "config.json").string();
+    IXC_ASSIGN_OR_RETURN(std::string cfg_text, ReadFileToString(cfg_path, 16u << 20));
+    IXC_ASSIGN_OR_RETURN(m->config, ParseModelConfig(cfg_text, cfg_path));
+    IXC_ASSIGN_OR_RETURN(m->quantization, ParseQuantizationConfig(cfg_text, cfg_path));
+    IXC_ASSIGN_OR_RETURN(m->checkpoint, Checkpoint::Open(dir));
+  }
   if (progress) progress("opening checkpoint", 1.0);
 
   const std::map<std::string, TensorView>* tensors = &m->checkpoint->tensors();
@@ -271,7 +304,11 @@ Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options) {
   if (progress) progress("binding weights", 1.0);
 
   if (progress) progress("loading tokenizer", 0.0);
-  IXC_ASSIGN_OR_RETURN(m->tokenizer, Tokenizer::Load((fs::path(dir) / "tokenizer.model").string()));
+  if (gguf) {
+    IXC_ASSIGN_OR_RETURN(m->tokenizer, Tokenizer::FromBytes(tokenizer_bytes, dir + " (" + kGgufKeyTokenizer + ")"));
+  } else {
+    IXC_ASSIGN_OR_RETURN(m->tokenizer, Tokenizer::Load((fs::path(dir) / "tokenizer.model").string()));
+  }
   if (progress) progress("loading tokenizer", 1.0);
   if (m->tokenizer->vocab_size() > m->config.text.vocab_size) {
     return InvalidArgument(StrFormat("tokenizer.model has %d pieces but the model's vocab_size is %lld",
@@ -284,6 +321,7 @@ Result<std::unique_ptr<ModelImpl>> MakeSyntheticModelImpl(const ModelConfig& con
                                                           ThreadPool* pool) {
   auto m = std::make_unique<ModelImpl>();
   m->config = config;
+  m->source = "synthetic";
   m->synthetic = MakeSyntheticCheckpoint(config, options, pool);
   auto weights = BindWeights(m->config, m->synthetic->tensors);
   if (!weights.ok()) return weights.status().WithContext("synthetic checkpoint");

@@ -43,7 +43,8 @@ class ModelImpl {
   AwqLoadInfo awq;
   ModelWeights weights;
   std::unique_ptr<Tokenizer> tokenizer;
-  std::string model_dir;
+  std::string model_dir;  // the folder (for a GGUF file: the folder it is in; beside-the-model lookups use it)
+  std::string source;     // what was loaded: the folder or the GGUF file
   // Synthetic models only: the generated tensors `weights` views (a real model's live in `checkpoint`).
   std::unique_ptr<SyntheticCheckpoint> synthetic;
 };

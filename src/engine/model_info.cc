@@ -103,7 +103,7 @@ ModelInfo Model::Info(const MemoryQuery& query) const {
   const DecoderConfig& c = m.config.text;
   const VisionConfig& vc = m.config.vision;
   ModelInfo info;
-  info.model_dir = m.model_dir;
+  info.model_dir = m.source.empty() ? m.model_dir : m.source;
   info.format = m.checkpoint->format();
   // Checkpoint::format() is "<container>" or "<container> (<n> shards)".
   info.container = info.format.substr(0, info.format.find(' '));

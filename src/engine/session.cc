@@ -255,7 +255,7 @@ std::string Model::Describe() const {
   if (HasMode(TaskMode::kWeb)) modes += ", web";
   if (HasMode(TaskMode::kWrite)) modes += ", write";
   return StrFormat("%s: %s, %lld layers, hidden %lld, heads %lld/%lld, vocab %lld, vision %s, modes: %s",
-                   impl_->model_dir.c_str(), impl_->checkpoint->format().c_str(), (long long)c.num_hidden_layers,
+                   impl_->source.c_str(), impl_->checkpoint->format().c_str(), (long long)c.num_hidden_layers,
                    (long long)c.hidden_size, (long long)c.num_attention_heads, (long long)c.num_key_value_heads,
                    (long long)c.vocab_size, HasVision() ? "yes" : "no", modes.c_str());
 }

@@ -381,7 +381,7 @@ class Writer {
 }  // namespace
 
 Status WriteGguf(const std::string& path, const std::map<std::string, GgufValue>& metadata,
-                 const std::vector<GgufTensor>& tensors) {
+                 const std::vector<GgufTensor>& tensors, const std::function<void(size_t, size_t)>& on_tensor) {
   constexpr uint64_t kAlign = 32;
   std::map<std::string, GgufValue> md = metadata;
   md["general.alignment"] = GgufValue::U32(kAlign);
@@ -416,9 +416,20 @@ Status WriteGguf(const std::string& path, const std::map<std::string, GgufValue>
     offset += (static_cast<uint64_t>(StorageBytes(t.dtype, NumElements(t.shape))) + kAlign - 1) / kAlign * kAlign;
   }
   w.Pad(kAlign);
-  for (const GgufTensor& t : tensors) {
-    w.PutBytes(t.data, static_cast<uint64_t>(StorageBytes(t.dtype, NumElements(t.shape))));
+  std::vector<uint8_t> produced;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const GgufTensor& t = tensors[i];
+    const uint64_t bytes = static_cast<uint64_t>(StorageBytes(t.dtype, NumElements(t.shape)));
+    const void* data = t.data;
+    if (t.produce) {
+      produced.resize(bytes);
+      IXC_RETURN_IF_ERROR(t.produce(produced.data()));
+      data = produced.data();
+    }
+    if (!data) return InvalidArgument(StrFormat("tensor '%s' has no data", t.name.c_str()));
+    w.PutBytes(data, bytes);
     w.Pad(kAlign);
+    if (on_tensor) on_tensor(i + 1, tensors.size());
   }
   out.close();
   if (!out) return DataLoss("writing " + path + " failed (disk full?)");

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -70,16 +71,21 @@ class GgufFile {
   GgufContents contents_;
 };
 
-// One tensor to write: name, dtype (F32, F16, BF16 or Q8_0), PyTorch-order shape and its bytes.
+// One tensor to write: name, dtype (F32, F16, BF16 or Q8_0), PyTorch-order shape and its bytes: either `data`, or
+// `produce`, which fills a buffer of StorageBytes(dtype, numel) bytes when the tensor's turn comes (so a converter
+// holds one converted tensor at a time).
 struct GgufTensor {
   std::string name;
   DType dtype = DType::kF32;
   Shape shape;
-  const void* data = nullptr;  // StorageBytes(dtype, numel) bytes, alive until WriteGguf returns
+  const void* data = nullptr;  // alive until WriteGguf returns
+  std::function<Status(uint8_t* out)> produce;
 };
 
-// Writes version 3 with `general.alignment` = 32. Tensors keep the given order.
+// Writes version 3 with `general.alignment` = 32. Tensors keep the given order; `on_tensor(done, total)` (optional)
+// is called after each.
 Status WriteGguf(const std::string& path, const std::map<std::string, GgufValue>& metadata,
-                 const std::vector<GgufTensor>& tensors);
+                 const std::vector<GgufTensor>& tensors,
+                 const std::function<void(size_t, size_t)>& on_tensor = {});
 
 }  // namespace ixc

@@ -15,19 +15,32 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path) {
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   auto st = t->sp_->Load(path);
   if (!st.ok()) return DataLoss(StrFormat("cannot load tokenizer %s: %s", path.c_str(), st.ToString().c_str()));
-  t->vocab_size_ = t->sp_->GetPieceSize();
-  t->unk_id_ = t->sp_->unk_id();
-  t->bos_id_ = t->sp_->bos_id();
-  t->eos_id_ = t->sp_->eos_id();
-  t->im_start_id_ = t->PieceToId(kImStart);
-  t->im_end_id_ = t->PieceToId(kImEnd);
-  if (t->bos_id_ < 0 || t->eos_id_ < 0) {
+  IXC_RETURN_IF_ERROR(t->Init(path));
+  return t;
+}
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::FromBytes(const std::string& bytes, const std::string& name) {
+  std::unique_ptr<Tokenizer> t(new Tokenizer());
+  auto st = t->sp_->LoadFromSerializedProto(bytes);
+  if (!st.ok()) return DataLoss(StrFormat("cannot load tokenizer %s: %s", name.c_str(), st.ToString().c_str()));
+  IXC_RETURN_IF_ERROR(t->Init(name));
+  return t;
+}
+
+Status Tokenizer::Init(const std::string& path) {
+  vocab_size_ = sp_->GetPieceSize();
+  unk_id_ = sp_->unk_id();
+  bos_id_ = sp_->bos_id();
+  eos_id_ = sp_->eos_id();
+  im_start_id_ = PieceToId(kImStart);
+  im_end_id_ = PieceToId(kImEnd);
+  if (bos_id_ < 0 || eos_id_ < 0) {
     return DataLoss(StrFormat("tokenizer %s defines no BOS/EOS pieces", path.c_str()));
   }
-  if (t->im_start_id_ < 0 || t->im_end_id_ < 0) {
+  if (im_start_id_ < 0 || im_end_id_ < 0) {
     return DataLoss(StrFormat("tokenizer %s lacks the chat markers %s/%s", path.c_str(), kImStart, kImEnd));
   }
-  return t;
+  return Status::Ok();
 }
 
 int Tokenizer::PieceToId(const std::string& piece) const {

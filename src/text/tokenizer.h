@@ -18,6 +18,9 @@ namespace ixc {
 class Tokenizer {
  public:
   static Result<std::unique_ptr<Tokenizer>> Load(const std::string& path);
+  // The same from the serialised model (a tokenizer.model file's bytes, e.g. kept inside a GGUF file); `name` is
+  // used in errors.
+  static Result<std::unique_ptr<Tokenizer>> FromBytes(const std::string& bytes, const std::string& name);
   ~Tokenizer();
 
   // Token ids of `text`, no BOS/EOS.
@@ -42,6 +45,7 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  Status Init(const std::string& name);  // ids of the special pieces, checked
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
   int vocab_size_ = 0, unk_id_ = 0, bos_id_ = 1, eos_id_ = 2, im_start_id_ = -1, im_end_id_ = -1;
 };

@@ -41,6 +41,23 @@ TEST(Cli, UsageErrorsExitTwoAndNameTheProblem) {
   EXPECT_EQ(Ixc("chat --help").code, 0);
 }
 
+TEST(Cli, ConvertWritesAFileEveryCommandTakes) {
+  IXC_REQUIRE_GOLDEN();
+  const std::string out = ixc::testing::MakeTempDir("cli_convert") + "/m8.gguf";
+  CliRun r = Ixc("convert -m " + Model() + " -o " + out + " --type q8_0");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("(10 as Q8_0)"), std::string::npos) << r.out;
+  r = Ixc("chat -m " + out + " -p hello --greedy -n 3 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = Ixc("info -m " + out + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(json::parse(r.out)["format"]["container"], "gguf") << r.out;
+  EXPECT_EQ(Ixc("convert -m " + Model()).code, 2) << "no -o";
+  EXPECT_EQ(Ixc("convert -o x.gguf").code, 2) << "no -m";
+  EXPECT_EQ(Ixc("convert -m " + Model() + " -o x.gguf --type q4").code, 2);
+  EXPECT_EQ(Ixc("convert --help").code, 0);
+}
+
 TEST(Cli, BadFilesExitOneWithTheFileNamed) {
   IXC_REQUIRE_GOLDEN();
   CliRun r = Ixc("chat -m /nonexistent/model -p hi");

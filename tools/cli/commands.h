@@ -7,6 +7,7 @@ int RunChat(int argc, char** argv);
 int RunWriteArticle(int argc, char** argv);
 int RunWebpage(int argc, char** argv);
 int RunInfo(int argc, char** argv);
+int RunConvert(int argc, char** argv);
 int RunBench(int argc, char** argv);
 
 }  // namespace ixc::cli

@@ -16,6 +16,7 @@ void Usage() {
       "  write-article   write an article (the write adapter)\n"
       "  webpage         build a web page from an instruction, a resume or a screenshot (the web adapter)\n"
       "  info            a model folder's format, dtypes, parameter counts, modes and memory estimate\n"
+      "  convert         write a model as one GGUF file (bf16, or q8_0 decoder linears)\n"
       "  bench           the engine's speed per stage (synthetic or real weights) beside this machine's limits\n\n"
       "Run 'ixc COMMAND --help' for the options of a command.\n");
 }
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   if (cmd == "write-article") return ixc::cli::RunWriteArticle(argc, argv);
   if (cmd == "webpage") return ixc::cli::RunWebpage(argc, argv);
   if (cmd == "info") return ixc::cli::RunInfo(argc, argv);
+  if (cmd == "convert") return ixc::cli::RunConvert(argc, argv);
   if (cmd == "bench") return ixc::cli::RunBench(argc, argv);
   std::fprintf(stderr, "ixc: error: unknown command '%s' (see ixc --help)\n", cmd.c_str());
   return 2;

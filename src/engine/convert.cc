@@ -1,0 +1,123 @@
+// ixc convert: a model (Hugging Face folder, AWQ folder or ixc GGUF file) -> one GGUF file.
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <regex>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "core/mapped_file.h"
+#include "core/thread_pool.h"
+#include "engine/gguf_model.h"
+#include "engine/model_impl.h"
+#include "ixc/ixc.h"
+
+namespace ixc {
+
+namespace {
+
+// The decoder's big linears, the tensors --type q8_0 quantises (spec §2: wqkv, wo, w1, w3, w2). The LM head,
+// embeddings, adapters, vision tower and projector stay 16-bit: they are a small share of the bytes a decoded
+// token reads, or read only for image rows.
+bool IsDecoderLinear(const std::string& name) {
+  static const std::regex kLinear(R"(model\.layers\.\d+\.(attention\.(wqkv|wo)|feed_forward\.w[123])\.weight)");
+  return std::regex_match(name, kLinear);
+}
+
+// The table the binder saw: the stored tensors, with AWQ triples replaced by their dequantised F16 weights.
+std::map<std::string, TensorView> BoundTable(const ModelImpl& m) {
+  std::map<std::string, TensorView> table;
+  std::set<std::string> dense;
+  for (const auto& src : m.dequantised)
+    for (const auto& [name, view] : src->tensors()) dense.insert(name);
+  for (const auto& [name, view] : m.checkpoint->tensors()) {
+    bool awq_part = false;
+    for (const char* part : {".qweight", ".qzeros", ".scales"}) {
+      const size_t n = std::strlen(part);
+      if (name.size() > n && name.compare(name.size() - n, n, part) == 0 &&
+          dense.count(name.substr(0, name.size() - n) + ".weight")) {
+        awq_part = true;
+      }
+    }
+    if (!awq_part) table.emplace(name, view);
+  }
+  for (const auto& src : m.dequantised) table.insert(src->tensors().begin(), src->tensors().end());
+  return table;
+}
+
+}  // namespace
+
+Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
+  namespace fs = std::filesystem;
+  if (o.type != "bf16" && o.type != "q8_0") return InvalidArgument("unknown type '" + o.type + "' (bf16 or q8_0)");
+  if (o.output.empty()) return InvalidArgument("no output file given");
+  std::error_code ec;
+  if (fs::exists(o.output, ec) && fs::equivalent(o.output, o.model_dir, ec)) {
+    return InvalidArgument("the output would overwrite the input " + o.model_dir);
+  }
+  LoadOptions lo;
+  lo.model_dir = o.model_dir;
+  lo.progress = o.progress;
+  IXC_ASSIGN_OR_RETURN(std::unique_ptr<ModelImpl> m, LoadModelImpl(lo));
+
+  // config.json and tokenizer.model, verbatim but for AWQ's quantization_config (its layers are dense now).
+  std::string config_text, tokenizer;
+  if (fs::is_regular_file(o.model_dir, ec)) {
+    IXC_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> f, OpenModelGguf(o.model_dir));
+    IXC_ASSIGN_OR_RETURN(config_text, f->GetString(kGgufKeyConfig));
+    IXC_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, f->GetBytes(kGgufKeyTokenizer));
+    tokenizer.assign(bytes.begin(), bytes.end());
+  } else {
+    IXC_ASSIGN_OR_RETURN(config_text, ReadFileToString((fs::path(o.model_dir) / "config.json").string(), 16u << 20));
+    IXC_ASSIGN_OR_RETURN(tokenizer, ReadFileToString((fs::path(o.model_dir) / "tokenizer.model").string(), 64u << 20));
+  }
+  if (m->awq.layers > 0) {
+    nlohmann::json j = nlohmann::json::parse(config_text, nullptr, false);
+    if (j.is_object()) j.erase("quantization_config");
+    config_text = j.dump(2);
+  }
+  std::map<std::string, GgufValue> metadata;
+  metadata["general.architecture"] = GgufValue::String(kGgufArchitecture);
+  metadata["general.name"] = GgufValue::String(fs::path(o.model_dir).filename().string());
+  metadata[kGgufKeyFormat] = GgufValue::U32(1);
+  metadata[kGgufKeyConfig] = GgufValue::String(config_text);
+  metadata[kGgufKeyTokenizer] = GgufValue::Bytes(std::vector<uint8_t>(tokenizer.begin(), tokenizer.end()));
+
+  std::shared_ptr<ThreadPool> pool = SharedThreadPool(0);
+  ConvertReport report;
+  std::vector<GgufTensor> out;
+  for (const auto& [name, view] : BoundTable(*m)) {
+    GgufTensor t{name, view.dtype, view.shape, view.data, {}};
+    const bool quantise = o.type == "q8_0" && IsDecoderLinear(name) && view.shape.size() == 2 &&
+                          view.shape[1] % kQ8Block == 0 && !IsBlockType(view.dtype);
+    if (quantise) {
+      t.dtype = DType::kQ8_0;
+      t.data = nullptr;
+      const TensorView src = view;
+      t.produce = [src, pool](uint8_t* dst) {
+        const int64_t rows = src.dim(0), cols = src.dim(1), row_bytes = StorageBytes(DType::kQ8_0, cols);
+        pool->ParallelFor(rows, [&](int64_t r0, int64_t r1, int) {
+          std::vector<float> row(cols);
+          for (int64_t r = r0; r < r1; ++r) {
+            ConvertToF32(src.dtype, src.row(r), row.data(), cols);
+            QuantizeQ8_0(row.data(), dst + r * row_bytes, cols);
+          }
+        });
+        return Status::Ok();
+      };
+      ++report.quantised_tensors;
+    }
+    ++report.tensors;
+    out.push_back(std::move(t));
+  }
+  const std::string stage = "writing " + o.type;
+  if (o.progress) o.progress(stage, 0.0);
+  IXC_RETURN_IF_ERROR(WriteGguf(o.output, metadata, out, [&](size_t done, size_t total) {
+    if (o.progress) o.progress(stage, static_cast<double>(done) / static_cast<double>(total));
+  }));
+  report.file_bytes = static_cast<int64_t>(fs::file_size(o.output, ec));
+  return report;
+}
+
+}  // namespace ixc

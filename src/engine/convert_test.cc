@@ -1,0 +1,144 @@
+// ixc convert: the golden checkpoint as one GGUF file gives the folder's results (bf16: bit for bit; q8_0: within
+// the stated tolerance), and files that are not ixc models are refused with the reason.
+#include <cstring>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "core/testing.h"
+#include "engine/gguf_model.h"
+#include "io/gguf.h"
+#include "ixc/ixc.h"
+
+namespace ixc {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string GoldenModelDir() { return testing::GoldenDir() + "/model"; }
+
+ChatRequest ImageQuestion() {
+  ChatRequest r;
+  r.query = "What is in the picture?";
+  r.images = {testing::GoldenDir() + "/images/synth1.png"};
+  r.generation.do_sample = false;
+  r.generation.max_new_tokens = 6;
+  r.capture_tensors = true;
+  return r;
+}
+
+Result<ChatResult> Ask(const std::string& model, const ChatRequest& r) {
+  auto m = Model::Load({model});
+  if (!m.ok()) return m.status();
+  Session s(**m, {2, Precision::kF32});
+  return s.Chat(r);
+}
+
+TEST(Convert, Bf16FileGivesTheFolderResultsBitForBit) {
+  IXC_REQUIRE_GOLDEN();
+  const std::string out = testing::MakeTempDir("convert") + "/m.gguf";
+  ConvertOptions o;
+  o.model_dir = GoldenModelDir();
+  o.output = out;
+  auto rep = ConvertModel(o);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_EQ(rep->quantised_tensors, 0);
+  EXPECT_EQ(rep->tensors, 142);
+  auto from_file = Ask(out, ImageQuestion());
+  auto from_dir = Ask(GoldenModelDir(), ImageQuestion());
+  ASSERT_TRUE(from_file.ok()) << from_file.status().message();
+  ASSERT_TRUE(from_dir.ok());
+  EXPECT_EQ(from_file->tokens, from_dir->tokens);
+  EXPECT_EQ(from_file->tensors.last_logits, from_dir->tensors.last_logits);
+  EXPECT_EQ(from_file->tensors.image_embeds, from_dir->tensors.image_embeds);
+
+  auto model = Model::Load({out});
+  ASSERT_TRUE(model.ok());
+  const ModelInfo info = (*model)->Info();
+  EXPECT_EQ(info.container, "gguf");
+  EXPECT_EQ(info.model_dir, out);
+  EXPECT_EQ(info.modes, (std::vector<std::string>{"base", "web", "write"}));
+
+  // A file converted again is the same model.
+  const std::string again = fs::path(out).parent_path().string() + "/again.gguf";
+  o.model_dir = out;
+  o.output = again;
+  ASSERT_TRUE(ConvertModel(o).ok());
+  auto a = GgufFile::Open(out), b = GgufFile::Open(again);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ((*a)->tensors().size(), (*b)->tensors().size());
+  for (const auto& [name, v] : (*a)->tensors()) {
+    const TensorView& w = (*b)->tensors().at(name);
+    ASSERT_EQ(v.nbytes(), w.nbytes()) << name;
+    EXPECT_EQ(std::memcmp(v.data, w.data, v.nbytes()), 0) << name;
+  }
+}
+
+TEST(Convert, Q8FileStaysCloseToTheFolder) {
+  IXC_REQUIRE_GOLDEN();
+  const std::string out = testing::MakeTempDir("convert") + "/m8.gguf";
+  ConvertOptions o;
+  o.model_dir = GoldenModelDir();
+  o.output = out;
+  o.type = "q8_0";
+  auto rep = ConvertModel(o);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_EQ(rep->quantised_tensors, 10);  // 2 layers × wqkv, wo, w1, w3, w2
+  auto q = Ask(out, ImageQuestion());
+  auto f = Ask(GoldenModelDir(), ImageQuestion());
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  ASSERT_TRUE(f.ok());
+  // Q8_0 rounds each weight to a step of 1/127 of its block's largest magnitude: an RMS error of step/√12, about
+  // 0.4% of a typical weight for evenly spread values, and the last logits move by about as much. Measured: 7.5e-3.
+  const double err = testing::RelL2(q->tensors.last_logits.data(), f->tensors.last_logits.data(),
+                                    f->tensors.last_logits.size());
+  RecordProperty("q8_0_last_logits_rel_l2", std::to_string(err));
+  EXPECT_LE(err, 2e-2);
+  EXPECT_GT(err, 0) << "the linears were really quantised";
+  EXPECT_EQ(q->tokens[0], f->tokens[0]);
+  auto model = Model::Load({out});
+  ASSERT_TRUE(model.ok());
+  bool has_q8 = false;
+  for (const auto& d : (*model)->Info().loaded_mapped) has_q8 = has_q8 || (d.dtype == "Q8_0" && d.bytes > 0);
+  EXPECT_TRUE(has_q8);
+}
+
+TEST(Convert, RefusesBadRequestsAndForeignFiles) {
+  IXC_REQUIRE_GOLDEN();
+  const std::string dir = testing::MakeTempDir("convert");
+  ConvertOptions o;
+  o.model_dir = GoldenModelDir();
+  o.output = dir + "/x.gguf";
+  o.type = "q4_k";
+  EXPECT_NE(ConvertModel(o).status().message().find("q4_k"), std::string::npos);
+  o.type = "bf16";
+  o.output = "";
+  EXPECT_FALSE(ConvertModel(o).ok());
+  o.model_dir = dir + "/missing";
+  o.output = dir + "/x.gguf";
+  EXPECT_FALSE(ConvertModel(o).ok());
+
+  // GGUF files that are not ixc models: another architecture, and one without the config.
+  float w = 1.f;
+  std::map<std::string, GgufValue> md = {{"general.architecture", GgufValue::String("llama")}};
+  ASSERT_TRUE(WriteGguf(dir + "/llama.gguf", md, {{"w", DType::kF32, {1}, &w}}).ok());
+  auto m = Model::Load({dir + "/llama.gguf"});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("'llama'"), std::string::npos) << m.status().message();
+  md["general.architecture"] = GgufValue::String(kGgufArchitecture);
+  md[kGgufKeyFormat] = GgufValue::U32(1);
+  ASSERT_TRUE(WriteGguf(dir + "/noconfig.gguf", md, {{"w", DType::kF32, {1}, &w}}).ok());
+  m = Model::Load({dir + "/noconfig.gguf"});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find(kGgufKeyConfig), std::string::npos) << m.status().message();
+  // The output may not be the input.
+  const std::string good = dir + "/good.gguf";
+  o.model_dir = GoldenModelDir();
+  o.output = good;
+  ASSERT_TRUE(ConvertModel(o).ok());
+  o.model_dir = good;
+  EXPECT_NE(ConvertModel(o).status().message().find("overwrite"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ixc

@@ -1,0 +1,45 @@
+// ixc convert: flags -> ConvertModel, a summary line.
+#include <cstdio>
+
+#include "commands.h"
+#include "common.h"
+#include "progress.h"
+
+namespace ixc::cli {
+
+int RunConvert(int argc, char** argv) {
+  ConvertOptions o;
+  bool help = false;
+  FlagSet fs;
+  fs.Add({"--model", "-m", "DIR", "the model: a Hugging Face folder (safetensors, .bin or the 4-bit AWQ release) or a "
+          "GGUF file ixc wrote",
+          [&](const std::string& v) { o.model_dir = v; return Status::Ok(); }});
+  fs.Add({"--output", "-o", "FILE", "the GGUF file to write",
+          [&](const std::string& v) { o.output = v; return Status::Ok(); }});
+  fs.Add({"--type", "", "T", "bf16 (default: every tensor as stored) or q8_0 (the decoder's linears as Q8_0)",
+          [&](const std::string& v) {
+            if (v != "bf16" && v != "q8_0") return InvalidArgument("--type must be bf16 or q8_0");
+            o.type = v;
+            return Status::Ok();
+          }});
+  fs.Add({"--help", "-h", "", "show this help", [&](const std::string&) { help = true; return Status::Ok(); }});
+  Status s = fs.Parse(argc, argv, 2);
+  if (help) {
+    std::printf("usage: ixc convert -m MODEL -o OUT.gguf [--type bf16|q8_0]\n\n"
+                "Writes the model as one GGUF file: every tensor under its Hugging Face name, with config.json and\n"
+                "tokenizer.model inside. Every ixc command takes the file with -m.\n\n%s", fs.Help().c_str());
+    return 0;
+  }
+  if (!s.ok()) return Fail(s);
+  if (o.model_dir.empty()) return Fail(InvalidArgument("convert needs -m MODEL"));
+  if (o.output.empty()) return Fail(InvalidArgument("convert needs -o OUT.gguf"));
+  LoadProgressBar bar = LoadProgressBar::Terminal();
+  o.progress = bar.callback();
+  auto r = ConvertModel(o);
+  if (!r.ok()) return Fail(r.status());
+  std::printf("wrote %s: %lld tensors (%lld as Q8_0), %.2f GB\n", o.output.c_str(), (long long)r->tensors,
+              (long long)r->quantised_tensors, static_cast<double>(r->file_bytes) / 1e9);
+  return 0;
+}
+
+}  // namespace ixc::cli
