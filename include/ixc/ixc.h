@@ -269,8 +269,9 @@ class Session {
 struct ConvertOptions {
   std::string model_dir;      // input folder or .gguf file
   std::string output;         // the .gguf file to write
-  std::string type = "bf16";  // "bf16": tensors as stored (AWQ layers dequantised to F16); "q8_0": the decoder's
-                              // linears as Q8_0, the rest as stored
+  std::string type = "bf16";  // "bf16": 16-bit matrices (f32 ones become bf16, f16 and bf16 stay; AWQ layers
+                              // dequantised to F16); "q8_0": the decoder's linears as Q8_0, the rest as for bf16.
+                              // 1-D tensors (norms, biases) stay as stored.
   LoadProgress progress;      // loading stages, then "writing <type>"
 };
 struct ConvertReport {

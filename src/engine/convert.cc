@@ -91,6 +91,18 @@ Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
     GgufTensor t{name, view.dtype, view.shape, view.data, {}};
     const bool quantise = o.type == "q8_0" && IsDecoderLinear(name) && view.shape.size() == 2 &&
                           view.shape[1] % kQ8Block == 0 && !IsBlockType(view.dtype);
+    if (!quantise && view.dtype == DType::kF32 && view.shape.size() >= 2) {
+      // f32 matrices become bf16 (norms and biases, read once into f32 at load, stay as they are).
+      t.dtype = DType::kBF16;
+      t.data = nullptr;
+      const TensorView src = view;
+      t.produce = [src](uint8_t* dst) {
+        const auto* x = static_cast<const float*>(src.data);
+        auto* y = reinterpret_cast<uint16_t*>(dst);
+        for (int64_t i = 0; i < src.numel(); ++i) y[i] = F32ToBf16(x[i]);
+        return Status::Ok();
+      };
+    }
     if (quantise) {
       t.dtype = DType::kQ8_0;
       t.data = nullptr;

@@ -16,7 +16,7 @@ int RunConvert(int argc, char** argv) {
           [&](const std::string& v) { o.model_dir = v; return Status::Ok(); }});
   fs.Add({"--output", "-o", "FILE", "the GGUF file to write",
           [&](const std::string& v) { o.output = v; return Status::Ok(); }});
-  fs.Add({"--type", "", "T", "bf16 (default: every tensor as stored) or q8_0 (the decoder's linears as Q8_0)",
+  fs.Add({"--type", "", "T", "bf16 (default: 16-bit matrices; f32 ones become bf16) or q8_0 (the decoder's linears as Q8_0)",
           [&](const std::string& v) {
             if (v != "bf16" && v != "q8_0") return InvalidArgument("--type must be bf16 or q8_0");
             o.type = v;
