@@ -270,8 +270,10 @@ struct ConvertOptions {
   std::string model_dir;      // input folder or .gguf file
   std::string output;         // the .gguf file to write
   std::string type = "bf16";  // "bf16": 16-bit matrices (f32 ones become bf16, f16 and bf16 stay; AWQ layers
-                              // dequantised to F16); "q8_0": the decoder's linears as Q8_0, the rest as for bf16.
-                              // 1-D tensors (norms, biases) stay as stored.
+                              // dequantised to F16); "q8_0": every multiplied matrix (decoder linears, LM head,
+                              // embeddings, adapters, vision linears, projector) as Q8_0; "q4_0": the decoder's
+                              // linears as Q4_0, the other matrices as for q8_0. Norms, biases and the patch
+                              // embedding stay as for bf16.
   LoadProgress progress;      // loading stages, then "writing <type>"
 };
 struct ConvertReport {

@@ -11,16 +11,18 @@ size_t DTypeSize(DType t) {
     case DType::kF16: case DType::kBF16: return 2;
     case DType::kI64: case DType::kF64: return 8;
     case DType::kU8: case DType::kI8: case DType::kBool: return 1;
-    case DType::kQ8_0: return 0;
+    case DType::kQ8_0: case DType::kQ4_0: return 0;
   }
   return 0;
 }
 
-int64_t DTypeBlockValues(DType t) { return t == DType::kQ8_0 ? kQ8Block : 1; }
+int64_t DTypeBlockValues(DType t) { return t == DType::kQ8_0 ? kQ8Block : t == DType::kQ4_0 ? kQ4Block : 1; }
 int64_t DTypeBlockBytes(DType t) {
-  return t == DType::kQ8_0 ? static_cast<int64_t>(sizeof(BlockQ8_0)) : static_cast<int64_t>(DTypeSize(t));
+  if (t == DType::kQ8_0) return static_cast<int64_t>(sizeof(BlockQ8_0));
+  if (t == DType::kQ4_0) return static_cast<int64_t>(sizeof(BlockQ4_0));
+  return static_cast<int64_t>(DTypeSize(t));
 }
-bool IsBlockType(DType t) { return t == DType::kQ8_0; }
+bool IsBlockType(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0; }
 
 void QuantizeQ8_0(const float* x, void* blocks, int64_t n) {
   auto* out = static_cast<BlockQ8_0*>(blocks);
@@ -32,6 +34,32 @@ void QuantizeQ8_0(const float* x, void* blocks, int64_t n) {
     const float id = d != 0.f ? 1.f / d : 0.f;
     out[b].d = F32ToF16(d);
     for (int i = 0; i < kQ8Block; ++i) out[b].q[i] = static_cast<int8_t>(std::lround(xb[i] * id));
+  }
+}
+
+void QuantizeQ4_0(const float* x, void* blocks, int64_t n) {
+  auto* out = static_cast<BlockQ4_0*>(blocks);
+  for (int64_t b = 0; b < n / kQ4Block; ++b) {
+    const float* xb = x + b * kQ4Block;
+    float extreme = 0.f;  // the signed value of largest magnitude: it gets code −8, the one step with no +8 twin
+    for (int i = 0; i < kQ4Block; ++i)
+      if (std::fabs(xb[i]) > std::fabs(extreme)) extreme = xb[i];
+    const float d = extreme / -8.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    out[b].d = F32ToF16(d);
+    for (int i = 0; i < kQ4Block / 2; ++i) {
+      const int lo = std::min(15, static_cast<int>(static_cast<int8_t>(xb[i] * id + 8.5f)));
+      const int hi = std::min(15, static_cast<int>(static_cast<int8_t>(xb[i + 16] * id + 8.5f)));
+      out[b].qs[i] = static_cast<uint8_t>(lo | (hi << 4));
+    }
+  }
+}
+
+void QuantizeBlocks(DType t, const float* x, void* blocks, int64_t n) {
+  if (t == DType::kQ4_0) {
+    QuantizeQ4_0(x, blocks, n);
+  } else {
+    QuantizeQ8_0(x, blocks, n);
   }
 }
 
@@ -47,6 +75,7 @@ const char* DTypeName(DType t) {
     case DType::kF64: return "F64";
     case DType::kBool: return "BOOL";
     case DType::kQ8_0: return "Q8_0";
+    case DType::kQ4_0: return "Q4_0";
   }
   return "?";
 }
@@ -127,6 +156,14 @@ void ConvertToF32(DType t, const void* src, float* dst, size_t n) {
     case DType::kQ8_0: {
       const auto* blocks = static_cast<const BlockQ8_0*>(src);
       for (size_t i = 0; i < n; ++i) dst[i] = F16ToF32(blocks[i / kQ8Block].d) * blocks[i / kQ8Block].q[i % kQ8Block];
+      return;
+    }
+    case DType::kQ4_0: {
+      const auto* blocks = static_cast<const BlockQ4_0*>(src);
+      for (size_t i = 0; i < n; ++i) {
+        const BlockQ4_0& b = blocks[i / kQ4Block];
+        dst[i] = F16ToF32(b.d) * static_cast<float>(Q4Code(b, static_cast<int>(i % kQ4Block)));
+      }
       return;
     }
     default:

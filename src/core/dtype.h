@@ -8,13 +8,15 @@
 
 namespace ixc {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kI8, kF64, kBool, kQ8_0 };
+enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kI8, kF64, kBool, kQ8_0, kQ4_0 };
 
 // Bytes per element of a plain type; 0 for block-quantised types (use StorageBytes).
 size_t DTypeSize(DType t);
 
 // Block-quantised types store DTypeBlockValues values in DTypeBlockBytes bytes; plain types are blocks of one.
 //   Q8_0 (GGUF's layout): 32 values as an f16 scale d and 32 int8 q; value i = d·q[i].
+//   Q4_0 (GGUF's layout): 32 values as an f16 scale d and 16 bytes of 4-bit codes; value i < 16 is
+//   d·((qs[i] & 15) − 8), value 16 + i is d·((qs[i] >> 4) − 8).
 int64_t DTypeBlockValues(DType t);
 int64_t DTypeBlockBytes(DType t);
 // Bytes of n consecutive values (n a multiple of the block size for block types).
@@ -27,9 +29,22 @@ struct BlockQ8_0 {
   int8_t q[kQ8Block];
 };
 static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 blocks are 34 bytes, as in GGUF");
+constexpr int kQ4Block = 32;
+struct BlockQ4_0 {
+  uint16_t d;  // f16 scale
+  uint8_t qs[kQ4Block / 2];
+};
+static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 blocks are 18 bytes, as in GGUF");
 
 // Quantises n values (a multiple of 32) to Q8_0 as GGUF does: d = max|x| / 127 rounded to f16, q = round(x / d).
 void QuantizeQ8_0(const float* x, void* blocks, int64_t n);
+// Quantises n values (a multiple of 32) to Q4_0 as GGUF does: the value of largest magnitude m maps to code 0
+// (d = m / −8, rounded to f16), q = min(15, trunc(x / d + 8.5)).
+void QuantizeQ4_0(const float* x, void* blocks, int64_t n);
+// Quantises n values (a multiple of the block size) to a block type (Q8_0 or Q4_0).
+void QuantizeBlocks(DType t, const float* x, void* blocks, int64_t n);
+// Value i of a Q4_0 block.
+inline int Q4Code(const BlockQ4_0& b, int i) { return i < 16 ? (b.qs[i] & 15) - 8 : (b.qs[i - 16] >> 4) - 8; }
 const char* DTypeName(DType t);  // safetensors spelling: "F32", "BF16", ...
 // Parses a safetensors dtype name; false for names we do not know.
 bool ParseDType(const std::string& name, DType* out);
@@ -53,8 +68,8 @@ inline uint16_t F32ToBf16(float f) {
 float F16ToF32(uint16_t h);
 uint16_t F32ToF16(float f);
 
-// Converts n elements of a float-like type to float32. Only kF32/kF16/kBF16/kF64/kQ8_0 are valid here (Q8_0: src
-// at a block boundary, n a multiple of 32).
+// Converts n elements of a float-like type to float32. Only kF32/kF16/kBF16/kF64/kQ8_0/kQ4_0 are valid here (block
+// types: src at a block boundary, n a multiple of 32).
 void ConvertToF32(DType t, const void* src, float* dst, size_t n);
 
 }  // namespace ixc

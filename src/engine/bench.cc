@@ -85,7 +85,7 @@ int64_t DecodeWeightBytes(const DecoderWeights& w) {
   }
   bytes += static_cast<int64_t>(w.norm.size() * sizeof(float));
   bytes += static_cast<int64_t>(w.output.nbytes());
-  bytes += w.tok_embeddings.dim(1) * static_cast<int64_t>(DTypeSize(w.tok_embeddings.dtype));
+  bytes += StorageBytes(w.tok_embeddings.dtype, w.tok_embeddings.dim(1));
   return bytes;
 }
 
@@ -311,13 +311,11 @@ class Runner {
   ThreadPool* pool_;
 };
 
-// q8_0: the decoder linears in Q8_0, everything else bf16 (the layout a quantised model file will have).
-Result<DType> ParseType(const std::string& t) {
-  if (t == "bf16") return DType::kBF16;
-  if (t == "f16") return DType::kF16;
-  if (t == "f32") return DType::kF32;
-  if (t == "q8_0") return DType::kQ8_0;
-  return InvalidArgument("unknown type '" + t + "' (bf16, f16, f32 or q8_0)");
+// The quantised types lay the tensors out as `ixc convert` does (model/weight_types.h).
+Result<WeightType> ParseType(const std::string& t) {
+  WeightType type;
+  if (!ParseWeightType(t, &type)) return InvalidArgument("unknown type '" + t + "' (bf16, f16, f32, q8_0 or q4_0)");
+  return type;
 }
 
 std::string Lower(std::string s) {
@@ -421,9 +419,9 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
     return InvalidArgument("decode context must be between 0 and 1048576 positions");
   }
   if (o.probe_bytes < 0) return InvalidArgument("the probe buffer size must be positive");
-  DType dtype = DType::kBF16;
+  WeightType type = WeightType::kBF16;
   if (synthetic) {
-    IXC_ASSIGN_OR_RETURN(dtype, ParseType(o.type));
+    IXC_ASSIGN_OR_RETURN(type, ParseType(o.type));
   }
 
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -502,9 +500,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   // LoRA for the vit and image stages. Check that the larger group fits before generating anything.
   SyntheticOptions text_so, vision_so;
   text_so.seed = vision_so.seed = o.seed;
-  const bool q8_0 = dtype == DType::kQ8_0;
-  text_so.dtype = vision_so.dtype = q8_0 ? DType::kBF16 : dtype;
-  text_so.q8_0_linears = vision_so.q8_0_linears = q8_0;
+  text_so.type = vision_so.type = type;
   text_so.web_rank = text_so.sft_rank = text_so.dpo_rank = 0;
   vision_so.web_rank = vision_so.sft_rank = vision_so.dpo_rank = 0;
   text_so.plora_rank = 0;
@@ -529,7 +525,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
           "synthetic %s weights for %lld decoder layers need %s (%s of weights), but only %s of memory is available%s",
           o.type.c_str(), (long long)config.text.num_hidden_layers, Gb(static_cast<double>(need)).c_str(),
           Gb(static_cast<double>(SyntheticCheckpointBytes(config, big))).c_str(), Gb(static_cast<double>(available)).c_str(),
-          dtype == DType::kF32 ? ": use --type bf16, or fewer --layers" : ": use fewer --layers or --stages"));
+          type == WeightType::kF32 ? ": use --type bf16, or fewer --layers" : ": use fewer --layers or --stages"));
     }
   }
 

@@ -54,7 +54,7 @@ TEST(BenchWork, DecodeWeightBytesComeFromTheBoundWeights) {
   c.num_key_value_heads = 1;
   SyntheticOptions so;
   so.vision = false;
-  so.dtype = DType::kF16;
+  so.type = WeightType::kF16;
   auto m = MakeSyntheticModelImpl(mc, so);
   ASSERT_TRUE(m.ok()) << m.status().message();
   const int64_t linears = 16 * c.qkv_dim() + 16 * 16 + 3 * 16 * 24;

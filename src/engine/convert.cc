@@ -11,19 +11,12 @@
 #include "core/thread_pool.h"
 #include "engine/gguf_model.h"
 #include "engine/model_impl.h"
+#include "model/weight_types.h"
 #include "ixc/ixc.h"
 
 namespace ixc {
 
 namespace {
-
-// The decoder's big linears, the tensors --type q8_0 quantises (spec §2: wqkv, wo, w1, w3, w2). The LM head,
-// embeddings, adapters, vision tower and projector stay 16-bit: they are a small share of the bytes a decoded
-// token reads, or read only for image rows.
-bool IsDecoderLinear(const std::string& name) {
-  static const std::regex kLinear(R"(model\.layers\.\d+\.(attention\.(wqkv|wo)|feed_forward\.w[123])\.weight)");
-  return std::regex_match(name, kLinear);
-}
 
 // The table the binder saw: the stored tensors, with AWQ triples replaced by their dequantised F16 weights.
 std::map<std::string, TensorView> BoundTable(const ModelImpl& m) {
@@ -46,11 +39,20 @@ std::map<std::string, TensorView> BoundTable(const ModelImpl& m) {
   return table;
 }
 
+// n floats stored as bf16 or f16.
+void StoreFloats(DType t, const float* x, uint8_t* dst, int64_t n) {
+  auto* y = reinterpret_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) y[i] = t == DType::kBF16 ? F32ToBf16(x[i]) : F32ToF16(x[i]);
+}
+
 }  // namespace
 
 Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
   namespace fs = std::filesystem;
-  if (o.type != "bf16" && o.type != "q8_0") return InvalidArgument("unknown type '" + o.type + "' (bf16 or q8_0)");
+  WeightType type;
+  if (!ParseWeightType(o.type, &type) || type == WeightType::kF16 || type == WeightType::kF32) {
+    return InvalidArgument("unknown type '" + o.type + "' (bf16, q8_0 or q4_0)");
+  }
   if (o.output.empty()) return InvalidArgument("no output file given");
   std::error_code ec;
   if (fs::exists(o.output, ec) && fs::equivalent(o.output, o.model_dir, ec)) {
@@ -89,36 +91,29 @@ Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
   std::vector<GgufTensor> out;
   for (const auto& [name, view] : BoundTable(*m)) {
     GgufTensor t{name, view.dtype, view.shape, view.data, {}};
-    const bool quantise = o.type == "q8_0" && IsDecoderLinear(name) && view.shape.size() == 2 &&
-                          view.shape[1] % kQ8Block == 0 && !IsBlockType(view.dtype);
-    if (!quantise && view.dtype == DType::kF32 && view.shape.size() >= 2) {
-      // f32 matrices become bf16 (norms and biases, read once into f32 at load, stay as they are).
-      t.dtype = DType::kBF16;
+    const DType want = StoredTypeFor(type, name, view.shape, view.dtype);
+    if (want != view.dtype) {
+      // Converted a slab of rows at a time, rows split across the pool (a 7B model's matrices are gigabytes).
+      t.dtype = want;
       t.data = nullptr;
       const TensorView src = view;
-      t.produce = [src](uint8_t* dst) {
-        const auto* x = static_cast<const float*>(src.data);
-        auto* y = reinterpret_cast<uint16_t*>(dst);
-        for (int64_t i = 0; i < src.numel(); ++i) y[i] = F32ToBf16(x[i]);
-        return Status::Ok();
-      };
-    }
-    if (quantise) {
-      t.dtype = DType::kQ8_0;
-      t.data = nullptr;
-      const TensorView src = view;
-      t.produce = [src, pool](uint8_t* dst) {
-        const int64_t rows = src.dim(0), cols = src.dim(1), row_bytes = StorageBytes(DType::kQ8_0, cols);
+      t.produce = [src, want, pool](uint8_t* dst) {
+        const int64_t cols = src.shape.back(), rows = src.numel() / cols, row_bytes = StorageBytes(want, cols);
         pool->ParallelFor(rows, [&](int64_t r0, int64_t r1, int) {
           std::vector<float> row(cols);
           for (int64_t r = r0; r < r1; ++r) {
             ConvertToF32(src.dtype, src.row(r), row.data(), cols);
-            QuantizeQ8_0(row.data(), dst + r * row_bytes, cols);
+            uint8_t* out = dst + r * row_bytes;
+            if (IsBlockType(want)) {
+              QuantizeBlocks(want, row.data(), out, cols);
+            } else {
+              StoreFloats(want, row.data(), out, cols);
+            }
           }
         });
         return Status::Ok();
       };
-      ++report.quantised_tensors;
+      if (IsBlockType(want)) ++report.quantised_tensors;
     }
     ++report.tensors;
     out.push_back(std::move(t));

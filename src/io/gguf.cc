@@ -17,7 +17,7 @@ constexpr uint64_t kMaxTensors = 1u << 20, kMaxKeys = 1u << 20, kMaxDims = 4;
 constexpr uint64_t kMaxString = 1u << 30;
 
 // ggml's type ids for the tensor types ixc reads.
-constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ8_0 = 8, kGgmlBf16 = 30;
+constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlBf16 = 30;
 
 const char* GgmlTypeName(uint32_t t) {
   static const char* kNames[] = {"F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1",
@@ -31,6 +31,7 @@ bool FromGgml(uint32_t t, DType* out) {
   switch (t) {
     case kGgmlF32: *out = DType::kF32; return true;
     case kGgmlF16: *out = DType::kF16; return true;
+    case kGgmlQ4_0: *out = DType::kQ4_0; return true;
     case kGgmlQ8_0: *out = DType::kQ8_0; return true;
     case kGgmlBf16: *out = DType::kBF16; return true;
     default: return false;
@@ -40,6 +41,7 @@ bool FromGgml(uint32_t t, DType* out) {
 uint32_t ToGgml(DType t) {
   switch (t) {
     case DType::kF16: return kGgmlF16;
+    case DType::kQ4_0: return kGgmlQ4_0;
     case DType::kQ8_0: return kGgmlQ8_0;
     case DType::kBF16: return kGgmlBf16;
     default: return kGgmlF32;
@@ -252,7 +254,7 @@ Status ParseGguf(const uint8_t* data, size_t size, const std::string& name, Gguf
     IXC_RETURN_IF_ERROR(c.Read(&t.offset, "tensor offset"));
     if (!FromGgml(ggml_type, &t.view.dtype)) {
       return Status(StatusCode::kUnimplemented,
-                    StrFormat("%s: tensor '%s' has type %s (%u); ixc reads F32, F16, BF16 and Q8_0", name.c_str(),
+                    StrFormat("%s: tensor '%s' has type %s (%u); ixc reads F32, F16, BF16, Q8_0 and Q4_0", name.c_str(),
                               t.name.c_str(), GgmlTypeName(ggml_type), ggml_type));
     }
     if (ne[0] % static_cast<uint64_t>(DTypeBlockValues(t.view.dtype)) != 0) return bad("rows are not whole blocks");
@@ -386,8 +388,9 @@ Status WriteGguf(const std::string& path, const std::map<std::string, GgufValue>
   std::map<std::string, GgufValue> md = metadata;
   md["general.alignment"] = GgufValue::U32(kAlign);
   for (const GgufTensor& t : tensors) {
-    if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16 && t.dtype != DType::kQ8_0) {
-      return InvalidArgument(StrFormat("tensor '%s': GGUF output takes F32, F16, BF16 or Q8_0, not %s", t.name.c_str(),
+    if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16 && t.dtype != DType::kQ8_0 &&
+        t.dtype != DType::kQ4_0) {
+      return InvalidArgument(StrFormat("tensor '%s': GGUF output takes F32, F16, BF16, Q8_0 or Q4_0, not %s", t.name.c_str(),
                                        DTypeName(t.dtype)));
     }
     if (t.shape.empty() || t.shape.size() > kMaxDims || t.shape.back() % DTypeBlockValues(t.dtype) != 0) {

@@ -49,7 +49,7 @@ struct GgufContents {
 };
 
 // Parses a GGUF image already in memory. Every count, length, dimension and offset is checked against the image
-// before anything is handed out; tensor types ixc cannot compute with (anything but F32, F16, BF16, Q8_0) are
+// before anything is handed out; tensor types ixc cannot compute with (anything but F32, F16, BF16, Q8_0, Q4_0) are
 // refused by name.
 Status ParseGguf(const uint8_t* data, size_t size, const std::string& name, GgufContents* out);
 
@@ -71,7 +71,7 @@ class GgufFile {
   GgufContents contents_;
 };
 
-// One tensor to write: name, dtype (F32, F16, BF16 or Q8_0), PyTorch-order shape and its bytes: either `data`, or
+// One tensor to write: name, dtype (F32, F16, BF16, Q8_0 or Q4_0), PyTorch-order shape and its bytes: either `data`, or
 // `produce`, which fills a buffer of StorageBytes(dtype, numel) bytes when the tensor's turn comes (so a converter
 // holds one converted tensor at a time).
 struct GgufTensor {

@@ -24,7 +24,7 @@ std::string ReadAll(const std::string& path) {
 struct Sample {
   std::vector<float> f32 = testing::RandomFloats(15, 1);
   std::vector<uint16_t> bf16, f16;
-  std::vector<uint8_t> q8;
+  std::vector<uint8_t> q8, q4;
   std::vector<GgufTensor> tensors;
   std::map<std::string, GgufValue> metadata;
 
@@ -34,10 +34,13 @@ struct Sample {
     const auto q = testing::RandomFloats(128, 4);
     q8.resize(StorageBytes(DType::kQ8_0, 128));
     QuantizeQ8_0(q.data(), q8.data(), 128);
+    q4.resize(StorageBytes(DType::kQ4_0, 128));
+    QuantizeQ4_0(q.data(), q4.data(), 128);
     tensors = {{"a.f32", DType::kF32, {3, 5}, f32.data()},
                {"b.bf16", DType::kBF16, {4, 8}, bf16.data()},
                {"c.f16", DType::kF16, {2, 3, 4}, f16.data()},
-               {"d.q8", DType::kQ8_0, {2, 64}, q8.data()}};
+               {"d.q8", DType::kQ8_0, {2, 64}, q8.data()},
+               {"e.q4", DType::kQ4_0, {4, 32}, q4.data()}};
     metadata["general.architecture"] = GgufValue::String("ixc-test");
     metadata["test.u32"] = GgufValue::U32(7);
     metadata["test.i64"] = GgufValue::I64(-123456789012);
@@ -74,7 +77,7 @@ TEST(Gguf, RoundTripsTensorsAndMetadata) {
   auto f = GgufFile::Open(path);
   ASSERT_TRUE(f.ok()) << f.status().message();
   const auto& t = (*f)->tensors();
-  ASSERT_EQ(t.size(), 4u);
+  ASSERT_EQ(t.size(), 5u);
   for (const GgufTensor& want : s.tensors) {
     const TensorView& got = t.at(want.name);
     EXPECT_EQ(got.dtype, want.dtype) << want.name;
@@ -128,11 +131,11 @@ struct Bytes {
     return put<uint32_t>(type).put<uint64_t>(offset);
   }
   Bytes& pad(size_t alignment = 32) {
-    while (s.size() % alignment) s += '\\0';
+    while (s.size() % alignment) s += '\0';
     return *this;
   }
   Bytes& data(size_t n) {
-    s.append(n, '\\x11');
+    s.append(n, '\x11');
     return *this;
   }
 };
@@ -151,7 +154,7 @@ TEST(Gguf, HostileImagesGiveNamedErrors) {
     EXPECT_NE(s.message().find(needle), std::string::npos) << s.message();
   };
   expect("GGU", "truncated magic");
-  expect(Bytes().put<uint32_t>(0x12345678).s + std::string(40, '\\0'), "not a GGUF file");
+  expect(Bytes().put<uint32_t>(0x12345678).s + std::string(40, '\0'), "not a GGUF file");
   expect(Bytes().header(0, 0, 4).s, "version 4");
   expect(Bytes().header(1ull << 40, 0).s, "not a real model");
   expect(Bytes().header(0, 1).put<uint64_t>(1ull << 50).s, "runs past the end");  // key length

@@ -35,6 +35,14 @@ inline __m256 Load8(DType dtype, const void* p, int64_t i) {
     const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.q + i % kQ8Block)));
     return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.d)), _mm256_cvtepi32_ps(q));
   }
+  if (dtype == DType::kQ4_0) {
+    const BlockQ4_0& b = static_cast<const BlockQ4_0*>(p)[i / kQ4Block];
+    const int j = static_cast<int>(i % kQ4Block);
+    __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.qs + (j & 15)));
+    if (j >= 16) q = _mm_srli_epi16(q, 4);
+    q = _mm_sub_epi8(_mm_and_si128(q, _mm_set1_epi8(15)), _mm_set1_epi8(8));
+    return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.d)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+  }
   return _mm256_loadu_ps(static_cast<const float*>(p) + i);
 }
 
@@ -44,6 +52,10 @@ inline float Load1(DType dtype, const void* p, int64_t i) {
   if (dtype == DType::kQ8_0) {
     const BlockQ8_0& b = static_cast<const BlockQ8_0*>(p)[i / kQ8Block];
     return F16ToF32(b.d) * b.q[i % kQ8Block];
+  }
+  if (dtype == DType::kQ4_0) {
+    const BlockQ4_0& b = static_cast<const BlockQ4_0*>(p)[i / kQ4Block];
+    return F16ToF32(b.d) * static_cast<float>(Q4Code(b, static_cast<int>(i % kQ4Block)));
   }
   return static_cast<const float*>(p)[i];
 }
@@ -241,25 +253,45 @@ void RowsKind(const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, i
   }
 }
 
-// Q8_0 rows (k a multiple of 32): per block, the 32 int8 weights are widened and multiplied with the activations,
-// and the block's partial sum is scaled into the accumulator.
-template <int NX, int NW>
-void RowsQ8T(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, float* out) {
-  const auto* blocks = static_cast<const BlockQ8_0*>(w);
-  const int64_t row_blocks = ldw / kQ8Block;
+// The 32 values of block b of a quantised row as four f32 vectors of codes (the block's scale not applied), and
+// the scale.
+template <DType Q>
+inline float WidenBlock(const void* row, int64_t b, __m256 wv[4]) {
+  if constexpr (Q == DType::kQ8_0) {
+    const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(row)[b];
+    for (int q = 0; q < 4; ++q) {
+      wv[q] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk.q + 8 * q))));
+    }
+    return _cvtsh_ss(blk.d);
+  } else {
+    const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(row)[b];
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
+    const __m128i mask = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+    const __m128i lo = _mm_sub_epi8(_mm_and_si128(packed, mask), eight);                     // values 0..15
+    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), eight);  // values 16..31
+    wv[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+    wv[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+    wv[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+    wv[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+    return _cvtsh_ss(blk.d);
+  }
+}
+
+// Block-quantised rows (k a multiple of 32): per block, the 32 codes are widened and multiplied with the
+// activations, and the block's partial sum is scaled into the accumulator.
+template <DType Q, int NX, int NW>
+void RowsBlockT(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, float* out) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int64_t row_bytes = StorageBytes(Q, ldw);
   __m256 acc[NX][NW];
   for (int r = 0; r < NX; ++r)
     for (int j = 0; j < NW; ++j) acc[r][j] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < k / kQ8Block; ++b) {
+  for (int64_t b = 0; b < k / 32; ++b) {
     for (int j = 0; j < NW; ++j) {
-      const BlockQ8_0& blk = blocks[j * row_blocks + b];
-      const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk.d));
       __m256 wv[4];
-      for (int q = 0; q < 4; ++q) {
-        wv[q] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk.q + 8 * q))));
-      }
+      const __m256 d = _mm256_set1_ps(WidenBlock<Q>(wb + j * row_bytes, b, wv));
       for (int r = 0; r < NX; ++r) {
-        const float* xr = x + r * ldx + b * kQ8Block;
+        const float* xr = x + r * ldx + b * 32;
         __m256 s = _mm256_mul_ps(_mm256_loadu_ps(xr), wv[0]);
         s = _mm256_fmadd_ps(_mm256_loadu_ps(xr + 8), wv[1], s);
         s = _mm256_fmadd_ps(_mm256_loadu_ps(xr + 16), wv[2], s);
@@ -272,25 +304,29 @@ void RowsQ8T(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k,
     for (int j = 0; j < NW; ++j) out[r * kRowsW + j] = HorizontalSum(acc[r][j]);
 }
 
-template <int NX>
-void RowsQ8Nx(const float* x, int64_t ldx, const void* w, int64_t ldw, int nw, int64_t k, float* out) {
+template <DType Q, int NX>
+void RowsBlockNx(const float* x, int64_t ldx, const void* w, int64_t ldw, int nw, int64_t k, float* out) {
   constexpr int P = NX == 1 ? 8 : 4;  // accumulators NX × P plus 4 widened vectors fit the 16 registers
   const auto* wb = static_cast<const uint8_t*>(w);
-  const int64_t row_bytes = StorageBytes(DType::kQ8_0, ldw);
+  const int64_t row_bytes = StorageBytes(Q, ldw);
   int j0 = 0;
-  for (; j0 + P <= nw; j0 += P) RowsQ8T<NX, P>(x, ldx, wb + j0 * row_bytes, ldw, k, out + j0);
-  for (; j0 < nw; ++j0) RowsQ8T<NX, 1>(x, ldx, wb + j0 * row_bytes, ldw, k, out + j0);
+  for (; j0 + P <= nw; j0 += P) RowsBlockT<Q, NX, P>(x, ldx, wb + j0 * row_bytes, ldw, k, out + j0);
+  for (; j0 < nw; ++j0) RowsBlockT<Q, NX, 1>(x, ldx, wb + j0 * row_bytes, ldw, k, out + j0);
+}
+
+template <DType Q>
+void RowsBlock(const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k, float* out) {
+  switch (nx) {
+    case 3: return RowsBlockNx<Q, 3>(x, ldx, w, ldw, nw, k, out);
+    case 2: return RowsBlockNx<Q, 2>(x, ldx, w, ldw, nw, k, out);
+    default: return RowsBlockNx<Q, 1>(x, ldx, w, ldw, nw, k, out);
+  }
 }
 
 void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k,
           float* out) {
-  if (dtype == DType::kQ8_0) {
-    switch (nx) {
-      case 3: return RowsQ8Nx<3>(x, ldx, w, ldw, nw, k, out);
-      case 2: return RowsQ8Nx<2>(x, ldx, w, ldw, nw, k, out);
-      default: return RowsQ8Nx<1>(x, ldx, w, ldw, nw, k, out);
-    }
-  }
+  if (dtype == DType::kQ8_0) return RowsBlock<DType::kQ8_0>(x, ldx, nx, w, ldw, nw, k, out);
+  if (dtype == DType::kQ4_0) return RowsBlock<DType::kQ4_0>(x, ldx, nx, w, ldw, nw, k, out);
   if (dtype == DType::kBF16) return RowsKind<kKindBf16>(x, ldx, nx, w, ldw, nw, k, dtype, out);
   if (dtype == DType::kF16) return RowsKind<kKindF16>(x, ldx, nx, w, ldw, nw, k, dtype, out);
   RowsKind<kKindF32>(x, ldx, nx, w, ldw, nw, k, dtype, out);

@@ -15,6 +15,10 @@ inline float Load(DType dtype, const void* base, int64_t i) {
       const BlockQ8_0& b = static_cast<const BlockQ8_0*>(base)[i / kQ8Block];
       return F16ToF32(b.d) * b.q[i % kQ8Block];
     }
+    case DType::kQ4_0: {
+      const BlockQ4_0& b = static_cast<const BlockQ4_0*>(base)[i / kQ4Block];
+      return F16ToF32(b.d) * static_cast<float>(Q4Code(b, static_cast<int>(i % kQ4Block)));
+    }
     default: return static_cast<const float*>(base)[i];
   }
 }

@@ -1,5 +1,6 @@
 // MatMul against its scalar twin MatMulRef on ragged shapes, every stored dtype and every kernel level this CPU
 // has (a forced lower level runs the portable kernels on any machine).
+#include <algorithm>
 #include <cmath>
 #include <tuple>
 #include <vector>
@@ -18,7 +19,7 @@ using testing::RandomFloats;
 struct Weights {
   TensorView view;
   std::vector<uint16_t> half;
-  std::vector<uint8_t> blocks;  // Q8_0
+  std::vector<uint8_t> blocks;  // Q8_0, Q4_0
   std::vector<float> f32;    // the stored values when dtype is F32
   std::vector<float> exact;  // the stored values widened, for error bounds
 };
@@ -28,9 +29,9 @@ Weights MakeWeights(int64_t n, int64_t k, DType dtype, uint32_t seed) {
   w.f32 = RandomFloats(n * k, seed);
   w.exact = w.f32;
   w.view = TensorView{dtype, {n, k}, w.f32.data()};
-  if (dtype == DType::kQ8_0) {
+  if (IsBlockType(dtype)) {
     w.blocks.resize(StorageBytes(dtype, n * k));
-    QuantizeQ8_0(w.f32.data(), w.blocks.data(), n * k);
+    QuantizeBlocks(dtype, w.f32.data(), w.blocks.data(), n * k);
     ConvertToF32(dtype, w.blocks.data(), w.exact.data(), n * k);
     w.view.data = w.blocks.data();
   } else if (dtype != DType::kF32) {
@@ -99,18 +100,19 @@ TEST(Gemm, MatchesScalarTwinOnRaggedShapes) {
   }
 }
 
-TEST(Gemm, Q8_0MatchesScalarTwin) {
+TEST(Gemm, BlockTypesMatchScalarTwin) {
   ThreadPool pool(2);
   // K a multiple of the 32-value block; rows around the kernels' edges; K past one 256-deep k-block.
   const std::tuple<int64_t, int64_t, int64_t> shapes[] = {{1, 37, 64}, {2, 9, 32}, {3, 17, 96}, {7, 20, 288},
                                                           {8, 33, 64}, {40, 50, 544}, {1, 8, 4096}};
   for (Isa isa : LevelsToTest()) {
     ScopedIsaLimit limit(isa);
+    for (DType dtype : {DType::kQ8_0, DType::kQ4_0})
     for (auto [T, N, K] : shapes) {
-      const std::string what = std::string(IsaName(isa)) + " Q8_0 T=" + std::to_string(T) + " N=" +
-                               std::to_string(N) + " K=" + std::to_string(K);
+      const std::string what = std::string(IsaName(isa)) + " " + DTypeName(dtype) + " T=" + std::to_string(T) +
+                               " N=" + std::to_string(N) + " K=" + std::to_string(K);
       auto x = RandomFloats(T * K, 6);
-      Weights w = MakeWeights(N, K, DType::kQ8_0, 7);
+      Weights w = MakeWeights(N, K, dtype, 7);
       auto bias = RandomFloats(N, 8);
       for (bool accumulate : {false, true}) {
         std::vector<float> y(T * N, 0.5f), ref(T * N, 0.5f);
@@ -140,6 +142,33 @@ TEST(Gemm, Q8_0QuantisationIsGgufs) {
   const TensorView v{DType::kQ8_0, {2, 64}, &b};
   EXPECT_EQ(v.nbytes(), 4u * 34);
   EXPECT_EQ(v.row(1) - v.row(0), 2 * 34);
+}
+
+TEST(Gemm, Q4_0QuantisationIsGgufs) {
+  // One block: the value of largest magnitude (here −9) gets code 0, i.e. d = −9 / −8; the others
+  // q = min(15, trunc(x / d + 8.5)); low nibbles hold values 0..15, high nibbles 16..31.
+  std::vector<float> x(32);
+  for (int i = 0; i < 32; ++i) x[i] = (i - 10) * 0.37f;
+  x[3] = -9.f;
+  BlockQ4_0 b;
+  QuantizeQ4_0(x.data(), &b, 32);
+  const float d = -9.f / -8.f;
+  EXPECT_EQ(b.d, F32ToF16(d));
+  EXPECT_EQ(b.qs[3] & 15, 0);
+  EXPECT_EQ(Q4Code(b, 3), -8);
+  for (int i = 0; i < 32; ++i) {
+    const int want = std::min(15, static_cast<int>(static_cast<int8_t>(x[i] / d + 8.5f))) - 8;
+    EXPECT_EQ(Q4Code(b, i), want) << i;
+  }
+  std::vector<float> back(32);
+  ConvertToF32(DType::kQ4_0, &b, back.data(), 32);
+  // Within half a step, except at the top, where code 15 (+7) clips values up to +8 steps.
+  for (int i = 0; i < 32; ++i) {
+    if (x[i] / d < 7.5f) EXPECT_NEAR(back[i], x[i], F16ToF32(b.d) * 0.5 + 1e-3) << i;
+  }
+  const TensorView v{DType::kQ4_0, {2, 64}, &b};
+  EXPECT_EQ(v.nbytes(), 4u * 18);
+  EXPECT_EQ(v.row(1) - v.row(0), 2 * 18);
 }
 
 TEST(Gemm, ResultDoesNotDependOnThreadCount) {

@@ -150,7 +150,7 @@ ModelConfig SmallConfig(int64_t D, int64_t Hq, int64_t Hkv, int64_t max_pos, std
   return mc;
 }
 
-struct Shape5 { int64_t D, Hq, Hkv, max_pos; const char* scaling; DType dtype; };
+struct Shape5 { int64_t D, Hq, Hkv, max_pos; const char* scaling; WeightType type; };
 
 class DecoderVsNaive : public ::testing::TestWithParam<Shape5> {};
 
@@ -159,7 +159,7 @@ TEST_P(DecoderVsNaive, PrefillThenDecodeMatchesNaive) {
   ModelConfig mc = SmallConfig(s.D, s.Hq, s.Hkv, s.max_pos, s.scaling);
   SyntheticOptions so;
   so.vision = false;
-  so.dtype = s.dtype;
+  so.type = s.type;
   auto ck = MakeSyntheticCheckpoint(mc, so);
   auto w = BindWeights(mc, ck->tensors);
   ASSERT_TRUE(w.ok()) << w.status().message();
@@ -202,10 +202,12 @@ TEST_P(DecoderVsNaive, PrefillThenDecodeMatchesNaive) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, DecoderVsNaive,
-                         ::testing::Values(Shape5{48, 6, 2, 8, "dynamic", DType::kBF16},   // GQA, NTK from the prompt on
-                                           Shape5{32, 4, 1, 10, "dynamic", DType::kF16},   // one KV head, NTK in decoding
-                                           Shape5{32, 2, 2, 64, "", DType::kF32},          // MHA, no scaling
-                                           Shape5{40, 5, 5, 64, "linear", DType::kBF16}));  // odd heads, linear RoPE
+                         ::testing::Values(Shape5{48, 6, 2, 8, "dynamic", WeightType::kBF16},   // GQA, NTK from the prompt on
+                                           Shape5{32, 4, 1, 10, "dynamic", WeightType::kF16},   // one KV head, NTK in decoding
+                                           Shape5{32, 2, 2, 64, "", WeightType::kF32},          // MHA, no scaling
+                                           Shape5{40, 5, 5, 64, "linear", WeightType::kBF16},   // odd heads, linear RoPE
+                                           Shape5{64, 4, 2, 64, "dynamic", WeightType::kQ8_0},  // Q8_0 matrices
+                                           Shape5{64, 4, 2, 64, "dynamic", WeightType::kQ4_0}));  // Q4_0 linears
 
 TEST(Rope, DynamicNtkBaseFollowsTheSpecFormula) {
   DecoderConfig c;
@@ -229,7 +231,7 @@ TEST(PartialLinear, MaskSelectsRowsAndModesSelectAdapters) {
   ModelConfig mc = SmallConfig(16, 2, 1, 64, "");
   SyntheticOptions so;
   so.vision = false;
-  so.dtype = DType::kF32;
+  so.type = WeightType::kF32;
   auto ck = MakeSyntheticCheckpoint(mc, so);
   auto w = BindWeights(mc, ck->tensors);
   ASSERT_TRUE(w.ok()) << w.status().message();

@@ -96,11 +96,11 @@ void FillAll(DType dt, Key k, int64_t first, int64_t n, float lo, float width, v
   }
 }
 
-// Q8_0 of n values (a multiple of 32), blocks split across the pool.
-void QuantizeAll(const float* x, uint8_t* out, int64_t n, ThreadPool* pool) {
-  const int64_t blocks = n / kQ8Block;
+// n values (a multiple of 32) quantised to a block type, blocks split across the pool.
+void QuantizeAll(DType t, const float* x, uint8_t* out, int64_t n, ThreadPool* pool) {
+  const int64_t per = DTypeBlockValues(t), blocks = n / per;
   auto run = [&](int64_t b0, int64_t b1, int) {
-    QuantizeQ8_0(x + b0 * kQ8Block, out + b0 * static_cast<int64_t>(sizeof(BlockQ8_0)), (b1 - b0) * kQ8Block);
+    QuantizeBlocks(t, x + b0 * per, out + b0 * DTypeBlockBytes(t), (b1 - b0) * per);
   };
   if (pool && blocks >= 4096) {
     pool->ParallelFor(blocks, run);
@@ -109,11 +109,15 @@ void QuantizeAll(const float* x, uint8_t* out, int64_t n, ThreadPool* pool) {
   }
 }
 
+DType BaseFloat(WeightType t) {
+  return t == WeightType::kF32 ? DType::kF32 : t == WeightType::kF16 ? DType::kF16 : DType::kBF16;
+}
+
 class Builder {
  public:
   Builder(SyntheticCheckpoint* ck, const SyntheticOptions& o, ThreadPool* pool) : ck_(ck), o_(o), pool_(pool) {}
 
-  // center ± scale, stored in `dtype` (Q8_0: generated as f32 a slab of rows at a time, then quantised).
+  // center ± scale, stored in `dtype` (block types: generated as f32 a slab at a time, then quantised).
   void Add(const std::string& name, Shape shape, float center, float scale, DType dtype) {
     if (scale < 0) scale = o_.scale;
     const int64_t n = NumElements(shape);
@@ -124,13 +128,13 @@ class Builder {
     ck_->storage.emplace_back(buf);
     ck_->bytes += static_cast<int64_t>(bytes);
     const Key key = NameKey(o_.seed, name);
-    if (dtype == DType::kQ8_0) {
+    if (IsBlockType(dtype)) {
       constexpr int64_t kSlab = int64_t{1} << 22;  // values per slab (a multiple of the 32-value block)
       std::vector<float> f32(static_cast<size_t>(std::min(n, kSlab)));
       for (int64_t i0 = 0; i0 < n; i0 += kSlab) {
         const int64_t m = std::min(kSlab, n - i0);
         FillAll(DType::kF32, key, i0, m, center - scale, 2 * scale, f32.data(), pool_);
-        QuantizeAll(f32.data(), buf + StorageBytes(dtype, i0), m, pool_);
+        QuantizeAll(dtype, f32.data(), buf + StorageBytes(dtype, i0), m, pool_);
       }
     } else {
       FillAll(dtype, key, 0, n, center - scale, 2 * scale, buf, pool_);
@@ -145,19 +149,18 @@ class Builder {
 };
 
 // Every tensor of the checkpoint, in one place for both the generator and the size estimate.
-// `linear`: a decoder linear's weight (the tensors q8_0_linears quantises).
-using AddFn = std::function<void(const std::string& name, Shape shape, float center, float scale, bool linear)>;
+using AddFn = std::function<void(const std::string& name, Shape shape, float center, float scale)>;
 
 void ForEachTensor(const ModelConfig& mc, const SyntheticOptions& o, const AddFn& add) {
   const DecoderConfig& c = mc.text;
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
-  add("model.tok_embeddings.weight", {V, D}, 0.f, 1.0f, false);
-  add("model.norm.weight", {D}, 1.f, 0.2f, false);
-  add("output.weight", {V, D}, 0.f, -1.f, false);
+  add("model.tok_embeddings.weight", {V, D}, 0.f, 1.0f);
+  add("model.norm.weight", {D}, 1.f, 0.2f);
+  add("output.weight", {V, D}, 0.f, -1.f);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = StrFormat("model.layers.%lld.", (long long)i);
-    add(p + "attention_norm.weight", {D}, 1.f, 0.2f, false);
-    add(p + "ffn_norm.weight", {D}, 1.f, 0.2f, false);
+    add(p + "attention_norm.weight", {D}, 1.f, 0.2f);
+    add(p + "ffn_norm.weight", {D}, 1.f, 0.2f);
     struct { const char* name; int64_t out, in; } lin[] = {{"attention.wqkv", c.qkv_dim(), D},
                                                            {"attention.wo", D, c.num_attention_heads * c.head_dim()},
                                                            {"feed_forward.w1", F, D},
@@ -165,12 +168,12 @@ void ForEachTensor(const ModelConfig& mc, const SyntheticOptions& o, const AddFn
                                                            {"feed_forward.w2", D, F}};
     for (const auto& l : lin) {
       const std::string base = p + l.name;
-      add(base + ".weight", {l.out, l.in}, 0.f, -1.f, /*linear=*/true);
+      add(base + ".weight", {l.out, l.in}, 0.f, -1.f);
       for (auto [kind, r] : {std::pair{"Plora", o.plora_rank}, {"lora_web", o.web_rank}, {"lora_sft", o.sft_rank},
                              {"lora_dpo", o.dpo_rank}}) {
         if (r <= 0) continue;
-        add(base + "." + kind + "_A.weight", {r, l.in}, 0.f, -1.f, false);
-        add(base + "." + kind + "_B.weight", {l.out, r}, 0.f, -1.f, false);
+        add(base + "." + kind + "_A.weight", {r, l.in}, 0.f, -1.f);
+        add(base + "." + kind + "_B.weight", {l.out, r}, 0.f, -1.f);
       }
     }
   }
@@ -178,32 +181,32 @@ void ForEachTensor(const ModelConfig& mc, const SyntheticOptions& o, const AddFn
     const VisionConfig& v = mc.vision;
     const std::string p = "vit.vision_tower.vision_model.";
     const int64_t H = v.hidden_size, I = v.intermediate_size, P = v.patch_size;
-    add(p + "embeddings.patch_embedding.weight", {H, v.num_channels, P, P}, 0.f, -1.f, false);
-    add(p + "embeddings.class_embedding", {H}, 0.f, 0.5f, false);
-    add(p + "embeddings.position_embedding.weight", {v.num_patches() + 1, H}, 0.f, 0.5f, false);
-    add(p + "pre_layrnorm.weight", {H}, 1.f, 0.2f, false);
-    add(p + "pre_layrnorm.bias", {H}, 0.f, -1.f, false);
+    add(p + "embeddings.patch_embedding.weight", {H, v.num_channels, P, P}, 0.f, -1.f);
+    add(p + "embeddings.class_embedding", {H}, 0.f, 0.5f);
+    add(p + "embeddings.position_embedding.weight", {v.num_patches() + 1, H}, 0.f, 0.5f);
+    add(p + "pre_layrnorm.weight", {H}, 1.f, 0.2f);
+    add(p + "pre_layrnorm.bias", {H}, 0.f, -1.f);
     for (int64_t k = 0; k < v.num_hidden_layers; ++k) {
       const std::string q = p + StrFormat("encoder.layers.%lld.", (long long)k);
       for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-        add(q + "self_attn." + proj + ".weight", {H, H}, 0.f, -1.f, false);
-        add(q + "self_attn." + proj + ".bias", {H}, 0.f, -1.f, false);
+        add(q + "self_attn." + proj + ".weight", {H, H}, 0.f, -1.f);
+        add(q + "self_attn." + proj + ".bias", {H}, 0.f, -1.f);
       }
-      add(q + "layer_norm1.weight", {H}, 1.f, 0.2f, false);
-      add(q + "layer_norm1.bias", {H}, 0.f, -1.f, false);
-      add(q + "layer_norm2.weight", {H}, 1.f, 0.2f, false);
-      add(q + "layer_norm2.bias", {H}, 0.f, -1.f, false);
-      add(q + "mlp.fc1.weight", {I, H}, 0.f, -1.f, false);
-      add(q + "mlp.fc1.bias", {I}, 0.f, -1.f, false);
-      add(q + "mlp.fc2.weight", {H, I}, 0.f, -1.f, false);
-      add(q + "mlp.fc2.bias", {H}, 0.f, -1.f, false);
+      add(q + "layer_norm1.weight", {H}, 1.f, 0.2f);
+      add(q + "layer_norm1.bias", {H}, 0.f, -1.f);
+      add(q + "layer_norm2.weight", {H}, 1.f, 0.2f);
+      add(q + "layer_norm2.bias", {H}, 0.f, -1.f);
+      add(q + "mlp.fc1.weight", {I, H}, 0.f, -1.f);
+      add(q + "mlp.fc1.bias", {I}, 0.f, -1.f);
+      add(q + "mlp.fc2.weight", {H, I}, 0.f, -1.f);
+      add(q + "mlp.fc2.bias", {H}, 0.f, -1.f);
     }
-    add("vision_proj.0.weight", {D, v.merged_dim()}, 0.f, -1.f, false);
-    add("vision_proj.0.bias", {D}, 0.f, -1.f, false);
-    add("vision_proj.2.weight", {D, D}, 0.f, -1.f, false);
-    add("vision_proj.2.bias", {D}, 0.f, -1.f, false);
-    add("plora_glb_GN", {1, 1, v.merged_dim()}, 0.f, 0.5f, false);
-    add("plora_sub_GN", {1, 1, 1, v.merged_dim()}, 0.f, 0.5f, false);
+    add("vision_proj.0.weight", {D, v.merged_dim()}, 0.f, -1.f);
+    add("vision_proj.0.bias", {D}, 0.f, -1.f);
+    add("vision_proj.2.weight", {D, D}, 0.f, -1.f);
+    add("vision_proj.2.bias", {D}, 0.f, -1.f);
+    add("plora_glb_GN", {1, 1, v.merged_dim()}, 0.f, 0.5f);
+    add("plora_sub_GN", {1, 1, 1, v.merged_dim()}, 0.f, 0.5f);
   }
 }
 
@@ -213,8 +216,9 @@ std::unique_ptr<SyntheticCheckpoint> MakeSyntheticCheckpoint(const ModelConfig& 
                                                              ThreadPool* pool) {
   auto ck = std::make_unique<SyntheticCheckpoint>();
   Builder b(ck.get(), o, pool);
-  ForEachTensor(mc, o, [&](const std::string& name, Shape shape, float center, float scale, bool linear) {
-    b.Add(name, std::move(shape), center, scale, linear && o.q8_0_linears ? DType::kQ8_0 : o.dtype);
+  ForEachTensor(mc, o, [&](const std::string& name, Shape shape, float center, float scale) {
+    const DType t = StoredTypeFor(o.type, name, shape, BaseFloat(o.type));
+    b.Add(name, std::move(shape), center, scale, t);
   });
   return ck;
 }
@@ -226,8 +230,8 @@ void FillSyntheticUniform(uint64_t seed, const std::string& name, float lo, floa
 
 int64_t SyntheticCheckpointBytes(const ModelConfig& mc, const SyntheticOptions& o) {
   int64_t bytes = 0;
-  ForEachTensor(mc, o, [&](const std::string&, Shape shape, float, float, bool linear) {
-    bytes += StorageBytes(linear && o.q8_0_linears ? DType::kQ8_0 : o.dtype, NumElements(shape));
+  ForEachTensor(mc, o, [&](const std::string& name, Shape shape, float, float) {
+    bytes += StorageBytes(StoredTypeFor(o.type, name, shape, BaseFloat(o.type)), NumElements(shape));
   });
   return bytes;
 }

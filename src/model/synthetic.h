@@ -12,15 +12,15 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "model/config.h"
+#include "model/weight_types.h"
 
 namespace ixc {
 
 struct SyntheticOptions {
   uint64_t seed = 1;
-  DType dtype = DType::kBF16;
-  // Store the decoder linears' weights (wqkv, wo, w1, w3, w2) as Q8_0, quantised from the same random values;
-  // everything else stays in `dtype`.
-  bool q8_0_linears = false;
+  // The model's weight type (model/weight_types.h): every tensor gets the type a converted file of this type would
+  // give it, quantised from the same random values. Vectors are in the type's float (f32, f16, else bf16).
+  WeightType type = WeightType::kBF16;
   int64_t plora_rank = 8, web_rank = 12, sft_rank = 6, dpo_rank = 5;  // 0 leaves that adapter out
   bool vision = true;
   float scale = 0.08f;  // weights are uniform in [-scale, scale); norms around 1

@@ -19,21 +19,21 @@ class Binder {
     return it != tensors_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
   }
 
-  // A required tensor with an exact shape (-1 = any size, returned through `dims_out`). `quantised_ok`: a matrix
-  // the kernels may read as Q8_0 (its rows must then be whole 32-value blocks).
-  Status Get(const std::string& name, const Shape& want, TensorView* out, bool quantised_ok = false) {
+  // A required tensor with an exact shape (-1 = any size). Every matrix is read through MatMul or a row
+  // conversion, which take the block-quantised types too when rows are whole blocks.
+  Status Get(const std::string& name, const Shape& want, TensorView* out) {
     auto it = tensors_.find(name);
     if (it == tensors_.end()) return NotFound(StrFormat("missing tensor '%s'", name.c_str()));
     const TensorView& t = it->second;
-    if (IsBlockType(t.dtype) && quantised_ok) {
-      if (t.shape.size() != 2 || t.shape[1] % DTypeBlockValues(t.dtype) != 0) {
+    if (IsBlockType(t.dtype)) {
+      if (t.shape.empty() || t.shape.back() % DTypeBlockValues(t.dtype) != 0) {
         return InvalidArgument(StrFormat("tensor '%s' is %s with shape %s; its rows must be whole blocks of %lld",
                                          name.c_str(), DTypeName(t.dtype), ShapeToString(t.shape).c_str(),
                                          (long long)DTypeBlockValues(t.dtype)));
       }
     } else if (!IsFloat(t.dtype)) {
-      return InvalidArgument(StrFormat("tensor '%s' has dtype %s; expected F32, F16 or BF16%s", name.c_str(),
-                                       DTypeName(t.dtype), quantised_ok ? " (or Q8_0)" : ""));
+      return InvalidArgument(StrFormat("tensor '%s' has dtype %s; expected F32, F16, BF16, Q8_0 or Q4_0", name.c_str(),
+                                       DTypeName(t.dtype)));
     }
     bool ok = t.shape.size() == want.size();
     for (size_t i = 0; ok && i < want.size(); ++i) ok = want[i] < 0 || want[i] == t.shape[i];
@@ -115,7 +115,7 @@ Status BindDecoder(const DecoderConfig& c, Binder& b, DecoderWeights* w) {
         {"feed_forward.w2", &L.w2, D, F}};
     for (auto& lin : linears) {
       const std::string base = p + lin.name;
-      IXC_RETURN_IF_ERROR(b.Get(base + ".weight", {lin.out, lin.in}, &lin.lw->weight, /*quantised_ok=*/true));
+      IXC_RETURN_IF_ERROR(b.Get(base + ".weight", {lin.out, lin.in}, &lin.lw->weight));
       if (w->has_plora) IXC_RETURN_IF_ERROR(b.GetLora(base, "Plora", lin.out, lin.in, &lin.lw->plora));
       if (w->has_web) IXC_RETURN_IF_ERROR(b.GetLora(base, "lora_web", lin.out, lin.in, &lin.lw->web));
       if (w->has_write) {

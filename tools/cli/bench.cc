@@ -168,12 +168,12 @@ int RunBench(int argc, char** argv) {
           [&](const std::string&) { synthetic = true; return Status::Ok(); }});
   fs.Add({"--model", "-m", "DIR", "bench a model folder instead, loaded as ixc chat loads it",
           [&](const std::string& v) { model_dir = v; return Status::Ok(); }});
-  fs.Add({"--type", "", "T", "synthetic weight dtype: bf16 (default), f16, f32, or q8_0 (decoder linears in Q8_0, the rest bf16)",
+  fs.Add({"--type", "", "T", "synthetic weight type: bf16 (default), f16, f32, q8_0 or q4_0 (laid out as ixc convert writes them)",
           [&](const std::string& v) {
             o.type = v;
             type_given = true;
-            if (v != "bf16" && v != "f16" && v != "f32" && v != "q8_0") {
-              return InvalidArgument("--type must be bf16, f16, f32 or q8_0");
+            if (v != "bf16" && v != "f16" && v != "f32" && v != "q8_0" && v != "q4_0") {
+              return InvalidArgument("--type must be bf16, f16, f32, q8_0 or q4_0");
             }
             return Status::Ok();
           }});

@@ -16,16 +16,16 @@ int RunConvert(int argc, char** argv) {
           [&](const std::string& v) { o.model_dir = v; return Status::Ok(); }});
   fs.Add({"--output", "-o", "FILE", "the GGUF file to write",
           [&](const std::string& v) { o.output = v; return Status::Ok(); }});
-  fs.Add({"--type", "", "T", "bf16 (default: 16-bit matrices; f32 ones become bf16) or q8_0 (the decoder's linears as Q8_0)",
+  fs.Add({"--type", "", "T", "bf16 (default: 16-bit matrices), q8_0 (8-bit matrices) or q4_0 (4-bit decoder linears, 8-bit other matrices)",
           [&](const std::string& v) {
-            if (v != "bf16" && v != "q8_0") return InvalidArgument("--type must be bf16 or q8_0");
+            if (v != "bf16" && v != "q8_0" && v != "q4_0") return InvalidArgument("--type must be bf16, q8_0 or q4_0");
             o.type = v;
             return Status::Ok();
           }});
   fs.Add({"--help", "-h", "", "show this help", [&](const std::string&) { help = true; return Status::Ok(); }});
   Status s = fs.Parse(argc, argv, 2);
   if (help) {
-    std::printf("usage: ixc convert -m MODEL -o OUT.gguf [--type bf16|q8_0]\n\n"
+    std::printf("usage: ixc convert -m MODEL -o OUT.gguf [--type bf16|q8_0|q4_0]\n\n"
                 "Writes the model as one GGUF file: every tensor under its Hugging Face name, with config.json and\n"
                 "tokenizer.model inside. Every ixc command takes the file with -m.\n\n%s", fs.Help().c_str());
     return 0;

@@ -16,7 +16,7 @@ void Usage() {
       "  write-article   write an article (the write adapter)\n"
       "  webpage         build a web page from an instruction, a resume or a screenshot (the web adapter)\n"
       "  info            a model folder's format, dtypes, parameter counts, modes and memory estimate\n"
-      "  convert         write a model as one GGUF file (bf16, or q8_0 decoder linears)\n"
+      "  convert         write a model as one GGUF file (bf16, q8_0 or q4_0)\n"
       "  bench           the engine's speed per stage (synthetic or real weights) beside this machine's limits\n\n"
       "Run 'ixc COMMAND --help' for the options of a command.\n");
 }
