@@ -29,6 +29,15 @@ void FewRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, co
              float* y, bool accumulate, ThreadPool* pool) {
   const int64_t N = w.dim(0);
   const int64_t groups = (N + kRowsW - 1) / kRowsW;
+  // Block-quantised weights meet int8 activations (quantised once here, shared by every thread): the integer dot
+  // products cost a third of widening each weight to f32, which is what lets 4-bit weights stream at memory speed.
+  const bool int8 = IsBlockType(w.dtype);
+  gemm::QuantisedRows xq;
+  if (int8) {
+    static thread_local std::vector<int8_t> q;
+    static thread_local std::vector<float> d, ds;
+    xq = gemm::QuantiseRows(x, T, K, &q, &d, &ds);
+  }
   auto work = [&](int64_t g0, int64_t g1, int) {
     float out[kRowsX * kRowsW];
     for (int64_t g = g0; g < g1; ++g) {
@@ -36,7 +45,15 @@ void FewRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, co
       const int nw = static_cast<int>(std::min<int64_t>(kRowsW, N - n0));
       for (int64_t t0 = 0; t0 < T; t0 += kRowsX) {
         const int nx = static_cast<int>(std::min<int64_t>(kRowsX, T - t0));
-        kern.rows(w.dtype, x + t0 * K, K, nx, w.row(n0), K, nw, K, out);
+        if (int8) {
+          gemm::QuantisedRows part = xq;
+          part.q += t0 * K;
+          part.d += t0 * xq.blocks;
+          part.ds += t0 * xq.blocks;
+          kern.rows_int8(w.dtype, part, nx, w.row(n0), K, nw, out);
+        } else {
+          kern.rows(w.dtype, x + t0 * K, K, nx, w.row(n0), K, nw, K, out);
+        }
         for (int r = 0; r < nx; ++r) {
           float* yr = y + (t0 + r) * N + n0;
           for (int j = 0; j < nw; ++j) {

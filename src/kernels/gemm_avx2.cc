@@ -19,6 +19,9 @@ namespace {
 
 using avx2::HorizontalSum;
 
+// Weight rows per pass for one activation row (measured: 8 streams Q4_0 at 43 G values/s on 2 Zen 3 cores, 4 at 39).
+constexpr int kInt8RowsPerPass = 8;
+
 // Values i..i+7 of the stored sequence at p (i a multiple of 8), widened to f32. Indices are flat across rows,
 // which works for Q8_0 because rows are whole blocks.
 inline __m256 Load8(DType dtype, const void* p, int64_t i) {
@@ -323,6 +326,87 @@ void RowsBlock(const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, 
   }
 }
 
+// Integer dot products of quantised activations with Q8_0 / Q4_0 weight rows. Per 32-value block: vpmaddubsw
+// multiplies unsigned by signed bytes and adds pairs (no overflow: |pair| <= 2·128·127), vpmaddwd with ones widens to
+// 8 int32 sums, and the block's scales are applied in f32.
+//  - Q4_0: codes c in 0..15 stand for c − 8, so Σ(c − 8)·q = Σc·q − 8·Σq: the unsigned nibbles go straight into
+//    vpmaddubsw, and −dw·8·d·Σq is added per block (as −dw·ds in each of 8 lanes, which the final sum adds up).
+//  - Q8_0: signed weights, so |w| times q with w's sign.
+//
+// Quantised rows are short (2.3 KB for Q4_0 at k = 4096), too short for the hardware prefetcher to ramp up on each,
+// so the rows that follow these NW (contiguous in memory) are prefetched a slice per block.
+template <DType Q, int NX, int NW>
+void RowsInt8T(const QuantisedRows& x, const uint8_t* w, int64_t row_bytes, float* out) {
+  const char* next = reinterpret_cast<const char*>(w + NW * row_bytes);
+  const int64_t slice = (NW * row_bytes + x.blocks - 1) / x.blocks;  // bytes of the next rows per block step
+  __m256 acc[NX][NW];
+  for (int r = 0; r < NX; ++r)
+    for (int j = 0; j < NW; ++j) acc[r][j] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < x.blocks; ++b) {
+    for (int64_t off = 0; off < slice; off += 64) _mm_prefetch(next + b * slice + off, _MM_HINT_T0);
+    __m256i xq[NX];
+    __m256 dx[NX], nds[NX];
+    for (int r = 0; r < NX; ++r) {
+      const int64_t rb = r * x.blocks + b;
+      xq[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + rb * 32));
+      dx[r] = _mm256_broadcast_ss(x.d + rb);
+      if constexpr (Q == DType::kQ4_0) nds[r] = _mm256_set1_ps(-x.ds[rb]);
+    }
+    for (int j = 0; j < NW; ++j) {
+      const uint8_t* row = w + j * row_bytes;
+      __m256i wu, sx[NX];
+      float dws;
+      if constexpr (Q == DType::kQ4_0) {
+        const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(row)[b];
+        // Low nibbles (values 0..15) in the low lane, high nibbles (16..31) in the high lane.
+        const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
+        wu = _mm256_and_si256(_mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(15));
+        for (int r = 0; r < NX; ++r) sx[r] = xq[r];
+        dws = _cvtsh_ss(blk.d);
+      } else {
+        const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(row)[b];
+        const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.q));
+        wu = _mm256_abs_epi8(wq);
+        for (int r = 0; r < NX; ++r) sx[r] = _mm256_sign_epi8(xq[r], wq);
+        dws = _cvtsh_ss(blk.d);
+      }
+      const __m256 dw = _mm256_set1_ps(dws);
+      for (int r = 0; r < NX; ++r) {
+        const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, sx[r]), ones);
+        acc[r][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw, dx[r]), acc[r][j]);
+        if constexpr (Q == DType::kQ4_0) acc[r][j] = _mm256_fmadd_ps(dw, nds[r], acc[r][j]);
+      }
+    }
+  }
+  for (int r = 0; r < NX; ++r)
+    for (int j = 0; j < NW; ++j) out[r * kRowsW + j] = HorizontalSum(acc[r][j]);
+}
+
+template <DType Q, int NX>
+void RowsInt8Nx(const QuantisedRows& x, const void* w, int64_t ldw, int nw, float* out) {
+  constexpr int P = NX == 1 ? kInt8RowsPerPass : NX == 2 ? 4 : 2;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int64_t row_bytes = StorageBytes(Q, ldw);
+  int j0 = 0;
+  for (; j0 + P <= nw; j0 += P) RowsInt8T<Q, NX, P>(x, wb + j0 * row_bytes, row_bytes, out + j0);
+  for (; j0 < nw; ++j0) RowsInt8T<Q, NX, 1>(x, wb + j0 * row_bytes, row_bytes, out + j0);
+}
+
+template <DType Q>
+void RowsInt8Q(const QuantisedRows& x, int nx, const void* w, int64_t ldw, int nw, float* out) {
+  switch (nx) {
+    case 3: return RowsInt8Nx<Q, 3>(x, w, ldw, nw, out);
+    case 2: return RowsInt8Nx<Q, 2>(x, w, ldw, nw, out);
+    default: return RowsInt8Nx<Q, 1>(x, w, ldw, nw, out);
+  }
+}
+
+void RowsInt8(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_t ldw, int nw, float* out) {
+  if (dtype == DType::kQ4_0) return RowsInt8Q<DType::kQ4_0>(x, nx, w, ldw, nw, out);
+  RowsInt8Q<DType::kQ8_0>(x, nx, w, ldw, nw, out);
+}
+
 void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k,
           float* out) {
   if (dtype == DType::kQ8_0) return RowsBlock<DType::kQ8_0>(x, ldx, nx, w, ldw, nw, k, out);
@@ -335,7 +419,7 @@ void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64
 }  // namespace
 
 const Kernels& Avx2Kernels() {
-  static const Kernels k{PackB, PackA, Micro, Rows};
+  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8};
   return k;
 }
 

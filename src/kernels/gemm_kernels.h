@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/dtype.h"
 #include "kernels/cpu.h"
@@ -18,6 +19,16 @@ constexpr int kMr = 6;         // rows of a micro-tile
 constexpr int kNr = 16;        // outputs of a micro-tile (one panel)
 constexpr int kRowsW = 8;      // weight rows per call of the row kernel
 constexpr int kRowsX = 3;      // activation rows per call of the row kernel
+
+// Activation rows quantised to int8 for products with block-quantised weights (Q8_0, Q4_0): row r, block b (32
+// values) has codes q[(r·blocks + b)·32 + i], scale d[r·blocks + b] (f32) and ds[r·blocks + b] = d·Σ_i q (the
+// block's sum, which Q4_0's offset of 8 needs).
+struct QuantisedRows {
+  const int8_t* q = nullptr;
+  const float* d = nullptr;
+  const float* ds = nullptr;
+  int64_t blocks = 0;  // per row
+};
 
 struct Kernels {
   // bpack[k][16] = W[j][k] as f32 for j < nr; zero for nr <= j < 16. W row j starts at w + j·ldw (elements of
@@ -32,7 +43,15 @@ struct Kernels {
   // out[r·kRowsW + j] = Σ_k x[r·ldx + k] · W[j][k] for r < nx (1..kRowsX), j < nw (1..kRowsW); W row j at w + j·ldw.
   void (*rows)(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k,
                float* out);
+  // out[r·kRowsW + j] = Σ_b dw[j][b] · x.d[r][b] · Σ_i code_w[j][b·32 + i] · x.q[r][b·32 + i] for r < nx (1..kRowsX),
+  // j < nw (1..kRowsW), b < x.blocks; W row j at w + j·StorageBytes(dtype, ldw), dtype Q8_0 or Q4_0 (code − 8).
+  void (*rows_int8)(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_t ldw, int nw, float* out);
 };
+
+// Quantises T rows of K values (K a multiple of 32) for rows_int8: d = max|x| / 127 per block, q = x / d rounded to
+// nearest even. Storage comes from the vectors (resized as needed).
+QuantisedRows QuantiseRows(const float* x, int64_t T, int64_t K, std::vector<int8_t>* q, std::vector<float>* d,
+                           std::vector<float>* ds);
 
 const Kernels& ScalarKernels();
 #if defined(__x86_64__)

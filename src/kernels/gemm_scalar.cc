@@ -1,4 +1,6 @@
 // The portable kernel set: plain loops in the same shapes as the SIMD sets, so any CPU runs the same blocking.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/gemm_kernels.h"
@@ -59,10 +61,61 @@ void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64
   }
 }
 
+void RowsInt8(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_t ldw, int nw, float* out) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int64_t row_bytes = StorageBytes(dtype, ldw);
+  for (int j = 0; j < nw; ++j) {
+    for (int r = 0; r < nx; ++r) {
+      float acc = 0.f;
+      for (int64_t b = 0; b < x.blocks; ++b) {
+        const int8_t* xq = x.q + (r * x.blocks + b) * 32;
+        int32_t dot = 0;
+        float dw;
+        if (dtype == DType::kQ4_0) {
+          const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(wb + j * row_bytes)[b];
+          for (int i = 0; i < 32; ++i) dot += Q4Code(blk, i) * xq[i];
+          dw = F16ToF32(blk.d);
+        } else {
+          const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(wb + j * row_bytes)[b];
+          for (int i = 0; i < 32; ++i) dot += blk.q[i] * xq[i];
+          dw = F16ToF32(blk.d);
+        }
+        acc += dw * x.d[r * x.blocks + b] * static_cast<float>(dot);
+      }
+      out[r * kRowsW + j] = acc;
+    }
+  }
+}
+
 }  // namespace
 
+QuantisedRows QuantiseRows(const float* x, int64_t T, int64_t K, std::vector<int8_t>* q, std::vector<float>* d,
+                           std::vector<float>* ds) {
+  const int64_t blocks = K / 32;
+  q->resize(static_cast<size_t>(T * K));
+  d->resize(static_cast<size_t>(T * blocks));
+  ds->resize(static_cast<size_t>(T * blocks));
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* xb = x + t * K + b * 32;
+      float amax = 0.f;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
+      const float scale = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+      int8_t* qb = q->data() + (t * blocks + b) * 32;
+      int32_t sum = 0;
+      for (int i = 0; i < 32; ++i) {
+        qb[i] = static_cast<int8_t>(std::nearbyint(xb[i] * inv));
+        sum += qb[i];
+      }
+      (*d)[t * blocks + b] = scale;
+      (*ds)[t * blocks + b] = scale * static_cast<float>(sum);
+    }
+  }
+  return {q->data(), d->data(), ds->data(), blocks};
+}
+
 const Kernels& ScalarKernels() {
-  static const Kernels k{PackB, PackA, Micro, Rows};
+  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8};
   return k;
 }
 

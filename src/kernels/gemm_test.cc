@@ -53,14 +53,27 @@ std::vector<Isa> LevelsToTest() {
 
 // Both sides sum K products in f32, in different orders (the fast path adds k-blocks of partial sums): each is
 // within (K + 2)·u·(|y0| + |bias| + Σ|x·w|) of the exact value (u = 2^-24), so they differ by at most twice that.
+// `int8_activations`: `got` came from x quantised per 32-value block (MatMul's decode path for block types): each
+// value moved by at most half its block's step max|x|/127, so the result by at most Σ|w|·step/2 more.
 void ExpectClose(const std::vector<float>& x, const Weights& w, const std::vector<float>& bias, float y0, int64_t T,
                  int64_t N, int64_t K, const std::vector<float>& got, const std::vector<float>& want,
-                 const std::string& what) {
+                 const std::string& what, bool int8_activations = false) {
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t n = 0; n < N; ++n) {
       double mag = std::fabs(y0) + (bias.empty() ? 0.0 : std::fabs(bias[n]));
+      double quant = 0;
       for (int64_t k = 0; k < K; ++k) mag += std::fabs(x[t * K + k] * w.exact[n * K + k]);
-      ASSERT_NEAR(got[t * N + n], want[t * N + n], 2 * (K + 2) * std::ldexp(1.0, -24) * mag)
+      if (int8_activations) {
+        for (int64_t b = 0; b < K / 32; ++b) {
+          double amax = 0, wsum = 0;
+          for (int64_t i = b * 32; i < b * 32 + 32; ++i) {
+            amax = std::max(amax, static_cast<double>(std::fabs(x[t * K + i])));
+            wsum += std::fabs(w.exact[n * K + i]);
+          }
+          quant += wsum * amax / 127 / 2;
+        }
+      }
+      ASSERT_NEAR(got[t * N + n], want[t * N + n], 2 * (K + 2) * std::ldexp(1.0, -24) * mag + 1.001 * quant)
           << what << " at row " << t << ", output " << n;
     }
   }
@@ -119,8 +132,17 @@ TEST(Gemm, BlockTypesMatchScalarTwin) {
         MatMul(x.data(), T, K, w.view, bias.data(), y.data(), accumulate, &pool);
         MatMulRef(x.data(), T, K, w.view, bias.data(), ref.data(), accumulate);
         // Both multiply the same dequantised values; the fast path sums per block then scales (one more rounding
-        // per block), which the (K + 2)·u bound covers.
-        ExpectClose(x, w, bias, accumulate ? 0.5f : 0.f, T, N, K, y, ref, what);
+        // per block), which the (K + 2)·u bound covers. Below 8 rows the activations are int8 too.
+        ExpectClose(x, w, bias, accumulate ? 0.5f : 0.f, T, N, K, y, ref, what, T < 8);
+        if (T < 8 && isa != Isa::kScalar) {
+          // Against the portable int8 kernel: the same integer sums, scaled and added in another order.
+          std::vector<float> y_scalar(T * N, 0.5f);
+          {
+            ScopedIsaLimit scalar(Isa::kScalar);
+            MatMul(x.data(), T, K, w.view, bias.data(), y_scalar.data(), accumulate, &pool);
+          }
+          ExpectClose(x, w, bias, accumulate ? 0.5f : 0.f, T, N, K, y, y_scalar, what + " vs scalar int8");
+        }
       }
     }
   }

@@ -10,8 +10,9 @@
 
 namespace ixc {
 
-// y[T, N] (+)= x[T, K] · W[N, K]ᵀ, W F32, F16, BF16 or Q8_0 (K a multiple of 32) (row-vector convention of PyTorch's
-// Linear).
+// y[T, N] (+)= x[T, K] · W[N, K]ᵀ, W F32, F16, BF16, Q8_0 or Q4_0 (K a multiple of 32) (row-vector convention of
+// PyTorch's Linear). With a block-quantised W and fewer than 8 rows (decoding), x is first quantised to int8 per
+// 32-value block (scale max|x|/127, round to nearest), as llama.cpp does: an error of at most half a step per value.
 // When `bias` is non-null (f32 [N]) it is added. `accumulate` adds into y instead of overwriting it.
 void MatMul(const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias, float* y, bool accumulate,
             ThreadPool* pool);

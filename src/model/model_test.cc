@@ -169,6 +169,12 @@ TEST_P(DecoderVsNaive, PrefillThenDecodeMatchesNaive) {
 
   const int64_t T = 12, P = 9;  // P prompt rows, then T - P decode steps
   const int64_t D = c.hidden_size, V = c.vocab_size;
+  // The naive model multiplies the stored (dequantised) weights in double. With block-quantised weights MatMul
+  // quantises products of fewer than 8 rows to int8 activations (each value off by up to max|x|/254 of its block,
+  // an RMS of about 0.2% of the block's largest value): decoded rows, and the prompt's Partial-LoRA rows (5 image
+  // rows). Measured: 1.5e-4 for the prompt, 5e-3 for decoded rows.
+  const bool quantised = s.type == WeightType::kQ8_0 || s.type == WeightType::kQ4_0;
+  const double tol_rows = quantised ? 2e-3 : 2e-6, tol_decode = quantised ? 2e-2 : 2e-6;
   auto e = testing::RandomFloats(T * D, 7);
   std::vector<uint8_t> mask = {0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0};  // mixed text/image prompt; decode rows are text
   for (AdapterMode mode : {AdapterMode::kBase, AdapterMode::kWeb, AdapterMode::kWrite}) {
@@ -186,7 +192,7 @@ TEST_P(DecoderVsNaive, PrefillThenDecodeMatchesNaive) {
     for (int64_t i = 0; i < T; ++i) bases[i] = RopeBaseForLength(c, i < P ? P : i + 1);
     Mat ref = naive.Forward(Mat(e.begin(), e.end()), T, mask, mode, bases);
     std::vector<float> ref_f(ref.begin(), ref.begin() + P * V);
-    EXPECT_LE(testing::RelL2(logits.data(), ref_f.data(), P * V), 2e-6) << "prefill, mode " << int(mode);
+    EXPECT_LE(testing::RelL2(logits.data(), ref_f.data(), P * V), tol_rows) << "prefill, mode " << int(mode);
     for (int64_t i = P; i < T; ++i) {
       DecoderStep ds;
       ds.embeds = &e[i * D];
@@ -196,7 +202,7 @@ TEST_P(DecoderVsNaive, PrefillThenDecodeMatchesNaive) {
       std::vector<float> row(V);
       DecoderForward(c, w->text, ds, &pool, row.data());
       std::vector<float> r(ref.begin() + i * V, ref.begin() + (i + 1) * V);
-      EXPECT_LE(testing::RelL2(row.data(), r.data(), V), 2e-6) << "decode row " << i << ", mode " << int(mode);
+      EXPECT_LE(testing::RelL2(row.data(), r.data(), V), tol_decode) << "decode row " << i << ", mode " << int(mode);
     }
   }
 }
