@@ -22,6 +22,8 @@ constexpr int64_t kFewRows = 8;
 constexpr int64_t kKc = 256;
 constexpr int64_t kMc = 192;
 constexpr int64_t kNc = 32;
+// Row groups (of kRowsW weight rows) a thread takes at a time when decoding.
+constexpr int64_t kFewRowsChunk = 16;
 // Below this many multiply-adds a product runs on the calling thread.
 constexpr int64_t kParallelMacs = 1 << 16;
 
@@ -36,7 +38,7 @@ void FewRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, co
   if (int8) {
     static thread_local std::vector<int8_t> q;
     static thread_local std::vector<float> d, ds;
-    xq = gemm::QuantiseRows(x, T, K, &q, &d, &ds);
+    xq = gemm::QuantiseRows(kern, x, T, K, &q, &d, &ds);
   }
   auto work = [&](int64_t g0, int64_t g1, int) {
     float out[kRowsX * kRowsW];
@@ -66,7 +68,16 @@ void FewRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, co
     }
   };
   if (pool && groups > 1 && T * N * K >= kParallelMacs) {
-    pool->ParallelFor(groups, work);
+    // Threads take chunks of groups as they finish (a static half each leaves one core idle whenever the other is
+    // slowed, which a shared machine does all the time); each output's arithmetic does not depend on who runs it.
+    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(kFewRowsChunk, groups / (4 * pool->num_threads())));
+    const int64_t chunks = (groups + chunk - 1) / chunk;
+    std::atomic<int64_t> next{0};
+    pool->ParallelFor(pool->num_threads(), [&](int64_t, int64_t, int) {
+      for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+        work(c * chunk, std::min(groups, (c + 1) * chunk), 0);
+      }
+    });
   } else {
     work(0, groups, 0);
   }

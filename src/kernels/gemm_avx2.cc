@@ -407,6 +407,37 @@ void RowsInt8(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_
   RowsInt8Q<DType::kQ8_0>(x, nx, w, ldw, nw, out);
 }
 
+// The scalar Quantise's arithmetic, 32 values at a time: the same max, the same products, cvtps rounds to nearest even.
+void Quantise(const float* x, int64_t blocks, int8_t* q, float* d, float* ds) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float* xb = x + b * 32;
+    __m256 v[4];
+    for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xb + 8 * i);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
+                             _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float amax = _mm_cvtss_f32(h);
+    const __m256 inv = _mm256_set1_ps(amax > 0.f ? 127.f / amax : 0.f);
+    __m256i n[4];
+    for (int i = 0; i < 4; ++i) n[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], inv));
+    // int32 → int8 (values within ±127, so the saturating packs are exact); packs work per 128-bit lane, so the
+    // dwords end up in the order 0 2 4 6 1 3 5 7 and a permute puts them back.
+    const __m256i w16a = _mm256_packs_epi32(n[0], n[1]), w16b = _mm256_packs_epi32(n[2], n[3]);
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w16a, w16b),
+                                                      _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * 32), bytes);
+    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(n[0], n[1]), _mm256_add_epi32(n[2], n[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    d[b] = amax / 127.f;
+    ds[b] = d[b] * static_cast<float>(_mm_cvtsi128_si32(s4));
+  }
+}
+
 void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k,
           float* out) {
   if (dtype == DType::kQ8_0) return RowsBlock<DType::kQ8_0>(x, ldx, nx, w, ldw, nw, k, out);
@@ -419,7 +450,7 @@ void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64
 }  // namespace
 
 const Kernels& Avx2Kernels() {
-  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8};
+  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8, Quantise};
   return k;
 }
 

@@ -46,12 +46,15 @@ struct Kernels {
   // out[r·kRowsW + j] = Σ_b dw[j][b] · x.d[r][b] · Σ_i code_w[j][b·32 + i] · x.q[r][b·32 + i] for r < nx (1..kRowsX),
   // j < nw (1..kRowsW), b < x.blocks; W row j at w + j·StorageBytes(dtype, ldw), dtype Q8_0 or Q4_0 (code − 8).
   void (*rows_int8)(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_t ldw, int nw, float* out);
+  // One row of `blocks` 32-value blocks for rows_int8: d = max|x| / 127, q = x · (127 / max|x|) rounded to nearest
+  // even (0 for an all-zero block), ds = d·Σq. Every set gives bit-identical results.
+  void (*quantise)(const float* x, int64_t blocks, int8_t* q, float* d, float* ds);
 };
 
-// Quantises T rows of K values (K a multiple of 32) for rows_int8: d = max|x| / 127 per block, q = x / d rounded to
-// nearest even. Storage comes from the vectors (resized as needed).
-QuantisedRows QuantiseRows(const float* x, int64_t T, int64_t K, std::vector<int8_t>* q, std::vector<float>* d,
-                           std::vector<float>* ds);
+// Quantises T rows of K values (K a multiple of 32) with kern.quantise. Storage comes from the vectors (resized as
+// needed).
+QuantisedRows QuantiseRows(const Kernels& kern, const float* x, int64_t T, int64_t K, std::vector<int8_t>* q,
+                           std::vector<float>* d, std::vector<float>* ds);
 
 const Kernels& ScalarKernels();
 #if defined(__x86_64__)

@@ -87,35 +87,38 @@ void RowsInt8(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_
   }
 }
 
+void Quantise(const float* x, int64_t blocks, int8_t* q, float* d, float* ds) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float* xb = x + b * 32;
+    float amax = 0.f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      q[b * 32 + i] = static_cast<int8_t>(std::nearbyint(xb[i] * inv));
+      sum += q[b * 32 + i];
+    }
+    d[b] = amax / 127.f;
+    ds[b] = d[b] * static_cast<float>(sum);
+  }
+}
+
 }  // namespace
 
-QuantisedRows QuantiseRows(const float* x, int64_t T, int64_t K, std::vector<int8_t>* q, std::vector<float>* d,
-                           std::vector<float>* ds) {
+QuantisedRows QuantiseRows(const Kernels& kern, const float* x, int64_t T, int64_t K, std::vector<int8_t>* q,
+                           std::vector<float>* d, std::vector<float>* ds) {
   const int64_t blocks = K / 32;
   q->resize(static_cast<size_t>(T * K));
   d->resize(static_cast<size_t>(T * blocks));
   ds->resize(static_cast<size_t>(T * blocks));
   for (int64_t t = 0; t < T; ++t) {
-    for (int64_t b = 0; b < blocks; ++b) {
-      const float* xb = x + t * K + b * 32;
-      float amax = 0.f;
-      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
-      const float scale = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
-      int8_t* qb = q->data() + (t * blocks + b) * 32;
-      int32_t sum = 0;
-      for (int i = 0; i < 32; ++i) {
-        qb[i] = static_cast<int8_t>(std::nearbyint(xb[i] * inv));
-        sum += qb[i];
-      }
-      (*d)[t * blocks + b] = scale;
-      (*ds)[t * blocks + b] = scale * static_cast<float>(sum);
-    }
+    kern.quantise(x + t * K, blocks, q->data() + t * K, d->data() + t * blocks, ds->data() + t * blocks);
   }
   return {q->data(), d->data(), ds->data(), blocks};
 }
 
 const Kernels& ScalarKernels() {
-  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8};
+  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8, Quantise};
   return k;
 }
 

@@ -9,6 +9,7 @@
 
 #include "core/testing.h"
 #include "kernels/cpu.h"
+#include "kernels/gemm_kernels.h"
 #include "kernels/kernels.h"
 
 namespace ixc {
@@ -145,6 +146,38 @@ TEST(Gemm, BlockTypesMatchScalarTwin) {
         }
       }
     }
+  }
+}
+
+TEST(Gemm, ActivationQuantisationIsTheSameOnEveryLevel) {
+  // Random blocks, an all-zero block, and values on rounding ties (x·127/max = k + 0.5 goes to the even k).
+  const int64_t blocks = 9;
+  std::vector<float> x = RandomFloats(blocks * 32, 11);
+  for (int i = 0; i < 32; ++i) x[32 + i] = 0.f;
+  for (int i = 0; i < 32; ++i) x[64 + i] = i == 0 ? 127.f : (i % 8) + 0.5f;
+  std::vector<int8_t> q_ref(blocks * 32);
+  std::vector<float> d_ref(blocks), ds_ref(blocks);
+  gemm::ScalarKernels().quantise(x.data(), blocks, q_ref.data(), d_ref.data(), ds_ref.data());
+  EXPECT_EQ(q_ref[64 + 1], 2) << "1.5 rounds to 2";
+  EXPECT_EQ(q_ref[64 + 3], 4) << "3.5 rounds to 4";
+  EXPECT_EQ(q_ref[64 + 2], 2) << "2.5 rounds to 2";
+  EXPECT_EQ(d_ref[1], 0.f);
+  for (int64_t b = 0; b < blocks; ++b) {
+    int sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      sum += q_ref[b * 32 + i];
+      EXPECT_NEAR(q_ref[b * 32 + i] * d_ref[b], x[b * 32 + i], d_ref[b] * 0.5001) << b << "," << i;
+    }
+    EXPECT_FLOAT_EQ(ds_ref[b], d_ref[b] * sum);
+  }
+  for (Isa isa : LevelsToTest()) {
+    const gemm::Kernels& k = gemm::KernelsFor(isa);
+    std::vector<int8_t> q(blocks * 32);
+    std::vector<float> d(blocks), ds(blocks);
+    k.quantise(x.data(), blocks, q.data(), d.data(), ds.data());
+    EXPECT_EQ(q, q_ref) << IsaName(isa);
+    EXPECT_EQ(d, d_ref) << IsaName(isa);
+    EXPECT_EQ(ds, ds_ref) << IsaName(isa);
   }
 }
 
