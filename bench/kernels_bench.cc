@@ -67,11 +67,11 @@ BENCHMARK(BM_MatMulBf16)->Args({192, 128, 256, 1})->Args({192, 128, 1024, 1})->A
 
 BENCHMARK(BM_MatMulF16)->Args({1, 4096, 4096, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// args: rows T, out N, in K, threads, type (0: Q8_0, 1: Q4_0).
+// args: rows T, out N, in K, threads, type (0: Q8_0, 1: Q4_0, 2: Q4_0 interleaved as at load).
 void BM_MatMulBlock(benchmark::State& st) {
   const int64_t T = st.range(0), N = st.range(1), K = st.range(2);
   const DType t = st.range(4) ? DType::kQ4_0 : DType::kQ8_0;
-  st.SetLabel(DTypeName(t));
+  st.SetLabel(st.range(4) == 2 ? "Q4_0x8" : DTypeName(t));
   ThreadPool pool(static_cast<int>(st.range(3)));
   std::vector<float> f(N * K);
   const std::vector<uint16_t> src = Bf16Weights(N * K);
@@ -79,6 +79,10 @@ void BM_MatMulBlock(benchmark::State& st) {
   std::vector<uint8_t> w(StorageBytes(t, N * K));
   QuantizeBlocks(t, f.data(), w.data(), N * K);
   TensorView tv{t, {N, K}, w.data()};
+  if (st.range(4) == 2) {
+    InterleaveQ4_0x8(w.data(), N, K);
+    tv.dtype = DType::kQ4_0x8;
+  }
   std::vector<float> x(T * K, 0.01f), y(T * N);
   for (auto _ : st) {
     MatMul(x.data(), T, K, tv, nullptr, y.data(), false, &pool);
@@ -88,8 +92,8 @@ void BM_MatMulBlock(benchmark::State& st) {
   st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(w.size()));
 }
 // Decoding through w1 (memory-bound at 2 threads), and a cache-resident one-thread product: the kernel's arithmetic.
-BENCHMARK(BM_MatMulBlock)->ArgsProduct({{1}, {14336}, {4096}, {1, 2}, {0, 1}})
-    ->ArgsProduct({{1, 3}, {128}, {4096}, {1}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MatMulBlock)->ArgsProduct({{1}, {14336}, {4096}, {1, 2}, {0, 1, 2}})
+    ->ArgsProduct({{1, 3}, {128}, {4096}, {1}, {0, 1, 2}})->ArgsProduct({{512}, {4096}, {4096}, {2}, {1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_MatMulRefBf16(benchmark::State& st) {
   const int64_t T = st.range(0), N = st.range(1), K = st.range(2);

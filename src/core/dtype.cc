@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace ixc {
 
@@ -11,18 +12,44 @@ size_t DTypeSize(DType t) {
     case DType::kF16: case DType::kBF16: return 2;
     case DType::kI64: case DType::kF64: return 8;
     case DType::kU8: case DType::kI8: case DType::kBool: return 1;
-    case DType::kQ8_0: case DType::kQ4_0: return 0;
+    case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_0x8: return 0;
   }
   return 0;
 }
 
-int64_t DTypeBlockValues(DType t) { return t == DType::kQ8_0 ? kQ8Block : t == DType::kQ4_0 ? kQ4Block : 1; }
+int64_t DTypeBlockValues(DType t) { return IsBlockType(t) ? 32 : 1; }
 int64_t DTypeBlockBytes(DType t) {
   if (t == DType::kQ8_0) return static_cast<int64_t>(sizeof(BlockQ8_0));
-  if (t == DType::kQ4_0) return static_cast<int64_t>(sizeof(BlockQ4_0));
+  if (t == DType::kQ4_0 || t == DType::kQ4_0x8) return static_cast<int64_t>(sizeof(BlockQ4_0));
   return static_cast<int64_t>(DTypeSize(t));
 }
-bool IsBlockType(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0; }
+bool IsBlockType(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_0x8; }
+
+void InterleaveQ4_0x8(void* data, int64_t rows, int64_t cols) {
+  const int64_t nb = cols / kQ4Block;
+  std::vector<BlockQ4_0> group(static_cast<size_t>(8 * nb));
+  for (int64_t g = 0; g < rows / 8; ++g) {
+    auto* base = static_cast<uint8_t*>(data) + g * 8 * nb * static_cast<int64_t>(sizeof(BlockQ4_0));
+    std::memcpy(group.data(), base, group.size() * sizeof(BlockQ4_0));
+    auto* out = reinterpret_cast<BlockQ4_0x8*>(base);
+    for (int64_t b = 0; b < nb; ++b) {
+      BlockQ4_0x8 x;
+      for (int j = 0; j < 8; ++j) {
+        const BlockQ4_0& src = group[j * nb + b];
+        x.d[j] = src.d;
+        for (int i = 0; i < 32; ++i) {
+          const int code = Q4Code(src, i) + 8;
+          if (j % 2 == 0) {
+            x.qs[j / 2][i] = static_cast<uint8_t>(code);
+          } else {
+            x.qs[j / 2][i] = static_cast<uint8_t>(x.qs[j / 2][i] | (code << 4));
+          }
+        }
+      }
+      std::memcpy(&out[b], &x, sizeof(x));
+    }
+  }
+}
 
 void QuantizeQ8_0(const float* x, void* blocks, int64_t n) {
   auto* out = static_cast<BlockQ8_0*>(blocks);
@@ -76,6 +103,7 @@ const char* DTypeName(DType t) {
     case DType::kBool: return "BOOL";
     case DType::kQ8_0: return "Q8_0";
     case DType::kQ4_0: return "Q4_0";
+    case DType::kQ4_0x8: return "Q4_0x8";
   }
   return "?";
 }

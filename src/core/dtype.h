@@ -8,7 +8,7 @@
 
 namespace ixc {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kI8, kF64, kBool, kQ8_0, kQ4_0 };
+enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kI8, kF64, kBool, kQ8_0, kQ4_0, kQ4_0x8 };
 
 // Bytes per element of a plain type; 0 for block-quantised types (use StorageBytes).
 size_t DTypeSize(DType t);
@@ -17,6 +17,10 @@ size_t DTypeSize(DType t);
 //   Q8_0 (GGUF's layout): 32 values as an f16 scale d and 32 int8 q; value i = d·q[i].
 //   Q4_0 (GGUF's layout): 32 values as an f16 scale d and 16 bytes of 4-bit codes; value i < 16 is
 //   d·((qs[i] & 15) − 8), value 16 + i is d·((qs[i] >> 4) − 8).
+//   Q4_0x8 (never in files): Q4_0 matrices with rows in groups of 8, interleaved at load for the decode kernel. Block
+//   b of the 8 rows of group g is one 144-byte BlockQ4_0x8 at index g·(cols/32) + b, so a group occupies exactly the
+//   bytes its 8 Q4_0 rows did (and StorageBytes is Q4_0's). Flat element ranges are not contiguous: read it by rows
+//   (RowToF32).
 int64_t DTypeBlockValues(DType t);
 int64_t DTypeBlockBytes(DType t);
 // Bytes of n consecutive values (n a multiple of the block size for block types).
@@ -35,6 +39,18 @@ struct BlockQ4_0 {
   uint8_t qs[kQ4Block / 2];
 };
 static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 blocks are 18 bytes, as in GGUF");
+
+// The 32-value blocks of 8 rows side by side: the 8 scales, then for each row pair (2p, 2p + 1) 32 bytes holding row
+// 2p's 4-bit code of value i in the low nibble of byte i and row 2p + 1's in the high nibble (codes stand for code − 8).
+struct BlockQ4_0x8 {
+  uint16_t d[8];
+  uint8_t qs[4][32];
+};
+static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0), "a Q4_0x8 block holds 8 Q4_0 blocks");
+// Value i (0..31) of row j (0..7) of a Q4_0x8 block, minus the offset: −8..7.
+inline int Q4x8Code(const BlockQ4_0x8& b, int j, int i) { return ((b.qs[j / 2][i] >> (4 * (j % 2))) & 15) - 8; }
+// Rewrites a Q4_0 matrix of `rows` (a multiple of 8) × `cols` (a multiple of 32) in place as Q4_0x8.
+void InterleaveQ4_0x8(void* data, int64_t rows, int64_t cols);
 
 // Quantises n values (a multiple of 32) to Q8_0 as GGUF does: d = max|x| / 127 rounded to f16, q = round(x / d).
 void QuantizeQ8_0(const float* x, void* blocks, int64_t n);

@@ -28,6 +28,11 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Makes the pages holding [p, p + n) writable. For a MappedFile's (private) mapping, written pages become the
+// process's own copies and the file is never changed: how load-time repacking replaces mapped bytes in place
+// without holding both.
+Status MakePagesWritable(const void* p, size_t n);
+
 // Reads a whole (small) file into a string: configs, index files, JSON requests.
 Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes = 64u << 20);
 

@@ -19,8 +19,26 @@ int64_t NumElements(const Shape& s) {
 
 std::vector<float> ToF32(const TensorView& t) {
   std::vector<float> out(t.numel());
-  ConvertToF32(t.dtype, t.data, out.data(), out.size());
+  if (t.dtype == DType::kQ4_0x8) {
+    for (int64_t r = 0; r < t.numel() / t.shape.back(); ++r) RowToF32(t, r, out.data() + r * t.shape.back());
+  } else {
+    ConvertToF32(t.dtype, t.data, out.data(), out.size());
+  }
   return out;
+}
+
+void RowToF32(const TensorView& t, int64_t r, float* out) {
+  const int64_t cols = t.shape.back();
+  if (t.dtype != DType::kQ4_0x8) {
+    ConvertToF32(t.dtype, t.row(r), out, static_cast<size_t>(cols));
+    return;
+  }
+  const auto* blocks = reinterpret_cast<const BlockQ4_0x8*>(t.row(r - r % 8));
+  const int j = static_cast<int>(r % 8);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    const float d = F16ToF32(blocks[b].d[j]);
+    for (int i = 0; i < 32; ++i) out[b * 32 + i] = d * static_cast<float>(Q4x8Code(blocks[b], j, i));
+  }
 }
 
 }  // namespace ixc

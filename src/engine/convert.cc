@@ -61,7 +61,7 @@ Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
   LoadOptions lo;
   lo.model_dir = o.model_dir;
   lo.progress = o.progress;
-  IXC_ASSIGN_OR_RETURN(std::unique_ptr<ModelImpl> m, LoadModelImpl(lo));
+  IXC_ASSIGN_OR_RETURN(std::unique_ptr<ModelImpl> m, LoadModelImpl(lo, /*stored_layout=*/true));
 
   // config.json and tokenizer.model, verbatim but for AWQ's quantization_config (its layers are dense now).
   std::string config_text, tokenizer;

@@ -254,7 +254,7 @@ Result<std::unique_ptr<GgufFile>> OpenModelGguf(const std::string& path) {
   return f;
 }
 
-Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options) {
+Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options, bool stored_layout) {
   namespace fs = std::filesystem;
   const std::string& dir = options.model_dir;
   const LoadProgress& progress = options.progress;
@@ -301,6 +301,7 @@ Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options) {
   auto weights = BindWeights(m->config, *tensors);
   if (!weights.ok()) return weights.status().WithContext(StrFormat("checkpoint in %s", dir.c_str()));
   m->weights = std::move(weights).value();
+  if (!stored_layout) IXC_RETURN_IF_ERROR(PrepareWeightsForKernels(&m->weights, SharedThreadPool(0).get()));
   if (progress) progress("binding weights", 1.0);
 
   if (progress) progress("loading tokenizer", 0.0);
@@ -326,6 +327,7 @@ Result<std::unique_ptr<ModelImpl>> MakeSyntheticModelImpl(const ModelConfig& con
   auto weights = BindWeights(m->config, m->synthetic->tensors);
   if (!weights.ok()) return weights.status().WithContext("synthetic checkpoint");
   m->weights = std::move(weights).value();
+  IXC_RETURN_IF_ERROR(PrepareWeightsForKernels(&m->weights, pool));
   return m;
 }
 

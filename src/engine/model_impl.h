@@ -56,8 +56,10 @@ Result<ModelConfig> ParseModelConfig(const std::string& json_text, const std::st
 // in the "gemm" packing is supported; anything else is Unimplemented with the method named.
 Result<QuantizationConfig> ParseQuantizationConfig(const std::string& json_text, const std::string& name);
 
-// Opens the folder's checkpoint, dequantises AWQ layers when there are any, binds the weights, loads the tokenizer.
-Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options);
+// Opens the folder's checkpoint, dequantises AWQ layers when there are any, binds the weights, loads the tokenizer,
+// and prepares the weights for the kernels (PrepareWeightsForKernels) unless `stored_layout` (ixc convert reads the
+// tensors as the file stores them).
+Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options, bool stored_layout = false);
 Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const std::string& model_dir);
 
 // A model of random weights in `config`'s shapes (`ixc bench --synthetic`): generated in memory, then bound as

@@ -21,7 +21,8 @@ std::vector<DTypeBytes> ToList(const std::map<std::string, int64_t>& m) {
 }
 
 // Walks the bound weights, sorting every byte into its component and into mapped (a view of a mapped file) or
-// owned (AWQ dequantised tensors, f32 copies of small vectors).
+// owned (AWQ dequantised tensors, f32 copies of small vectors, matrices rearranged at load: their pages became the
+// process's own).
 class WeightWalker {
  public:
   explicit WeightWalker(const ModelImpl& m) {
@@ -32,9 +33,10 @@ class WeightWalker {
   void View(const TensorView& t, WeightPart* part) {
     if (!t.valid()) return;
     const int64_t n = static_cast<int64_t>(t.nbytes());
-    const bool owned = owned_data_.count(t.data) != 0;
+    const bool prepared = t.dtype == DType::kQ4_0x8;  // Q4_0 interleaved in place at load
+    const bool owned = prepared || owned_data_.count(t.data) != 0;
     (owned ? part->owned : part->mapped) += n;
-    (owned ? owned_ : mapped_)[DTypeName(t.dtype)] += n;
+    (owned ? owned_ : mapped_)[prepared ? "Q4_0" : DTypeName(t.dtype)] += n;
   }
   void Vec(const std::vector<float>& v, WeightPart* part) {
     const int64_t n = static_cast<int64_t>(v.size() * sizeof(float));
@@ -49,7 +51,7 @@ class WeightWalker {
   void Walk(const ModelWeights& mw) {
     const DecoderWeights& d = mw.text;
     View(d.tok_embeddings, &w_.embedding);
-    if (d.tok_embeddings.valid()) w_.embedding_row_bytes = d.tok_embeddings.dim(1) * DTypeSize(d.tok_embeddings.dtype);
+    if (d.tok_embeddings.valid()) w_.embedding_row_bytes = StorageBytes(d.tok_embeddings.dtype, d.tok_embeddings.dim(1));
     Vec(d.norm, &w_.decoder);
     View(d.output, &w_.output);
     for (const DecoderLayerWeights& L : d.layers) {

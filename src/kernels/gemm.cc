@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "core/status.h"
 #include "kernels/gemm_kernels.h"
 #include "kernels/kernels.h"
 
@@ -106,7 +107,16 @@ void ManyRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, c
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t n0 = p * kNr;
         const int nr = static_cast<int>(std::min<int64_t>(kNr, N - n0));
-        kern.pack_b(w.dtype, wbytes + StorageBytes(w.dtype, n0 * K + k0), K, nr, kc, bpack);
+        if (w.dtype == DType::kQ4_0x8) {
+          // Interleaved rows are widened a group at a time into f32 rows, then packed like f32 weights.
+          alignas(64) static thread_local float rows[kNr * kKc];
+          for (int g = 0; g < nr; g += 8) {
+            kern.widen_x8(w.row(n0 + g) + (k0 / 32) * sizeof(BlockQ4_0x8), kc / 32, rows + g * kc, kc);
+          }
+          kern.pack_b(DType::kF32, rows, kc, nr, kc, bpack);
+        } else {
+          kern.pack_b(w.dtype, wbytes + StorageBytes(w.dtype, n0 * K + k0), K, nr, kc, bpack);
+        }
         for (int64_t r0 = m0; r0 < m1; r0 += kMr) {
           const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - r0));
           const float* a = apack + (r0 - m0) * kKc;
@@ -146,6 +156,7 @@ void ManyRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, c
 void MatMul(const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias, float* y, bool accumulate,
             ThreadPool* pool) {
   if (T <= 0 || w.dim(0) <= 0) return;
+  IXC_DCHECK(w.dtype != DType::kQ4_0x8 || w.dim(0) % 8 == 0);
   const gemm::Kernels& kern = gemm::KernelsFor(ActiveIsa());
   if (T < kFewRows) {
     FewRows(kern, x, T, K, w, bias, y, accumulate, pool);

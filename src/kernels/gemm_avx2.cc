@@ -256,76 +256,6 @@ void RowsKind(const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, i
   }
 }
 
-// The 32 values of block b of a quantised row as four f32 vectors of codes (the block's scale not applied), and
-// the scale.
-template <DType Q>
-inline float WidenBlock(const void* row, int64_t b, __m256 wv[4]) {
-  if constexpr (Q == DType::kQ8_0) {
-    const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(row)[b];
-    for (int q = 0; q < 4; ++q) {
-      wv[q] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk.q + 8 * q))));
-    }
-    return _cvtsh_ss(blk.d);
-  } else {
-    const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(row)[b];
-    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
-    const __m128i mask = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
-    const __m128i lo = _mm_sub_epi8(_mm_and_si128(packed, mask), eight);                     // values 0..15
-    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), eight);  // values 16..31
-    wv[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
-    wv[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
-    wv[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
-    wv[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
-    return _cvtsh_ss(blk.d);
-  }
-}
-
-// Block-quantised rows (k a multiple of 32): per block, the 32 codes are widened and multiplied with the
-// activations, and the block's partial sum is scaled into the accumulator.
-template <DType Q, int NX, int NW>
-void RowsBlockT(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, float* out) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const int64_t row_bytes = StorageBytes(Q, ldw);
-  __m256 acc[NX][NW];
-  for (int r = 0; r < NX; ++r)
-    for (int j = 0; j < NW; ++j) acc[r][j] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < k / 32; ++b) {
-    for (int j = 0; j < NW; ++j) {
-      __m256 wv[4];
-      const __m256 d = _mm256_set1_ps(WidenBlock<Q>(wb + j * row_bytes, b, wv));
-      for (int r = 0; r < NX; ++r) {
-        const float* xr = x + r * ldx + b * 32;
-        __m256 s = _mm256_mul_ps(_mm256_loadu_ps(xr), wv[0]);
-        s = _mm256_fmadd_ps(_mm256_loadu_ps(xr + 8), wv[1], s);
-        s = _mm256_fmadd_ps(_mm256_loadu_ps(xr + 16), wv[2], s);
-        s = _mm256_fmadd_ps(_mm256_loadu_ps(xr + 24), wv[3], s);
-        acc[r][j] = _mm256_fmadd_ps(d, s, acc[r][j]);
-      }
-    }
-  }
-  for (int r = 0; r < NX; ++r)
-    for (int j = 0; j < NW; ++j) out[r * kRowsW + j] = HorizontalSum(acc[r][j]);
-}
-
-template <DType Q, int NX>
-void RowsBlockNx(const float* x, int64_t ldx, const void* w, int64_t ldw, int nw, int64_t k, float* out) {
-  constexpr int P = NX == 1 ? 8 : 4;  // accumulators NX × P plus 4 widened vectors fit the 16 registers
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const int64_t row_bytes = StorageBytes(Q, ldw);
-  int j0 = 0;
-  for (; j0 + P <= nw; j0 += P) RowsBlockT<Q, NX, P>(x, ldx, wb + j0 * row_bytes, ldw, k, out + j0);
-  for (; j0 < nw; ++j0) RowsBlockT<Q, NX, 1>(x, ldx, wb + j0 * row_bytes, ldw, k, out + j0);
-}
-
-template <DType Q>
-void RowsBlock(const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k, float* out) {
-  switch (nx) {
-    case 3: return RowsBlockNx<Q, 3>(x, ldx, w, ldw, nw, k, out);
-    case 2: return RowsBlockNx<Q, 2>(x, ldx, w, ldw, nw, k, out);
-    default: return RowsBlockNx<Q, 1>(x, ldx, w, ldw, nw, k, out);
-  }
-}
-
 // Integer dot products of quantised activations with Q8_0 / Q4_0 weight rows. Per 32-value block: vpmaddubsw
 // multiplies unsigned by signed bytes and adds pairs (no overflow: |pair| <= 2·128·127), vpmaddwd with ones widens to
 // 8 int32 sums, and the block's scales are applied in f32.
@@ -402,7 +332,69 @@ void RowsInt8Q(const QuantisedRows& x, int nx, const void* w, int64_t ldw, int n
   }
 }
 
+// One activation row against the 8 rows of a Q4_0x8 group. The layout exists for this loop: the 8 scales convert
+// in one instruction, each 32-byte load holds two rows' codes, and the −8 offset's correction is one vector (lane j
+// for row j) per block, so a row's block costs the four instructions of its dot product and scaling.
+void RowsX8(const int8_t* xq, const float* xd, const float* xds, int64_t nb, const BlockQ4_0x8* w, float* out) {
+  const char* next = reinterpret_cast<const char*>(w + nb);  // the next group, prefetched a block's worth per step
+  __m256 acc[8];
+  for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+  __m256 corr = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
+  alignas(32) float scale[8];
+  for (int64_t b = 0; b < nb; ++b) {
+    _mm_prefetch(next + b * 144, _MM_HINT_T0);
+    _mm_prefetch(next + b * 144 + 64, _MM_HINT_T0);
+    _mm_prefetch(next + b * 144 + 128, _MM_HINT_T0);
+    const BlockQ4_0x8& blk = w[b];
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.d)));
+    _mm256_store_ps(scale, _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + b)));
+    corr = _mm256_fmadd_ps(dw, _mm256_set1_ps(-xds[b]), corr);
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
+    for (int p = 0; p < 4; ++p) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs[p]));
+      const __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+      const __m256i d0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x), ones);
+      const __m256i d1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x), ones);
+      acc[2 * p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_broadcast_ss(scale + 2 * p), acc[2 * p]);
+      acc[2 * p + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_broadcast_ss(scale + 2 * p + 1), acc[2 * p + 1]);
+    }
+  }
+  // The correction was per block −dw·d·Σq per lane j; the dot products' lanes are summed here.
+  alignas(32) float c[8];
+  _mm256_store_ps(c, _mm256_mul_ps(corr, _mm256_set1_ps(8.f)));
+  for (int j = 0; j < 8; ++j) out[j] = HorizontalSum(acc[j]) + c[j];
+}
+
+void WidenX8(const void* blocks, int64_t nb, float* out, int64_t ldo) {
+  const auto* blk = static_cast<const BlockQ4_0x8*>(blocks);
+  const __m128i mask = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int p = 0; p < 4; ++p) {
+      for (int half = 0; half < 2; ++half) {  // 16 values at a time
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[b].qs[p] + 16 * half));
+        const __m128i codes[2] = {_mm_sub_epi8(_mm_and_si128(v, mask), eight),
+                                  _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), mask), eight)};
+        for (int r = 0; r < 2; ++r) {
+          const int j = 2 * p + r;
+          const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk[b].d[j]));
+          float* o = out + j * ldo + b * 32 + 16 * half;
+          _mm256_storeu_ps(o, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes[r]))));
+          _mm256_storeu_ps(o + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(codes[r], 8)))));
+        }
+      }
+    }
+  }
+}
+
 void RowsInt8(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_t ldw, int nw, float* out) {
+  if (dtype == DType::kQ4_0x8) {
+    for (int r = 0; r < nx; ++r) {  // later rows find the group's 18 KB in L1/L2
+      const int64_t o = r * x.blocks;
+      RowsX8(x.q + o * 32, x.d + o, x.ds + o, x.blocks, static_cast<const BlockQ4_0x8*>(w), out + r * kRowsW);
+    }
+    return;
+  }
   if (dtype == DType::kQ4_0) return RowsInt8Q<DType::kQ4_0>(x, nx, w, ldw, nw, out);
   RowsInt8Q<DType::kQ8_0>(x, nx, w, ldw, nw, out);
 }
@@ -440,8 +432,6 @@ void Quantise(const float* x, int64_t blocks, int8_t* q, float* d, float* ds) {
 
 void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k,
           float* out) {
-  if (dtype == DType::kQ8_0) return RowsBlock<DType::kQ8_0>(x, ldx, nx, w, ldw, nw, k, out);
-  if (dtype == DType::kQ4_0) return RowsBlock<DType::kQ4_0>(x, ldx, nx, w, ldw, nw, k, out);
   if (dtype == DType::kBF16) return RowsKind<kKindBf16>(x, ldx, nx, w, ldw, nw, k, dtype, out);
   if (dtype == DType::kF16) return RowsKind<kKindF16>(x, ldx, nx, w, ldw, nw, k, dtype, out);
   RowsKind<kKindF32>(x, ldx, nx, w, ldw, nw, k, dtype, out);
@@ -450,7 +440,7 @@ void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64
 }  // namespace
 
 const Kernels& Avx2Kernels() {
-  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8, Quantise};
+  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8, WidenX8, Quantise};
   return k;
 }
 

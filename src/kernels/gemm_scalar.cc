@@ -71,7 +71,11 @@ void RowsInt8(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_
         const int8_t* xq = x.q + (r * x.blocks + b) * 32;
         int32_t dot = 0;
         float dw;
-        if (dtype == DType::kQ4_0) {
+        if (dtype == DType::kQ4_0x8) {
+          const BlockQ4_0x8& blk = reinterpret_cast<const BlockQ4_0x8*>(wb)[b];
+          for (int i = 0; i < 32; ++i) dot += Q4x8Code(blk, j, i) * xq[i];
+          dw = F16ToF32(blk.d[j]);
+        } else if (dtype == DType::kQ4_0) {
           const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(wb + j * row_bytes)[b];
           for (int i = 0; i < 32; ++i) dot += Q4Code(blk, i) * xq[i];
           dw = F16ToF32(blk.d);
@@ -103,6 +107,15 @@ void Quantise(const float* x, int64_t blocks, int8_t* q, float* d, float* ds) {
   }
 }
 
+void WidenX8(const void* blocks, int64_t nb, float* out, int64_t ldo) {
+  const auto* blk = static_cast<const BlockQ4_0x8*>(blocks);
+  for (int j = 0; j < 8; ++j)
+    for (int64_t b = 0; b < nb; ++b) {
+      const float d = F16ToF32(blk[b].d[j]);
+      for (int i = 0; i < 32; ++i) out[j * ldo + b * 32 + i] = d * static_cast<float>(Q4x8Code(blk[b], j, i));
+    }
+}
+
 }  // namespace
 
 QuantisedRows QuantiseRows(const Kernels& kern, const float* x, int64_t T, int64_t K, std::vector<int8_t>* q,
@@ -118,7 +131,7 @@ QuantisedRows QuantiseRows(const Kernels& kern, const float* x, int64_t T, int64
 }
 
 const Kernels& ScalarKernels() {
-  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8, Quantise};
+  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8, WidenX8, Quantise};
   return k;
 }
 

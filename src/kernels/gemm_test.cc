@@ -31,9 +31,11 @@ Weights MakeWeights(int64_t n, int64_t k, DType dtype, uint32_t seed) {
   w.exact = w.f32;
   w.view = TensorView{dtype, {n, k}, w.f32.data()};
   if (IsBlockType(dtype)) {
-    w.blocks.resize(StorageBytes(dtype, n * k));
-    QuantizeBlocks(dtype, w.f32.data(), w.blocks.data(), n * k);
-    ConvertToF32(dtype, w.blocks.data(), w.exact.data(), n * k);
+    const DType stored = dtype == DType::kQ4_0x8 ? DType::kQ4_0 : dtype;
+    w.blocks.resize(StorageBytes(stored, n * k));
+    QuantizeBlocks(stored, w.f32.data(), w.blocks.data(), n * k);
+    ConvertToF32(stored, w.blocks.data(), w.exact.data(), n * k);
+    if (dtype == DType::kQ4_0x8) InterleaveQ4_0x8(w.blocks.data(), n, k);
     w.view.data = w.blocks.data();
   } else if (dtype != DType::kF32) {
     w.half.resize(w.f32.size());
@@ -121,8 +123,9 @@ TEST(Gemm, BlockTypesMatchScalarTwin) {
                                                           {8, 33, 64}, {40, 50, 544}, {1, 8, 4096}};
   for (Isa isa : LevelsToTest()) {
     ScopedIsaLimit limit(isa);
-    for (DType dtype : {DType::kQ8_0, DType::kQ4_0})
+    for (DType dtype : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_0x8})
     for (auto [T, N, K] : shapes) {
+      if (dtype == DType::kQ4_0x8) N = (N + 7) / 8 * 8;  // interleaved matrices have whole 8-row groups
       const std::string what = std::string(IsaName(isa)) + " " + DTypeName(dtype) + " T=" + std::to_string(T) +
                                " N=" + std::to_string(N) + " K=" + std::to_string(K);
       auto x = RandomFloats(T * K, 6);
@@ -146,6 +149,19 @@ TEST(Gemm, BlockTypesMatchScalarTwin) {
         }
       }
     }
+  }
+}
+
+TEST(Gemm, InterleavedQ4_0KeepsEveryValue) {
+  const int64_t n = 16, k = 96;
+  Weights plain = MakeWeights(n, k, DType::kQ4_0, 3), x8 = MakeWeights(n, k, DType::kQ4_0x8, 3);
+  EXPECT_EQ(plain.blocks.size(), x8.blocks.size()) << "the same bytes, rearranged";
+  EXPECT_NE(plain.blocks, x8.blocks);
+  std::vector<float> a(k), b(k);
+  for (int64_t r = 0; r < n; ++r) {
+    RowToF32(plain.view, r, a.data());
+    RowToF32(x8.view, r, b.data());
+    EXPECT_EQ(a, b) << "row " << r;
   }
 }
 

@@ -23,7 +23,7 @@ void MatMulRef(const float* x, int64_t T, int64_t K, const TensorView& w, const 
   const int64_t N = w.dim(0);
   std::vector<float> row(K);
   for (int64_t n = 0; n < N; ++n) {
-    ConvertToF32(w.dtype, w.row(n), row.data(), K);
+    RowToF32(w, n, row.data());
     for (int64_t t = 0; t < T; ++t) {
       float s = 0.f;
       for (int64_t k = 0; k < K; ++k) s += x[t * K + k] * row[k];

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "core/mapped_file.h"
+
 namespace ixc {
 
 namespace {
@@ -175,6 +177,24 @@ Status BindVision(const ModelConfig& mc, Binder& b, VisionWeights* w) {
   return Status::Ok();
 }
 
+// Q4_0 → Q4_0x8 for one matrix, groups of 8 rows split across the pool.
+Status InterleaveMatrix(TensorView* t, ThreadPool* pool) {
+  if (t->dtype != DType::kQ4_0 || t->shape.size() != 2 || t->dim(0) % 8 != 0) return Status::Ok();
+  IXC_RETURN_IF_ERROR(MakePagesWritable(t->data, t->nbytes()));
+  const int64_t groups = t->dim(0) / 8, cols = t->dim(1);
+  auto* base = static_cast<uint8_t*>(const_cast<void*>(t->data));
+  auto run = [&](int64_t g0, int64_t g1, int) {
+    InterleaveQ4_0x8(base + StorageBytes(DType::kQ4_0, g0 * 8 * cols), (g1 - g0) * 8, cols);
+  };
+  if (pool) {
+    pool->ParallelFor(groups, run);
+  } else {
+    run(0, groups, 0);
+  }
+  t->dtype = DType::kQ4_0x8;
+  return Status::Ok();
+}
+
 int64_t LoraParams(const LoraPair& p) { return p.present() ? p.a.numel() + p.b.numel() : 0; }
 
 }  // namespace
@@ -198,6 +218,13 @@ Result<ModelWeights> BindWeights(const ModelConfig& config, const std::map<std::
                                      unexpected.size() == 1 ? "" : "s", unexpected.size() == 1 ? "es" : "", list.c_str()));
   }
   return w;
+}
+
+Status PrepareWeightsForKernels(ModelWeights* w, ThreadPool* pool) {
+  for (DecoderLayerWeights& L : w->text.layers) {
+    for (LinearWeights* lw : {&L.wqkv, &L.wo, &L.w1, &L.w3, &L.w2}) IXC_RETURN_IF_ERROR(InterleaveMatrix(&lw->weight, pool));
+  }
+  return Status::Ok();
 }
 
 ParameterCounts CountParameters(const ModelWeights& w) {

@@ -8,6 +8,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 #include "model/config.h"
 
 namespace ixc {
@@ -78,6 +79,11 @@ struct ModelWeights {
 // groups (Plora, lora_web, lora_sft+lora_dpo) and the vision part are all-or-nothing: a missing group only makes
 // its mode unavailable. A tensor nobody expects is an error (it usually means the config does not fit the file).
 Result<ModelWeights> BindWeights(const ModelConfig& config, const std::map<std::string, TensorView>& tensors);
+
+// Load-time preparation: rearranges weights into the layouts the kernels read fastest, in place (the bytes are the
+// model's own or a private mapping's, made writable here; the file is never changed). Today: Q4_0 decoder linears
+// become Q4_0x8. Values are unchanged. Must run before the weights are shared; `pool` (may be null) splits the work.
+Status PrepareWeightsForKernels(ModelWeights* w, ThreadPool* pool);
 
 // Names of the parameters of each component, for `ixc info` (same table as the binder).
 struct ParameterCounts {
