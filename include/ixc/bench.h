@@ -45,7 +45,8 @@ struct BenchOptions {
   uint64_t seed = 1;
   // Both:
   int threads = 0;                 // 0: all hardware threads (the pool Sessions of that size share)
-  Precision precision = Precision::kFast;  // as SessionOptions: the KV cache type follows it
+  Precision precision = Precision::kFast;  // as SessionOptions: the KV cache type follows it...
+  KvCacheType kv_type = KvCacheType::kAuto;  // ...unless set
   std::vector<BenchStage> stages;  // empty: every stage the model can run
   int decode_tokens = 8;           // decode steps timed per decode figure (after one untimed step)
   int64_t decode_context = 4096;   // KV positions before the `decode` stage's steps (llama-bench's tg64 starts at 0)
@@ -63,7 +64,7 @@ struct BenchReport {
   std::string type;    // weight dtype of the decoder linears: "bf16", "f16", "f32"
   int threads = 0;
   std::string precision;  // "fast" or "f32"
-  std::string kv_type;    // the KV cache's dtype: "f16" (fast) or "f32"
+  std::string kv_type;    // the KV cache's dtype: "f16" (fast), "f32" or "q8_0"
   int64_t layers = 0, vit_layers = 0;            // as run
   int64_t model_layers = 0, model_vit_layers = 0;  // the config's (differ when --layers reduced them)
   std::string cpu;     // CPU model and the kernels' instruction set
@@ -101,6 +102,8 @@ struct BenchReport {
 
   // Shares of the machine: decode = tok/s × weight bytes ÷ bandwidth; the rest = FLOP/s ÷ peak.
   std::optional<double> decode_bandwidth_share, decode_16k_bandwidth_share;
+  // The same with the KV cache's bytes added: every byte a decoded token reads.
+  std::optional<double> decode_read_share, decode_16k_read_share;
   std::optional<double> prefill_peak_share, vit_peak_share, image_peak_share;
 
   double peak_rss_mb = 0;  // maximum resident set of the process (getrusage), in MiB

@@ -47,6 +47,12 @@ enum class Precision {
 const char* PrecisionName(Precision p);  // "fast", "f32"
 Result<Precision> ParsePrecision(std::string_view name);
 
+// The KV cache's element type. kAuto follows the precision (f16 for kFast, f32 for kF32). kQ8_0 stores 32-value
+// blocks of int8 with an f16 scale (GGUF's Q8_0): 53% of f16's memory, for long contexts; attention widens it.
+enum class KvCacheType { kAuto, kF16, kF32, kQ8_0 };
+const char* KvCacheTypeName(KvCacheType t);  // "auto", "f16", "f32", "q8_0"
+Result<KvCacheType> ParseKvCacheType(std::string_view name);
+
 // Caps the instruction set the kernels use ("scalar", "avx2", "avx512", "avx512bf16", "amx"); a level above what
 // the CPU has leaves the best one in use. For comparing paths; applies to the whole process.
 Status LimitInstructionSet(std::string_view name);
@@ -56,6 +62,7 @@ std::string DescribeCpu();
 struct SessionOptions {
   int threads = 0;  // 0: all hardware threads; sessions with the same count share one pool
   Precision precision = Precision::kFast;
+  KvCacheType kv_type = KvCacheType::kAuto;
 };
 
 struct GenerationOptions {
@@ -168,7 +175,8 @@ struct MemoryQuery {
   int64_t text_tokens = 64;       // prompt text tokens (template, history, query)
   int threads = 0;                // 0: all hardware threads, as SessionOptions
   TaskMode mode = TaskMode::kBase;
-  Precision precision = Precision::kFast;  // the KV cache's element size follows it (f16 or f32)
+  Precision precision = Precision::kFast;  // the KV cache's element size follows it (f16 or f32)...
+  KvCacheType kv_type = KvCacheType::kAuto;  // ...unless set, as SessionOptions
 };
 
 // Parameter counts per component (spec §1.3).

@@ -24,6 +24,7 @@
 #include "kernels/probe.h"
 #include "model/decoder.h"
 #include "kernels/kernels.h"
+#include "engine/memory_estimate.h"
 #include "model/kv_cache.h"
 #include "model/synthetic.h"
 #include "model/vision.h"
@@ -303,7 +304,7 @@ class Runner {
   }
 
   // The KV cache type a Session of this precision uses.
-  DType KvType() const { return o_.precision == Precision::kF32 ? DType::kF32 : DType::kF16; }
+  DType KvType() const { return KvDType(o_.precision, o_.kv_type); }
 
  private:
   const BenchOptions& o_;
@@ -384,7 +385,7 @@ int64_t GroupBytes(const ModelConfig& c, const SyntheticOptions& so, const std::
                    int decode_tokens, int64_t decode_context, int threads, int64_t image_prompt_tokens,
                    DType kv_type) {
   const DecoderConfig& t = c.text;
-  const int64_t kv_row = 2 * t.num_hidden_layers * t.kv_dim() * static_cast<int64_t>(DTypeSize(kv_type));
+  const int64_t kv_row = KvBytesPerToken(t, kv_type);
   int64_t rows = 0, bytes = SyntheticCheckpointBytes(c, so);
   if (Has(stages, BenchStage::kPrefill)) rows = std::max(rows, kPrefillTokens);
   if (Has(stages, BenchStage::kImage)) rows = std::max(rows, image_prompt_tokens);
@@ -488,6 +489,11 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   const bool run_vit = Has(r.stages, BenchStage::kVit), run_image = Has(r.stages, BenchStage::kImage);
   const bool run_text = Has(r.stages, BenchStage::kPrefill) || Has(r.stages, BenchStage::kDecode) ||
                         Has(r.stages, BenchStage::kDecode16k);
+
+  if (runner.KvType() == DType::kQ8_0 && config.text.head_dim() % kQ8Block != 0) {
+    return InvalidArgument(StrFormat("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is %lld",
+                                     (long long)config.text.head_dim()));
+  }
 
   // Partial LoRA rank: the real checkpoint's (256 in IXC-2.5), which synthetic weights copy. The question's text
   // tokens are recounted with a real model's tokenizer once the image stage runs.
@@ -603,14 +609,21 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   r.prefill_flop_per_token = work.prefill_flop_per_token;
   r.vit_flop_per_tile = work.vit_flop_per_tile;
   r.image_prompt_flop = work.image_prompt_flop;
-  const int64_t kv_row = 2 * c.num_hidden_layers * c.kv_dim() * static_cast<int64_t>(DTypeSize(runner.KvType()));
+  const int64_t kv_row = KvBytesPerToken(c, runner.KvType());
   r.decode_kv_bytes = o.decode_context * kv_row;
   r.decode_kv_bytes_16k = kDecodeContext16k * kv_row;
   const double bw_bytes = r.bandwidth_gbs * 1e9, peak = r.peak_gflops * 1e9;
   if (bw_bytes > 0) {
     const double bytes = static_cast<double>(r.decode_weight_bytes);
-    if (r.decode_tok_s) r.decode_bandwidth_share = *r.decode_tok_s * bytes / bw_bytes;
-    if (r.decode_tok_s_16k) r.decode_16k_bandwidth_share = *r.decode_tok_s_16k * bytes / bw_bytes;
+    const double kv = static_cast<double>(r.decode_kv_bytes), kv16 = static_cast<double>(r.decode_kv_bytes_16k);
+    if (r.decode_tok_s) {
+      r.decode_bandwidth_share = *r.decode_tok_s * bytes / bw_bytes;
+      r.decode_read_share = *r.decode_tok_s * (bytes + kv) / bw_bytes;
+    }
+    if (r.decode_tok_s_16k) {
+      r.decode_16k_bandwidth_share = *r.decode_tok_s_16k * bytes / bw_bytes;
+      r.decode_16k_read_share = *r.decode_tok_s_16k * (bytes + kv16) / bw_bytes;
+    }
   }
   if (peak > 0) {
     if (r.prefill_tok_s_512) r.prefill_peak_share = *r.prefill_tok_s_512 * r.prefill_flop_per_token / peak;

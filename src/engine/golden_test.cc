@@ -112,21 +112,26 @@ TEST_P(GoldenCase, BeamSearchTokens) {
 
 // The default precision (f16 KV cache, bf16 product inputs where the CPU has bf16 arithmetic) against the same
 // reference: the first greedy token and the last logits within 3e-2 relative L2 (DEVELOPERS.md "Numerics").
+// The q8_0 KV cache (--kv-type q8_0) is held to the same bounds: each cached value moves by at most half of its
+// block's step (max/127), an RMS error of about 0.2% of the block's largest value.
 TEST_P(GoldenCase, FastPrecisionKeepsTheFirstTokenAndLogitsWithinTolerance) {
-  Session session(GoldenModel(), {2, Precision::kFast});
-  ChatRequest req = RequestFor(case_);
-  req.capture_tensors = true;
-  req.generation.max_new_tokens = 1;
-  auto res = session.Chat(req);
-  ASSERT_TRUE(res.ok()) << res.status().message();
-  int64_t n;
-  const float* logits = Golden("last_logits", &n);
-  ASSERT_EQ(static_cast<int64_t>(res->tensors.last_logits.size()), n);
-  const double err = testing::RelL2(res->tensors.last_logits.data(), logits, n);
-  RecordProperty("last_logits_rel_l2", std::to_string(err));  // in --gtest_output=xml, for DEVELOPERS.md's table
-  EXPECT_LE(err, 3e-2);
-  ASSERT_FALSE(res->tokens.empty());
-  EXPECT_EQ(res->tokens[0], case_["greedy_tokens"][0].get<int>());
+  for (KvCacheType kv : {KvCacheType::kAuto, KvCacheType::kQ8_0}) {
+    Session session(GoldenModel(), {2, Precision::kFast, kv});
+    ChatRequest req = RequestFor(case_);
+    req.capture_tensors = true;
+    req.generation.max_new_tokens = 1;
+    auto res = session.Chat(req);
+    ASSERT_TRUE(res.ok()) << res.status().message();
+    int64_t n;
+    const float* logits = Golden("last_logits", &n);
+    ASSERT_EQ(static_cast<int64_t>(res->tensors.last_logits.size()), n);
+    const double err = testing::RelL2(res->tensors.last_logits.data(), logits, n);
+    // In --gtest_output=xml, for DEVELOPERS.md's table.
+    RecordProperty(std::string("last_logits_rel_l2_kv_") + KvCacheTypeName(kv), std::to_string(err));
+    EXPECT_LE(err, 3e-2) << KvCacheTypeName(kv);
+    ASSERT_FALSE(res->tokens.empty());
+    EXPECT_EQ(res->tokens[0], case_["greedy_tokens"][0].get<int>()) << KvCacheTypeName(kv);
+  }
 }
 
 std::vector<std::string> CaseNames() {

@@ -329,8 +329,9 @@ TEST(MemoryEstimate, SevenBWeightsMatchTheSpecInventory) {
   EXPECT_EQ(w.sft.mapped, int64_t{603979776} * 2);
   EXPECT_EQ(w.dpo.mapped, int64_t{603979776} * 2);
   EXPECT_EQ(w.embedding_row_bytes, 4096 * 2);
-  EXPECT_EQ(KvBytesPerToken(c.text, 2), 2 * 32 * 1024 * 2);  // 128 KiB per token in f16
-  EXPECT_EQ(KvBytesPerToken(c.text, 4), 2 * 32 * 1024 * 4);  // 256 KiB in f32
+  EXPECT_EQ(KvBytesPerToken(c.text, DType::kF16), 2 * 32 * 1024 * 2);  // 128 KiB per token in f16
+  EXPECT_EQ(KvBytesPerToken(c.text, DType::kF32), 2 * 32 * 1024 * 4);
+  EXPECT_EQ(KvBytesPerToken(c.text, DType::kQ8_0), 2 * 32 * 1024 / 32 * 34);  // 68 KiB in q8_0  // 256 KiB in f32
   // AWQ: the decoder linears become owned F16 (the same bytes as a 16-bit checkpoint, held in process memory).
   const WeightBytes q = WeightBytesForConfig(c, 2, LoraRanks{}, true, /*awq=*/true);
   EXPECT_EQ(q.decoder.mapped, 0);
@@ -376,21 +377,21 @@ TEST(MemoryEstimate, PrefillChunksAtFiveHundredTwelveRows) {
   const ModelConfig c;
   const DecoderConfig& d = c.text;
   // Embeddings, mask, three 8-byte row keys or bases, the f16 KV cache.
-  const int64_t per_token = 4096 * 4 + 1 + 3 * 8 + KvBytesPerToken(d, 2);
+  const int64_t per_token = 4096 * 4 + 1 + 3 * 8 + KvBytesPerToken(d, DType::kF16);
   // Past one chunk, only the per-token terms grow.
-  EXPECT_EQ(PrefillBytes(c, 1512, false, TaskMode::kBase, {}, 1, 2) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, 2),
+  EXPECT_EQ(PrefillBytes(c, 1512, false, TaskMode::kBase, {}, 1, DType::kF16) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, DType::kF16),
             1000 * per_token);
   // Below it, the chunk's workspace grows too.
   const int64_t row = (5 * 4096 + 6144 + 2 * 14336 + 128) * 4;
-  EXPECT_EQ(PrefillBytes(c, 101, false, TaskMode::kBase, {}, 1, 2) - PrefillBytes(c, 100, false, TaskMode::kBase, {}, 1, 2),
+  EXPECT_EQ(PrefillBytes(c, 101, false, TaskMode::kBase, {}, 1, DType::kF16) - PrefillBytes(c, 100, false, TaskMode::kBase, {}, 1, DType::kF16),
             per_token + row);
   // An f32 cache doubles the cache's part.
-  EXPECT_EQ(PrefillBytes(c, 100, false, TaskMode::kBase, {}, 1, 4) - PrefillBytes(c, 100, false, TaskMode::kBase, {}, 1, 2),
-            100 * KvBytesPerToken(d, 2));
+  EXPECT_EQ(PrefillBytes(c, 100, false, TaskMode::kBase, {}, 1, DType::kF32) - PrefillBytes(c, 100, false, TaskMode::kBase, {}, 1, DType::kF16),
+            100 * KvBytesPerToken(d, DType::kF16));
   // Image rows add Partial LoRA's gathered rows; web mode its rank-512 middle.
-  EXPECT_EQ(PrefillBytes(c, 512, true, TaskMode::kBase, {}, 1, 2) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, 2),
+  EXPECT_EQ(PrefillBytes(c, 512, true, TaskMode::kBase, {}, 1, DType::kF16) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, DType::kF16),
             512 * (4096 + 14336 + 256) * 4);
-  EXPECT_EQ(PrefillBytes(c, 512, false, TaskMode::kWeb, {}, 1, 2) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, 2),
+  EXPECT_EQ(PrefillBytes(c, 512, false, TaskMode::kWeb, {}, 1, DType::kF16) - PrefillBytes(c, 512, false, TaskMode::kBase, {}, 1, DType::kF16),
             512 * 512 * 4);
 }
 
@@ -406,7 +407,7 @@ TEST(MemoryEstimate, RequestsTouchOnlyTheWeightsTheyUse) {
   EXPECT_EQ(t.image_tokens, 0);
   EXPECT_EQ(t.media, 0);
   EXPECT_EQ(t.context_tokens, 4096);
-  EXPECT_EQ(t.kv_cache, 4096 * KvBytesPerToken(c.text, 2));
+  EXPECT_EQ(t.kv_cache, 4096 * KvBytesPerToken(c.text, DType::kF16));
   EXPECT_EQ(t.peak_phase, "decode");
   const int64_t touched = w.decoder.mapped + w.output.mapped;  // no Plora, adapters, vision
   EXPECT_GE(t.weights_resident, touched + w.owned());

@@ -70,9 +70,7 @@ ImageShape LargestImage(int hd_num) {
   return s;
 }
 
-int64_t KvBytesPerToken(const DecoderConfig& c, int element_bytes) {
-  return 2 * c.num_hidden_layers * c.kv_dim() * element_bytes;
-}
+int64_t KvBytesPerToken(const DecoderConfig& c, DType kv) { return 2 * c.num_hidden_layers * StorageBytes(kv, c.kv_dim()); }
 
 int64_t ImageTokens(const VisionConfig& v, const ImageShape& im) {
   const int64_t m = v.merged_grid();
@@ -150,13 +148,13 @@ int64_t VisionEncodeBytes(const ModelConfig& mc, const ImageShape& im, int threa
 }
 
 int64_t PrefillBytes(const ModelConfig& mc, int64_t T, bool has_images, TaskMode mode, const LoraRanks& ranks,
-                     int threads, int kv_bytes) {
+                     int threads, DType kv_dtype) {
   const DecoderConfig& c = mc.text;
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, d = c.head_dim();
   const int64_t Tc = std::min(kPrefillChunk, T), kv = c.kv_dim();
   // session.cc: the prompt's embeddings, mask and row keys; the conversation's row keys and RoPE bases; the logits;
   // the KV cache of the prompt.
-  int64_t n = T * D * kF + T + 3 * T * 8 + V * kF + T * KvBytesPerToken(c, kv_bytes);
+  int64_t n = T * D * kF + T + 3 * T * 8 + V * kF + T * KvBytesPerToken(c, kv_dtype);
   // decoder.cc's workspace, one chunk: x, h, q, attn, o [Tc, D]; qkv; a, b [Tc, F]; cos, sin [Tc, d/2]; a key and
   // value row per thread.
   n += Tc * (5 * D + c.qkv_dim() + 2 * F + d) * kF + 2 * kv * threads * kF;
@@ -169,10 +167,10 @@ int64_t PrefillBytes(const ModelConfig& mc, int64_t T, bool has_images, TaskMode
   return n + lora + KernelScratch(threads);
 }
 
-int64_t DecodeBytes(const ModelConfig& mc, int64_t ctx, int threads, int kv_bytes) {
+int64_t DecodeBytes(const ModelConfig& mc, int64_t ctx, int threads, DType kv_dtype) {
   const DecoderConfig& c = mc.text;
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, d = c.head_dim();
-  return ctx * KvBytesPerToken(c, kv_bytes) + 2 * ctx * 8 +  // KV cache; the conversation's row keys and bases
+  return ctx * KvBytesPerToken(c, kv_dtype) + 2 * ctx * 8 +  // KV cache; the conversation's row keys and bases
          2 * V * kF + D * kF +                                // logits (and the sampler's copy), the embedded token
          (5 * D + c.qkv_dim() + 2 * F + d) * kF +             // one row's workspace (the prefill's is freed)
          KernelScratch(threads);
@@ -206,10 +204,10 @@ MemoryEstimate EstimateMemory(const ModelConfig& mc, const WeightBytes& w, const
   e.allocator_retained = retained.main;
   e.prompt_tokens = r.text_tokens + e.image_tokens;
   e.context_tokens = std::max(r.context_tokens, e.prompt_tokens);
-  e.kv_bytes_per_token = KvBytesPerToken(c, r.kv_bytes);
+  e.kv_bytes_per_token = KvBytesPerToken(c, r.kv_dtype);
   e.kv_cache = e.context_tokens * e.kv_bytes_per_token;
-  e.prefill = PrefillBytes(mc, e.prompt_tokens, images, r.mode, ranks, threads, r.kv_bytes);
-  e.decode = DecodeBytes(mc, e.context_tokens, threads, r.kv_bytes);
+  e.prefill = PrefillBytes(mc, e.prompt_tokens, images, r.mode, ranks, threads, r.kv_dtype);
+  e.decode = DecodeBytes(mc, e.context_tokens, threads, r.kv_dtype);
   const int64_t prompt = e.image_tokens * D * kF + e.prompt_tokens * (D * kF + 1);
 
   // Mapped weights each phase has touched.

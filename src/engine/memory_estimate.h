@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "ixc/ixc.h"
+#include "core/dtype.h"
 #include "model/config.h"
 
 namespace ixc {
@@ -76,7 +77,7 @@ struct RequestShape {
   std::vector<ImageShape> images;
   int64_t context_tokens = 0;    // KV length at the end; raised to the prompt length when smaller
   TaskMode mode = TaskMode::kBase;
-  int kv_bytes = 2;              // bytes per cached key/value element: 2 (f16, the default precision) or 4 (f32)
+  DType kv_dtype = DType::kF16;  // the KV cache's element type: f16 (the default precision), f32 or Q8_0
 };
 
 // Process memory that does not depend on the model's size, measured on the reference build (Debian 12, glibc
@@ -91,7 +92,7 @@ struct RuntimeBytes {
 constexpr int64_t kFaultAroundBytes = 64 << 10;
 
 // KV cache bytes per token: post-RoPE keys and values of every layer (model/kv_cache.h).
-int64_t KvBytesPerToken(const DecoderConfig& c, int element_bytes);
+int64_t KvBytesPerToken(const DecoderConfig& c, DType kv);
 
 // Tokens an image with this grid becomes (vision.cc's ImageTokenCount).
 int64_t ImageTokens(const VisionConfig& v, const ImageShape& im);
@@ -100,8 +101,8 @@ int64_t ImageTokens(const VisionConfig& v, const ImageShape& im);
 int64_t MediaBytes(const VisionConfig& v, const ImageShape& im);
 int64_t VisionEncodeBytes(const ModelConfig& c, const ImageShape& im, int threads);
 int64_t PrefillBytes(const ModelConfig& c, int64_t prompt_tokens, bool has_images, TaskMode mode,
-                     const LoraRanks& ranks, int threads, int kv_bytes);
-int64_t DecodeBytes(const ModelConfig& c, int64_t context_tokens, int threads, int kv_bytes);
+                     const LoraRanks& ranks, int threads, DType kv_dtype);
+int64_t DecodeBytes(const ModelConfig& c, int64_t context_tokens, int threads, DType kv_dtype);
 
 // The whole estimate (fills every MemoryEstimate field).
 MemoryEstimate EstimateMemory(const ModelConfig& c, const WeightBytes& w, const LoraRanks& ranks,

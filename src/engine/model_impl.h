@@ -68,6 +68,9 @@ Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const std::string& model_dir);
 Result<std::unique_ptr<ModelImpl>> MakeSyntheticModelImpl(const ModelConfig& config, const SyntheticOptions& options,
                                                           ThreadPool* pool = nullptr);
 
+// The KV cache's dtype for a precision and cache type (kAuto: f16, or f32 under Precision::kF32).
+DType KvDType(Precision p, KvCacheType t);
+
 // Why a mode cannot run with this checkpoint, or OK.
 Status CheckModeAvailable(const ModelImpl& m, TaskMode mode);
 

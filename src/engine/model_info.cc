@@ -167,7 +167,7 @@ ModelInfo Model::Info(const MemoryQuery& query) const {
   shape.images.assign(q.images, image);
   shape.context_tokens = q.context_tokens;
   shape.mode = q.mode;
-  shape.kv_bytes = q.precision == Precision::kF32 ? 4 : 2;
+  shape.kv_dtype = KvDType(q.precision, q.kv_type);
   info.memory = EstimateMemory(m.config, walker.w_, RanksOf(m.weights.text), shape);
   return info;
 }

@@ -89,7 +89,11 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
 
   ChatResult result;
   const AdapterMode mode = ToAdapter(r.mode);
-  const DType kv_dtype = options_.precision == Precision::kF32 ? DType::kF32 : DType::kF16;
+  const DType kv_dtype = KvDType(options_.precision, options_.kv_type);
+  if (kv_dtype == DType::kQ8_0 && c.head_dim() % kQ8Block != 0) {
+    return InvalidArgument(StrFormat("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is %lld",
+                                     (long long)c.head_dim()));
+  }
   // A cached row is reused when it is the same token or image row at the same position, computed with the same
   // adapter, and rotated with the base this whole prompt will use. (Captured tensors need every image encoded.)
   std::unique_ptr<Conversation> conv = std::move(conversation_);
@@ -279,6 +283,31 @@ Result<Precision> ParsePrecision(std::string_view name) {
   if (name == "fast") return Precision::kFast;
   if (name == "f32") return Precision::kF32;
   return InvalidArgument("unknown precision '" + std::string(name) + "' (fast or f32)");
+}
+
+const char* KvCacheTypeName(KvCacheType t) {
+  switch (t) {
+    case KvCacheType::kF16: return "f16";
+    case KvCacheType::kF32: return "f32";
+    case KvCacheType::kQ8_0: return "q8_0";
+    default: return "auto";
+  }
+}
+
+Result<KvCacheType> ParseKvCacheType(std::string_view name) {
+  for (KvCacheType t : {KvCacheType::kAuto, KvCacheType::kF16, KvCacheType::kF32, KvCacheType::kQ8_0}) {
+    if (name == KvCacheTypeName(t)) return t;
+  }
+  return InvalidArgument("unknown KV cache type '" + std::string(name) + "' (f16, f32 or q8_0)");
+}
+
+DType KvDType(Precision p, KvCacheType t) {
+  switch (t) {
+    case KvCacheType::kF16: return DType::kF16;
+    case KvCacheType::kF32: return DType::kF32;
+    case KvCacheType::kQ8_0: return DType::kQ8_0;
+    default: return p == Precision::kF32 ? DType::kF32 : DType::kF16;
+  }
 }
 
 const char* TaskModeName(TaskMode m) {

@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/status.h"
 #include "kernels/attention_kernels.h"
 #include "kernels/cpu.h"
 
@@ -112,10 +113,14 @@ void WidenF16Portable(const uint16_t* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = F16ToF32(src[i]);
 }
 
-void PackRowsPortable(const void* src, int64_t stride, bool f16, int64_t nb, int64_t D, int64_t dp, float* dst) {
+void WidenQ8Portable(const void* src, float* dst, int64_t n) { ConvertToF32(DType::kQ8_0, src, dst, n); }
+
+void PackRowsPortable(const void* src, int64_t stride, DType dtype, int64_t nb, int64_t D, int64_t dp, float* dst) {
   for (int64_t j = 0; j < nb; ++j) {
     float* out = dst + j * dp;
-    if (f16) {
+    if (dtype == DType::kQ8_0) {
+      WidenQ8Portable(static_cast<const uint8_t*>(src) + StorageBytes(dtype, j * stride), out, D);
+    } else if (dtype == DType::kF16) {
       WidenF16Portable(static_cast<const uint16_t*>(src) + j * stride, out, D);
     } else {
       std::memcpy(out, static_cast<const float*>(src) + j * stride, D * sizeof(float));
@@ -124,8 +129,9 @@ void PackRowsPortable(const void* src, int64_t stride, bool f16, int64_t nb, int
   }
 }
 
-const AttentionKernels kPortable = {ScoresTPortable, ScoresPortable, nullptr,          SoftmaxTPortable,
-                                    SoftmaxRowsPortable, PvPortable, nullptr, WidenF16Portable, PackRowsPortable};
+const AttentionKernels kPortable = {ScoresTPortable,  ScoresPortable,   nullptr,         SoftmaxTPortable,
+                                    SoftmaxRowsPortable, PvPortable,   nullptr,         WidenF16Portable,
+                                    PackRowsPortable, WidenQ8Portable};
 
 // Tiling. A work item is (query tile, group of KV heads, key chunk): the tile's rows × the G query heads of each KV
 // head against the chunk's keys, a key block at a time, every head of the group on a block before the next block,
@@ -194,8 +200,8 @@ Plan MakePlan(const AttentionArgs& a) {
     p.heads = CeilDiv(p.Hkv, groups);
   }
   p.n_hgroups = CeilDiv(p.Hkv, p.heads);
-  int64_t es = 2;
-  for (const KvRun& r : a.kv) es = std::max<int64_t>(es, r.dtype == DType::kF16 ? 2 : 4);
+  int64_t es = 2;  // bytes per cached element for the block size (Q8_0's 1.06 counts as 2)
+  for (const KvRun& r : a.kv) es = std::max<int64_t>(es, r.dtype == DType::kF32 ? 4 : 2);
   p.block = p.transposed ? kKeyBlock
                          : std::clamp<int64_t>((kRowBlockBytes / (p.heads * p.Dp * es)) / 8 * 8, 8, kKeyBlock);
   size_t off = 0;
@@ -276,16 +282,17 @@ BlockRef FindBlock(const Ctx& c, int64_t j, int64_t ke) {
   return {};
 }
 
+// Bytes of n cached elements (n a multiple of 32 for Q8_0, which every offset into such a run is).
+int64_t CacheBytes(const KvRun& r, int64_t n) { return StorageBytes(r.dtype, n); }
+
 // Head g's rows of block b in K (or V), as raw bytes.
 const char* HeadRows(const Plan& p, const BlockRef& b, int64_t g, bool values) {
-  const size_t es = b.run->dtype == DType::kF16 ? 2 : 4;
-  return static_cast<const char*>(values ? b.run->v : b.run->k) + (b.local * b.run->stride + g * p.D) * es;
+  return static_cast<const char*>(values ? b.run->v : b.run->k) + CacheBytes(*b.run, b.local * b.run->stride + g * p.D);
 }
 
 PrefetchRows PrefetchOf(const Plan& p, const BlockRef& b, int64_t g, bool values) {
   if (b.nb <= 0 || g < 0) return {};
-  const int64_t es = b.run->dtype == DType::kF16 ? 2 : 4;
-  return {HeadRows(p, b, g, values), b.nb, b.run->stride * es, p.D * es};
+  return {HeadRows(p, b, g, values), b.nb, CacheBytes(*b.run, b.run->stride), CacheBytes(*b.run, p.D)};
 }
 
 // Transposed layout: block b of KV head g against its queries: scores, the softmax step, P·V. `lim`: per-query
@@ -299,15 +306,14 @@ void TransposedBlock(const Ctx& c, const BlockRef& b, int64_t g, int64_t M, cons
   const char* kbase = HeadRows(p, b, g, false);
   const char* vbase = HeadRows(p, b, g, true);
   float *s = w + p.off_s, *alpha = w + p.off_alpha, *kc = w + p.off_k, *vc = w + p.off_v;
-  // Each key and value is used by every query of the tile, so the block is packed once: f16 widened, and rows
+  // Each key and value is used by every query of the tile, so the block is packed once: widened to f32, and rows
   // made contiguous (cache rows sit kv_heads·D elements apart, 2-4 KB, so a block revisited in place maps onto a
   // few L1 sets and thrashes). The kernels prefetch the next block's rows, spread over their loops.
   const PrefetchRows pk = PrefetchOf(p, next, next_g, false), pv = PrefetchOf(p, next, next_g, true);
-  const bool f16 = run.dtype == DType::kF16;
-  kern.pack_rows(kbase, run.stride, f16, nb, p.D, p.Dp, kc);
+  kern.pack_rows(kbase, run.stride, run.dtype, nb, p.D, p.Dp, kc);
   kern.scores_t(h.q, mt, mt, kc, p.Dp, nb, p.D, s, mt, pk);
   kern.softmax_t(s, mt, nb, mt, lim, h.m, h.l, alpha);
-  kern.pack_rows(vbase, run.stride, f16, nb, p.D, p.Dp, vc);
+  kern.pack_rows(vbase, run.stride, run.dtype, nb, p.D, p.Dp, vc);
   kern.pv_f32(s, 1, mt, alpha, M, vc, p.Dp, nb, p.Dp, h.o, p.Dp, pv);
 }
 
@@ -320,19 +326,21 @@ inline void CopyBytes(char* dst, const char* src, int64_t n) {
 
 // Copies block b of KV heads [g0, g1) of K or V into head-major scratch, [head][row][dp] zero-padded, for the row
 // layout's kernels when they cannot read the cache in place (a head dim that needs padding, f16 without f16
-// kernels). f16 stays f16 unless `widen`.
+// kernels, Q8_0). f16 stays f16 unless `widen`; Q8_0 is always widened.
 void PackHeads(const Ctx& c, const BlockRef& b, int64_t g0, int64_t g1, bool values, bool widen, void* dst) {
   const Plan& p = c.p;
   const KvRun& run = *b.run;
-  const bool f16 = run.dtype == DType::kF16;
-  const int64_t es = f16 ? 2 : 4, out_es = f16 && !widen ? 2 : 4, row_bytes = p.D * es;
-  const char* src = static_cast<const char*>(values ? run.v : run.k) + (b.local * run.stride + g0 * p.D) * es;
+  const bool f16 = run.dtype == DType::kF16, q8 = run.dtype == DType::kQ8_0;
+  const int64_t out_es = f16 && !widen ? 2 : 4, row_bytes = CacheBytes(run, p.D), pitch = CacheBytes(run, run.stride);
+  const char* src = static_cast<const char*>(values ? run.v : run.k) + CacheBytes(run, b.local * run.stride + g0 * p.D);
   char* out = static_cast<char*>(dst);
   for (int64_t j = 0; j < b.nb; ++j) {
-    const char* row = src + j * run.stride * es;
+    const char* row = src + j * pitch;
     for (int64_t g = 0; g < g1 - g0; ++g) {
       char* o = out + ((g * p.block + j) * p.Dp) * out_es;
-      if (f16 && widen) {
+      if (q8) {
+        c.kern.widen_q8(row + g * row_bytes, reinterpret_cast<float*>(o), p.D);
+      } else if (f16 && widen) {
         c.kern.widen_f16(reinterpret_cast<const uint16_t*>(row + g * row_bytes), reinterpret_cast<float*>(o), p.D);
       } else {
         CopyBytes(o, row + g * row_bytes, row_bytes);
@@ -346,7 +354,7 @@ void PackHeads(const Ctx& c, const BlockRef& b, int64_t g0, int64_t g1, bool val
 // of one head of a row-layout item, as 256-byte pseudo rows.
 PrefetchRows PrefetchShare(const BlockRef& b, bool values, int64_t part, int64_t parts) {
   if (b.nb <= 0) return {};
-  const int64_t es = b.run->dtype == DType::kF16 ? 2 : 4, pitch = b.run->stride * es;
+  const int64_t pitch = CacheBytes(*b.run, b.run->stride);
   const char* base = static_cast<const char*>(values ? b.run->v : b.run->k) + b.local * pitch;
   const int64_t lines = CeilDiv(b.nb * pitch, 256), lo = lines * part / parts, hi = lines * (part + 1) / parts;
   return {base + lo * 256, hi - lo, 256, 256};
@@ -354,8 +362,8 @@ PrefetchRows PrefetchShare(const BlockRef& b, bool values, int64_t part, int64_t
 
 // Row layout: block b of heads [g0, g1). Each key and value is used by the G query heads of a row or two, so the
 // kernels read the cache in place (a copy would cost as much as the arithmetic), with f16 widened in registers
-// where the ISA has kernels for it; only a head dim that needs padding, or f16 without such kernels, goes through
-// a copy. While head g works, its kernels prefetch a 1/(g1 − g0) share of the next block's rows (front to back),
+// where the ISA has kernels for it; only a head dim that needs padding, f16 without such kernels, or Q8_0 goes
+// through a (widening) copy. While head g works, its kernels prefetch a 1/(g1 − g0) share of the next block's rows (front to back),
 // so memory reads overlap the arithmetic instead of stalling each block.
 template <class State>
 void RowBlock(const Ctx& c, const BlockRef& b, const BlockRef& next, int64_t g0, int64_t g1, int64_t M,
@@ -512,6 +520,7 @@ void ForEach(ThreadPool* pool, int64_t n, size_t scratch_floats, Fn&& fn) {
 void MultiHeadAttention(const AttentionArgs& a, ThreadPool* pool) {
   using namespace attention_internal;
   if (a.rows <= 0 || a.q_heads <= 0 || a.kv_heads <= 0 || a.head_dim <= 0) return;
+  for (const KvRun& r : a.kv) IXC_DCHECK(r.dtype != DType::kQ8_0 || (a.head_dim % 32 == 0 && r.stride % 32 == 0));
   const AttentionKernels* kern = &kPortable;
   if (ActiveIsa() >= Isa::kAvx2) {
     if (const AttentionKernels* k = Avx2AttentionKernels()) kern = k;
@@ -543,6 +552,10 @@ void MultiHeadAttentionRef(const AttentionArgs& a) {
     for (int64_t j = 0; j < r.n; ++j) keys.push_back({&r, j});
   const int64_t N = static_cast<int64_t>(keys.size());
   auto elem = [](const KvRun& r, const void* base, int64_t idx) -> double {
+    if (r.dtype == DType::kQ8_0) {  // flat index: rows and heads are whole blocks
+      const BlockQ8_0& b = static_cast<const BlockQ8_0*>(base)[idx / kQ8Block];
+      return F16ToF32(b.d) * b.q[idx % kQ8Block];
+    }
     return r.dtype == DType::kF16 ? F16ToF32(static_cast<const uint16_t*>(base)[idx])
                                   : static_cast<const float*>(base)[idx];
   };

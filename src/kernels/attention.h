@@ -11,7 +11,8 @@
 
 namespace ixc {
 
-// A run of cached keys/values: row j of KV head g at k + j·stride + g·head_dim (elements of `dtype`, kF32 or kF16).
+// A run of cached keys/values: row j of KV head g at element j·stride + g·head_dim of k (elements of `dtype`: kF32,
+// kF16, or kQ8_0 with stride and head_dim multiples of its 32-value blocks).
 struct KvRun {
   DType dtype = DType::kF32;
   const void* k = nullptr;

@@ -355,11 +355,26 @@ void WidenF16(const uint16_t* src, float* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = F16ToF32(src[i]);
 }
 
-void PackRows(const void* src, int64_t stride, bool f16, int64_t nb, int64_t D, int64_t dp, float* dst) {
+void WidenQ8(const void* src, float* dst, int64_t n) {
+  const auto* blocks = static_cast<const BlockQ8_0*>(src);
+  for (int64_t b = 0; b < n / kQ8Block; ++b) {
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(blocks[b].d));
+    for (int i = 0; i < 4; ++i) {
+      const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blocks[b].q + 8 * i));
+      _mm256_storeu_ps(dst + b * kQ8Block + 8 * i, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
+    }
+  }
+}
+
+void PackRows(const void* src, int64_t stride, DType dtype, int64_t nb, int64_t D, int64_t dp, float* dst) {
+  const bool f16 = dtype == DType::kF16;
   for (int64_t j = 0; j < nb; ++j) {
     float* out = dst + j * dp;
     int64_t d = 0;
-    if (f16) {
+    if (dtype == DType::kQ8_0) {
+      WidenQ8(static_cast<const uint8_t*>(src) + StorageBytes(dtype, j * stride), out, D);
+      d = D;
+    } else if (f16) {
       const uint16_t* row = static_cast<const uint16_t*>(src) + j * stride;
       for (; d + 8 <= D; d += 8) _mm256_storeu_ps(out + d, Load(row + d));
       for (; d < D; ++d) out[d] = F16ToF32(row[d]);
@@ -383,7 +398,7 @@ namespace ixc::attention_internal {
 
 const AttentionKernels* Avx2AttentionKernels() {
   static const AttentionKernels kernels = {ScoresT,   Scores<float>, Scores<uint16_t>, SoftmaxT, SoftmaxRows,
-                                           Pv<float>, Pv<uint16_t>,  WidenF16,         PackRows};
+                                           Pv<float>, Pv<uint16_t>,  WidenF16,         PackRows, WidenQ8};
   return &kernels;
 }
 

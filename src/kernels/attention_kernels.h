@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "core/dtype.h"
+
 namespace ixc::attention_internal {
 
 // Cache rows the kernels prefetch while they work, spread over their key loops: those of the block processed next,
@@ -43,9 +45,11 @@ struct AttentionKernels {
                  int64_t vs, int64_t nb, int64_t dp, float* o, int64_t ldo, const PrefetchRows& pf);
   // dst[0, n) = f32(src[0, n)).
   void (*widen_f16)(const uint16_t* src, float* dst, int64_t n);
-  // dst[j·dp + d] = f32(src[j·stride + d]) for j < nb, d < D, and 0 for D <= d < dp: a block of cache rows (f16
-  // when `f16`, else f32; `stride` in elements) as contiguous f32 rows.
-  void (*pack_rows)(const void* src, int64_t stride, bool f16, int64_t nb, int64_t D, int64_t dp, float* dst);
+  // dst[j·dp + d] = f32(src[j·stride + d]) for j < nb, d < D, and 0 for D <= d < dp: a block of cache rows
+  // (`dtype` F32, F16 or Q8_0; `stride` in elements) as contiguous f32 rows.
+  void (*pack_rows)(const void* src, int64_t stride, DType dtype, int64_t nb, int64_t D, int64_t dp, float* dst);
+  // dst[0, n) = the n values (a multiple of 32) of the Q8_0 blocks at src.
+  void (*widen_q8)(const void* src, float* dst, int64_t n);
 };
 
 // The AVX2+FMA+F16C kernels (attention_avx2.cc); null when not built for x86-64.

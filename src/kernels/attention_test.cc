@@ -39,8 +39,9 @@ struct Problem {
   Shape shape;
   int64_t q_stride, out_stride, kv_stride;
   std::vector<float> q;
-  std::vector<std::vector<float>> k, v;         // f32 storage, or the widened f16 values
+  std::vector<std::vector<float>> k, v;         // f32 storage, or the widened f16 / Q8_0 values
   std::vector<std::vector<uint16_t>> kh, vh;    // f16 storage
+  std::vector<std::vector<uint8_t>> kq, vq;     // Q8_0 storage
   std::vector<KvRun> runs;
 
   AttentionArgs Args(float* out) const {
@@ -66,12 +67,22 @@ std::unique_ptr<Problem> MakeProblem(const Shape& s, uint32_t seed) {
   const int64_t D = s.head_dim;
   p->q_stride = s.q_heads * D + 5;
   p->out_stride = s.q_heads * D + 7;
-  p->kv_stride = s.kv_heads * D + 3;
+  // Q8_0 rows pad by a whole block (its rows and heads are whole blocks).
+  p->kv_stride = s.kv_heads * D + (s.dtype == DType::kQ8_0 ? 32 : 3);
   p->q = RandomFloats(s.rows * p->q_stride, seed, -s.q_range, s.q_range);
   for (size_t r = 0; r < s.runs.size(); ++r) {
     const size_t n = std::max<int64_t>(s.runs[r], 1) * p->kv_stride;
     p->k.push_back(RandomFloats(n, seed + 100 + 2 * r, -s.q_range, s.q_range));
     p->v.push_back(RandomFloats(n, seed + 101 + 2 * r));
+    if (s.dtype == DType::kQ8_0) {
+      for (auto* pair : {&p->k, &p->v}) {
+        auto& f = pair->back();
+        auto& q = pair == &p->k ? p->kq : p->vq;
+        q.emplace_back(StorageBytes(DType::kQ8_0, static_cast<int64_t>(f.size())));
+        QuantizeQ8_0(f.data(), q.back().data(), static_cast<int64_t>(f.size()));
+        ConvertToF32(DType::kQ8_0, q.back().data(), f.data(), f.size());
+      }
+    }
     if (s.dtype == DType::kF16) {
       for (auto* pair : {&p->k, &p->v}) {
         auto& f = pair->back();
@@ -85,9 +96,16 @@ std::unique_ptr<Problem> MakeProblem(const Shape& s, uint32_t seed) {
     }
   }
   for (size_t r = 0; r < s.runs.size(); ++r) {
-    const bool half = s.dtype == DType::kF16;
-    p->runs.push_back({s.dtype, half ? static_cast<const void*>(p->kh[r].data()) : p->k[r].data(),
-                       half ? static_cast<const void*>(p->vh[r].data()) : p->v[r].data(), s.runs[r], p->kv_stride});
+    const void* k = p->k[r].data();
+    const void* v = p->v[r].data();
+    if (s.dtype == DType::kF16) {
+      k = p->kh[r].data();
+      v = p->vh[r].data();
+    } else if (s.dtype == DType::kQ8_0) {
+      k = p->kq[r].data();
+      v = p->vq[r].data();
+    }
+    p->runs.push_back({s.dtype, k, v, s.runs[r], p->kv_stride});
   }
   return p;
 }
@@ -217,6 +235,20 @@ TEST_P(AttentionIsa, DecodeWithEightKvHeadsAndLongCaches) {
     for (int64_t T : {1, 3}) {
       for (int64_t N : {700, 4100}) {
         Shape s{T, 32, 8, 128, Runs(N, N > 1000), dt, T > 1 ? N - T : -1};
+        CheckAgainstRef(s, &pool, seed++);
+      }
+    }
+  }
+}
+
+TEST_P(AttentionIsa, Q8_0CacheMatchesRef) {
+  // The q8_0 KV cache: head dims of whole blocks; decode (row layout, widened copies) and prompts (transposed).
+  ThreadPool pool(2);
+  uint32_t seed = 900;
+  for (auto [hq, hkv, d] : {std::tuple<int64_t, int64_t, int64_t>{32, 8, 128}, {4, 2, 64}, {2, 2, 32}}) {
+    for (int64_t T : {1, 3, 40}) {
+      for (int64_t N : {65, 700}) {
+        Shape s{T, hq, hkv, d, Runs(N, N > 100), DType::kQ8_0, T > 1 ? N - T : -1};
         CheckAgainstRef(s, &pool, seed++);
       }
     }

@@ -32,8 +32,20 @@ void ToF16(const float* x, uint16_t* y, int64_t n) {
 
 }  // namespace
 
+void ToQ8_0(const float* x, void* blocks, int64_t n) {
+  auto* out = static_cast<BlockQ8_0*>(blocks);
+  for (int64_t b = 0; b < n / kQ8Block; ++b) {
+    const float* xb = x + b * kQ8Block;
+    float amax = 0.f;
+    for (int i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+    out[b].d = F32ToF16(d);
+    for (int i = 0; i < kQ8Block; ++i) out[b].q[i] = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+  }
+}
+
 const Kernels& ScalarKernels() {
-  static const Kernels k{SiluMul, QuickGeluLoop, Add, RmsNormRow, LayerNormRow, ToF16};
+  static const Kernels k{SiluMul, QuickGeluLoop, Add, RmsNormRow, LayerNormRow, ToF16, ToQ8_0};
   return k;
 }
 
@@ -98,6 +110,7 @@ void AddInPlace(float* x, const float* y, int64_t n, ThreadPool* pool) {
 void StoreAs(DType dtype, const float* x, void* y, int64_t n) {
   if (n <= 0) return;
   if (dtype == DType::kF16) return K().f32_to_f16(x, static_cast<uint16_t*>(y), n);
+  if (dtype == DType::kQ8_0) return K().f32_to_q8_0(x, y, n);
   if (dtype == DType::kBF16) {
     auto* out = static_cast<uint16_t*>(y);
     for (int64_t i = 0; i < n; ++i) out[i] = F32ToBf16(x[i]);

@@ -14,6 +14,9 @@ struct Kernels {
   void (*rms_norm_row)(const float* x, const float* w, int64_t d, float eps, float* y);
   void (*layer_norm_row)(const float* x, const float* w, const float* b, int64_t d, float eps, float* y);
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);  // round to nearest even, as F32ToF16
+  // n values (a multiple of 32) as Q8_0 blocks: d = max|x| / 127 stored as f16, q = x · (1/d) rounded to nearest
+  // even (GGUF rounds halves away from zero; a cache need not match files). Every set gives identical bytes.
+  void (*f32_to_q8_0)(const float* x, void* blocks, int64_t n);
 };
 
 const Kernels& ScalarKernels();

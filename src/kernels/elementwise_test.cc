@@ -122,6 +122,32 @@ TEST(Elementwise, StoreAsRoundsLikeTheScalarConversions) {
   }
 }
 
+TEST(Elementwise, StoreAsQ8_0IsTheSameOnEveryLevel) {
+  // Random blocks, an all-zero block, and a block whose values land on rounding ties (x / d = k + 0.5).
+  auto x = RandomFloats(32 * 6, 12, -3, 3);
+  for (int i = 0; i < 32; ++i) x[32 + i] = 0.f;
+  for (int i = 0; i < 32; ++i) x[64 + i] = i == 0 ? 127.f : (i % 8) + 0.5f;
+  std::vector<uint8_t> want(StorageBytes(DType::kQ8_0, static_cast<int64_t>(x.size())));
+  {
+    ScopedIsaLimit scalar(Isa::kScalar);
+    StoreAs(DType::kQ8_0, x.data(), want.data(), static_cast<int64_t>(x.size()));
+  }
+  std::vector<float> back(x.size());
+  ConvertToF32(DType::kQ8_0, want.data(), back.data(), x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float d = F16ToF32(reinterpret_cast<const BlockQ8_0*>(want.data())[i / 32].d);
+    // Half a step, plus the f16 rounding of d scaled up to the block's largest code.
+    ASSERT_NEAR(back[i], x[i], d * (0.5 + 127 * 0x1p-11) + 1e-6) << i;
+  }
+  EXPECT_EQ(reinterpret_cast<const BlockQ8_0*>(want.data())[2].q[3], 4) << "3.5 rounds to even";
+  for (Isa isa : Levels()) {
+    ScopedIsaLimit limit(isa);
+    std::vector<uint8_t> got(want.size());
+    StoreAs(DType::kQ8_0, x.data(), got.data(), static_cast<int64_t>(x.size()));
+    EXPECT_EQ(got, want) << IsaName(isa);
+  }
+}
+
 TEST(Elementwise, NormsWorkInPlace) {
   const int64_t T = 5, D = 33;
   auto x = RandomFloats(T * D, 8, -2, 2), w = RandomFloats(D, 9), b = RandomFloats(D, 10);

@@ -33,7 +33,8 @@ void QuickGeluInPlace(float* x, int64_t n, ThreadPool* pool);
 void GeluErfInPlace(float* x, int64_t n, ThreadPool* pool);
 void AddInPlace(float* x, const float* y, int64_t n, ThreadPool* pool);  // x += y (residual)
 
-// Writes n f32 values as `dtype` (F32, F16 or BF16; round to nearest even, as F32ToF16/F32ToBf16).
+// Writes n f32 values as `dtype` (F32, F16 or BF16, rounded to nearest even as F32ToF16/F32ToBf16; or Q8_0 for n a
+// multiple of 32: d = max|x|/127 as f16, q = x/d rounded to nearest even).
 void StoreAs(DType dtype, const float* x, void* y, int64_t n);
 
 // In-place numerically stable softmax over n values.

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/status.h"
 #include "kernels/kernels.h"
 
 namespace ixc {
 
 KvCache::KvCache(int64_t num_layers, int64_t kv_dim, DType dtype, int64_t capacity)
-    : dtype_(dtype), kv_dim_(kv_dim), row_bytes_(kv_dim * static_cast<int64_t>(DTypeSize(dtype))), layers_(num_layers) {
+    : dtype_(dtype), kv_dim_(kv_dim), row_bytes_(StorageBytes(dtype, kv_dim)), layers_(num_layers) {
+  IXC_DCHECK(!IsBlockType(dtype) || kv_dim % DTypeBlockValues(dtype) == 0);
   Allocate(capacity);
 }
 

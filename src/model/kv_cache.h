@@ -1,5 +1,6 @@
 // Per-sequence key/value storage: post-RoPE keys and values of every layer, one row [Hkv·d] per position, stored
-// as f32 (exact), f16 (the default: half the memory and bytes read per decoded token) or bf16.
+// as f32 (exact), f16 (the default: half the memory and bytes read per decoded token), bf16, or Q8_0 (kv_dim a
+// multiple of 32; about half of f16 again).
 #pragma once
 
 #include <cstdint>
@@ -35,7 +36,7 @@ class KvCache {
   // Writes position `pos` of `layer` (pos < length() + reserved rows) from f32 rows of kv_dim values.
   void Store(int64_t layer, int64_t pos, const float* k, const float* v);
 
-  // Row `pos` of `layer`: kv_dim elements of dtype(); consecutive rows are kv_dim elements apart.
+  // Row `pos` of `layer`: kv_dim elements of dtype() (StorageBytes(dtype(), kv_dim) bytes); rows are consecutive.
   const void* k(int64_t layer, int64_t pos) const { return layers_[layer].k.get() + pos * row_bytes_; }
   const void* v(int64_t layer, int64_t pos) const { return layers_[layer].v.get() + pos * row_bytes_; }
   void* k(int64_t layer, int64_t pos) { return layers_[layer].k.get() + pos * row_bytes_; }

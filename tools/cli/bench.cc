@@ -73,6 +73,8 @@ json BenchJson(const BenchReport& r) {
   j["peaks_gflops"] = peaks;
   j["decode_bandwidth_share"] = Opt(r.decode_bandwidth_share);
   j["decode_16k_bandwidth_share"] = Opt(r.decode_16k_bandwidth_share);
+  j["decode_read_share"] = Opt(r.decode_read_share);
+  j["decode_16k_read_share"] = Opt(r.decode_16k_read_share);
   j["prefill_peak_share"] = Opt(r.prefill_peak_share);
   j["vit_peak_share"] = Opt(r.vit_peak_share);
   j["image_peak_share"] = Opt(r.image_peak_share);
@@ -123,8 +125,12 @@ void PrintBench(const BenchReport& r) {
               "(%s; measured: %s)\n", r.bandwidth_gbs, Bytes(static_cast<double>(r.bandwidth_probe_bytes)).c_str(),
               r.bandwidth_gbs_start, r.bandwidth_gbs_end, r.peak_gflops, r.peak_kind.c_str(), peaks.c_str());
   std::printf("\n%-10s %-32s %10s  %-16s %s\n", "stage", "figure", "value", "work", "share of the machine");
-  const std::string kv4 = "KV cache adds " + Bytes(static_cast<double>(r.decode_kv_bytes));
-  const std::string kv16 = "KV cache adds " + Bytes(static_cast<double>(r.decode_kv_bytes_16k));
+  auto with_kv = [&](const std::optional<double>& share, int64_t kv_bytes) {
+    return share ? Format("; %.1f%% with the KV cache's %s", 100 * *share, Bytes(static_cast<double>(kv_bytes)).c_str())
+                 : std::string();
+  };
+  const std::string kv4 = with_kv(r.decode_read_share, r.decode_kv_bytes);
+  const std::string kv16 = with_kv(r.decode_16k_read_share, r.decode_kv_bytes_16k);
   const std::string weights = Bytes(static_cast<double>(r.decode_weight_bytes)) + "/token";
   struct Row {
     const char* stage;
@@ -137,9 +143,9 @@ void PrintBench(const BenchReport& r) {
       {"image", Format("s to first token, %lld tokens", (long long)r.image_prompt_tokens), Num(r.image_prompt_s, "%.2f"),
        Flop(r.image_prompt_flop), Percent(r.image_peak_share, "peak")},
       {"decode", Format("tokens/s at %lld context", (long long)r.decode_context), Num(r.decode_tok_s, "%.3f"), weights,
-       Percent(r.decode_bandwidth_share, "read bandwidth (weights; " + kv4 + ")")},
+       Percent(r.decode_bandwidth_share, "read bandwidth for weights" + kv4)},
       {"decode16k", Format("tokens/s at %lld context", (long long)r.decode_context_16k), Num(r.decode_tok_s_16k, "%.3f"),
-       weights, Percent(r.decode_16k_bandwidth_share, "read bandwidth (weights; " + kv16 + ")")},
+       weights, Percent(r.decode_16k_bandwidth_share, "read bandwidth for weights" + kv16)},
   };
   for (const Row& row : rows) {
     const bool ran = row.value != "-";
@@ -179,6 +185,13 @@ int RunBench(int argc, char** argv) {
           }});
   fs.Add({"--threads", "-t", "N", "worker threads (default: all cores)",
           [&](const std::string& v) { return ParseInt("--threads", v, 1, 1024, &o.threads); }});
+  fs.Add({"--kv-type", "", "T", "KV cache type: f16, f32 or q8_0 (8-bit blocks: half of f16's memory, for long contexts); "
+          "default: f16, f32 under --precision f32",
+          [&](const std::string& v) {
+            auto t = ParseKvCacheType(v);
+            if (t.ok()) o.kv_type = *t;
+            return t.status();
+          }});
   fs.Add({"--precision", "", "P", "fast (default: f16 KV cache) or f32, as ixc chat",
           [&](const std::string& v) {
             auto p = ParsePrecision(v);

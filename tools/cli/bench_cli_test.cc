@@ -126,6 +126,7 @@ TEST(CliBench, UsageErrors) {
   expect_error("--synthetic --stages vit,bogus", 2, "bogus");
   expect_error("--synthetic --type int4", 2, "--type");
   expect_error("--synthetic --precision f8", 2, "f8");
+  expect_error("--synthetic --kv-type int4", 2, "int4");
   expect_error("", 2, "--synthetic");
   expect_error("--synthetic -m /some/model", 2, "--synthetic");
   expect_error("-m /some/model --layers 2", 2, "--layers");

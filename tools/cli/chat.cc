@@ -113,7 +113,7 @@ int RunChat(int argc, char** argv) {
 
   auto model = LoadModel(common);
   if (!model.ok()) return Fail(model.status());
-  Session session(**model, {common.threads, common.precision});
+  Session session(**model, {common.threads, common.precision, common.kv_type});
   InstallInterruptHandler();
   if (!has_prompt) return RunInteractive(session, req);
 

@@ -43,18 +43,21 @@ TEST(Cli, UsageErrorsExitTwoAndNameTheProblem) {
 
 TEST(Cli, ConvertWritesAFileEveryCommandTakes) {
   IXC_REQUIRE_GOLDEN();
-  const std::string out = ixc::testing::MakeTempDir("cli_convert") + "/m8.gguf";
-  CliRun r = Ixc("convert -m " + Model() + " -o " + out + " --type q8_0");
+  const std::string out = ixc::testing::MakeTempDir("cli_convert") + "/m4.gguf";
+  CliRun r = Ixc("convert -m " + Model() + " -o " + out + " --type q4_0");
   ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("as Q8_0)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" quantised)"), std::string::npos) << r.out;
   r = Ixc("chat -m " + out + " -p hello --greedy -n 3 --json");
   ASSERT_EQ(r.code, 0) << r.out;
+  r = Ixc("chat -m " + out + " -p hello --greedy -n 3 --json --kv-type q8_0");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(Ixc("chat -m " + out + " -p hello --kv-type q4").code, 2);
   r = Ixc("info -m " + out + " --json");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(json::parse(r.out)["format"]["container"], "gguf") << r.out;
   EXPECT_EQ(Ixc("convert -m " + Model()).code, 2) << "no -o";
   EXPECT_EQ(Ixc("convert -o x.gguf").code, 2) << "no -m";
-  EXPECT_EQ(Ixc("convert -m " + Model() + " -o x.gguf --type q4").code, 2);
+  EXPECT_EQ(Ixc("convert -m " + Model() + " -o x.gguf --type q4_k").code, 2);
   EXPECT_EQ(Ixc("convert --help").code, 0);
 }
 

@@ -41,6 +41,13 @@ void AddCommonFlags(FlagSet& fs, CommonArgs& a) {
             if (p.ok()) a.precision = *p;
             return p.status();
           }});
+  fs.Add({"--kv-type", "", "T", "KV cache type: f16, f32 or q8_0 (8-bit blocks: half of f16's memory, for long contexts); "
+          "default: f16, f32 under --precision f32",
+          [&](const std::string& v) {
+            auto t = ParseKvCacheType(v);
+            if (t.ok()) a.kv_type = *t;
+            return t.status();
+          }});
   fs.Add({"--isa", "", "LEVEL", "use kernels up to this instruction set: scalar, avx2, avx512, avx512bf16, amx "
           "(default: the best the CPU has; $IXC_ISA does the same)",
           [&](const std::string& v) { return LimitInstructionSet(v); }});

@@ -23,6 +23,7 @@ struct CommonArgs {
   std::string model_dir;
   int threads = 0;
   Precision precision = Precision::kFast;
+  KvCacheType kv_type = KvCacheType::kAuto;
   bool json_out = false;
   bool help = false;
 };

@@ -58,7 +58,7 @@ int RunWriteArticle(int argc, char** argv) {
   ChatRequest r = MakeArticleRequest(prompt, media.images, meta);
   r.hd_num = media.hd_num;
   r.generation = gen;
-  Session session(**model, {common.threads, common.precision});
+  Session session(**model, {common.threads, common.precision, common.kv_type});
   InstallInterruptHandler();
   auto res = Run(session, r, !common.json_out);
   if (!res.ok()) return Fail(res.status());
@@ -118,7 +118,7 @@ int RunWebpage(int argc, char** argv) {
   }
   auto model = LoadModel(common);
   if (!model.ok()) return Fail(model.status());
-  Session session(**model, {common.threads, common.precision});
+  Session session(**model, {common.threads, common.precision, common.kv_type});
   InstallInterruptHandler();
   ChatRequest r = MakeWebpageRequest(instruction, media.images);
   r.hd_num = media.hd_num;

@@ -37,7 +37,7 @@ int RunConvert(int argc, char** argv) {
   o.progress = bar.callback();
   auto r = ConvertModel(o);
   if (!r.ok()) return Fail(r.status());
-  std::printf("wrote %s: %lld tensors (%lld as Q8_0), %.2f GB\n", o.output.c_str(), (long long)r->tensors,
+  std::printf("wrote %s: %lld tensors (%lld quantised), %.2f GB\n", o.output.c_str(), (long long)r->tensors,
               (long long)r->quantised_tensors, static_cast<double>(r->file_bytes) / 1e9);
   return 0;
 }

@@ -68,7 +68,8 @@ json InfoJson(const ModelInfo& i) {
       {"query", {{"images", q.images}, {"hd_num", q.hd_num}, {"grid", {q.grid_rows, q.grid_cols}},
                  {"context_tokens", q.context_tokens},
                  {"text_tokens", q.text_tokens}, {"threads", q.threads}, {"mode", TaskModeName(q.mode)},
-                 {"precision", PrecisionName(q.precision)}}},
+                 {"precision", PrecisionName(q.precision)},
+                 {"kv_type", KvCacheTypeName(q.kv_type)}}},
       {"weights_mapped", m.weights_mapped}, {"weights_owned", m.weights_owned}, {"weights_resident", m.weights_resident},
       {"prompt_tokens", m.prompt_tokens}, {"image_tokens", m.image_tokens}, {"context_tokens", m.context_tokens},
       {"kv_bytes_per_token", m.kv_bytes_per_token}, {"kv_cache", m.kv_cache},
@@ -117,9 +118,10 @@ void PrintInfo(const ModelInfo& i) {
                    q.grid_rows, q.grid_cols, (long long)m.image_tokens);
   else std::printf("%d image%s at hd_num %d (%lld image tokens)", q.images, q.images == 1 ? "" : "s", q.hd_num,
                    (long long)m.image_tokens);
-  std::printf(", %lld text tokens, context %lld tokens, %d thread%s, %s mode, %s precision\n", (long long)q.text_tokens,
-              (long long)m.context_tokens, q.threads, q.threads == 1 ? "" : "s", TaskModeName(q.mode),
-              PrecisionName(q.precision));
+  std::printf(", %lld text tokens, context %lld tokens, %d thread%s, %s mode, %s precision%s\n",
+              (long long)q.text_tokens, (long long)m.context_tokens, q.threads, q.threads == 1 ? "" : "s",
+              TaskModeName(q.mode), PrecisionName(q.precision),
+              q.kv_type == KvCacheType::kAuto ? "" : (std::string(", ") + KvCacheTypeName(q.kv_type) + " KV cache").c_str());
   std::printf("  weights      %s mapped, %s owned; %s resident for this request\n", Bytes(m.weights_mapped).c_str(),
               Bytes(m.weights_owned).c_str(), Bytes(m.weights_resident).c_str());
   std::printf("  KV cache     %s per token: %s for %lld tokens", Bytes(m.kv_bytes_per_token).c_str(),
@@ -165,6 +167,13 @@ int RunInfo(int argc, char** argv) {
           [&](const std::string& v) { mode = v; return Status::Ok(); }});
   fs.Add({"--threads", "-t", "N", "threads of the request (default: all cores): each keeps its kernel scratch",
           [&](const std::string& v) { return ParseInt("--threads", v, 1, 1024, &common.threads); }});
+  fs.Add({"--kv-type", "", "T", "KV cache type: f16, f32 or q8_0 (8-bit blocks: half of f16's memory, for long contexts); "
+          "default: f16, f32 under --precision f32",
+          [&](const std::string& v) {
+            auto t = ParseKvCacheType(v);
+            if (t.ok()) q.kv_type = *t;
+            return t.status();
+          }});
   fs.Add({"--precision", "", "P", "fast (default: f16 KV cache) or f32 (f32 KV cache), as ixc chat --precision",
           [&](const std::string& v) {
             auto p = ParsePrecision(v);

@@ -80,7 +80,12 @@ TEST(CliInfo, JsonCountsEqualTheHeaderSums) {
   InfoRun f32 = Ixc("info -m " + Model() + " --json --hd-num 4 --context 3000 -t 2 --precision f32");
   ASSERT_EQ(f32.code, 0) << f32.out;
   EXPECT_EQ(json::parse(f32.out)["memory"]["kv_bytes_per_token"], 1024);
+  InfoRun q8 = Ixc("info -m " + Model() + " --json --hd-num 4 --context 3000 -t 2 --kv-type q8_0");
+  ASSERT_EQ(q8.code, 0) << q8.out;
+  EXPECT_EQ(json::parse(q8.out)["memory"]["kv_bytes_per_token"], 2 * 2 * 2 * 34);  // 2 layers × (k, v) × 2 blocks
+  EXPECT_EQ(json::parse(q8.out)["memory"]["query"]["kv_type"], "q8_0");
   EXPECT_EQ(Ixc("info -m " + Model() + " --precision f8").code, 2);
+  EXPECT_EQ(Ixc("info -m " + Model() + " --kv-type q4_0").code, 2);
 }
 
 TEST(CliInfo, TextOutputPrintsEveryComponent) {
