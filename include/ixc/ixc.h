@@ -222,9 +222,10 @@ struct ModelInfo {
   std::string container;         // "safetensors" or "pytorch"
   int shards = 1;                // files the weights are spread over
   std::string format;            // the checkpoint's own description, e.g. "safetensors (2 shards)"
-  bool awq = false;              // 4-bit AWQ layers present (dequantised to F16 at load)
+  bool awq = false;              // 4-bit AWQ layers present
   int awq_bits = 0, awq_group_size = 0;
   int64_t awq_layers = 0;
+  int64_t awq_four_bit_layers = 0;  // of awq_layers, kept in 4 bits (groups of 128); the rest dequantised to F16
   std::vector<DTypeBytes> stored;        // bytes per dtype as stored in the files
   std::vector<DTypeBytes> loaded_mapped; // bound weights used in place, per dtype
   std::vector<DTypeBytes> loaded_owned;  // bound weights held in process memory, per dtype

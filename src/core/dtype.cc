@@ -12,18 +12,21 @@ size_t DTypeSize(DType t) {
     case DType::kF16: case DType::kBF16: return 2;
     case DType::kI64: case DType::kF64: return 8;
     case DType::kU8: case DType::kI8: case DType::kBool: return 1;
-    case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_0x8: return 0;
+    case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_0x8: case DType::kQ4G128x8: return 0;
   }
   return 0;
 }
 
-int64_t DTypeBlockValues(DType t) { return IsBlockType(t) ? 32 : 1; }
+int64_t DTypeBlockValues(DType t) { return t == DType::kQ4G128x8 ? kG128 : IsBlockType(t) ? 32 : 1; }
 int64_t DTypeBlockBytes(DType t) {
+  if (t == DType::kQ4G128x8) return static_cast<int64_t>(sizeof(BlockQ4G128x8) / 8);
   if (t == DType::kQ8_0) return static_cast<int64_t>(sizeof(BlockQ8_0));
   if (t == DType::kQ4_0 || t == DType::kQ4_0x8) return static_cast<int64_t>(sizeof(BlockQ4_0));
   return static_cast<int64_t>(DTypeSize(t));
 }
-bool IsBlockType(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_0x8; }
+bool IsBlockType(DType t) {
+  return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_0x8 || t == DType::kQ4G128x8;
+}
 
 void InterleaveQ4_0x8(void* data, int64_t rows, int64_t cols) {
   const int64_t nb = cols / kQ4Block;
@@ -104,6 +107,7 @@ const char* DTypeName(DType t) {
     case DType::kQ8_0: return "Q8_0";
     case DType::kQ4_0: return "Q4_0";
     case DType::kQ4_0x8: return "Q4_0x8";
+    case DType::kQ4G128x8: return "Q4G128x8";
   }
   return "?";
 }

@@ -8,7 +8,7 @@
 
 namespace ixc {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kI8, kF64, kBool, kQ8_0, kQ4_0, kQ4_0x8 };
+enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kI8, kF64, kBool, kQ8_0, kQ4_0, kQ4_0x8, kQ4G128x8 };
 
 // Bytes per element of a plain type; 0 for block-quantised types (use StorageBytes).
 size_t DTypeSize(DType t);
@@ -51,6 +51,19 @@ static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0), "a Q4_0x8 block hold
 inline int Q4x8Code(const BlockQ4_0x8& b, int j, int i) { return ((b.qs[j / 2][i] >> (4 * (j % 2))) & 15) - 8; }
 // Rewrites a Q4_0 matrix of `rows` (a multiple of 8) × `cols` (a multiple of 32) in place as Q4_0x8.
 void InterleaveQ4_0x8(void* data, int64_t rows, int64_t cols);
+
+// Q4G128x8 (never in files): AWQ's 4-bit weights (group 128, zero points) as the decode kernel reads them. Rows in
+// groups of 8; per group of 128 inputs one 560-byte block: each row's scale d (f16, AWQ's own) and offset m = −z·d
+// (f32, so d·c + m = (c − z)·d exactly), then for each 32-value quarter the row pairs' codes as in Q4_0x8. Value i
+// of row j is d[j]·code + m[j]. StorageBytes counts 70 bytes per 128 values (4.375 bits per weight).
+constexpr int kG128 = 128;
+struct BlockQ4G128x8 {
+  uint16_t d[8];
+  float m[8];
+  uint8_t qs[4][4][32];  // [quarter][row pair][value within the quarter]
+};
+static_assert(sizeof(BlockQ4G128x8) == 560, "8 rows × 128 values");
+inline int Q4G128Code(const BlockQ4G128x8& b, int j, int i) { return (b.qs[i / 32][j / 2][i % 32] >> (4 * (j % 2))) & 15; }
 
 // Quantises n values (a multiple of 32) to Q8_0 as GGUF does: d = max|x| / 127 rounded to f16, q = round(x / d).
 void QuantizeQ8_0(const float* x, void* blocks, int64_t n);

@@ -19,7 +19,7 @@ int64_t NumElements(const Shape& s) {
 
 std::vector<float> ToF32(const TensorView& t) {
   std::vector<float> out(t.numel());
-  if (t.dtype == DType::kQ4_0x8) {
+  if (t.dtype == DType::kQ4_0x8 || t.dtype == DType::kQ4G128x8) {
     for (int64_t r = 0; r < t.numel() / t.shape.back(); ++r) RowToF32(t, r, out.data() + r * t.shape.back());
   } else {
     ConvertToF32(t.dtype, t.data, out.data(), out.size());
@@ -29,6 +29,15 @@ std::vector<float> ToF32(const TensorView& t) {
 
 void RowToF32(const TensorView& t, int64_t r, float* out) {
   const int64_t cols = t.shape.back();
+  if (t.dtype == DType::kQ4G128x8) {
+    const auto* blocks = reinterpret_cast<const BlockQ4G128x8*>(t.row(r - r % 8));
+    const int j = static_cast<int>(r % 8);
+    for (int64_t g = 0; g < cols / kG128; ++g) {
+      const float d = F16ToF32(blocks[g].d[j]), m = blocks[g].m[j];
+      for (int i = 0; i < kG128; ++i) out[g * kG128 + i] = d * static_cast<float>(Q4G128Code(blocks[g], j, i)) + m;
+    }
+    return;
+  }
   if (t.dtype != DType::kQ4_0x8) {
     ConvertToF32(t.dtype, t.row(r), out, static_cast<size_t>(cols));
     return;

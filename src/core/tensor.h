@@ -24,8 +24,8 @@ struct TensorView {
   int64_t numel() const { return NumElements(shape); }
   size_t nbytes() const { return static_cast<size_t>(StorageBytes(dtype, numel())); }
   int64_t dim(int i) const { return shape[i < 0 ? shape.size() + i : i]; }
-  // Row r of a 2-D tensor, as raw bytes (block types: rows are whole blocks; Q4_0x8: r a multiple of 8, the start of
-  // its group).
+  // Row r of a 2-D tensor, as raw bytes (block types: rows are whole blocks; Q4_0x8 and Q4G128x8: r a multiple of 8,
+  // the start of its group).
   const uint8_t* row(int64_t r) const {
     return static_cast<const uint8_t*>(data) + StorageBytes(dtype, r * shape.back());
   }
@@ -33,7 +33,7 @@ struct TensorView {
 
 // Copies a float-typed view into float32 (for small tensors: norms, biases, GN tokens).
 std::vector<float> ToF32(const TensorView& t);
-// Row r of a 2-D tensor of any float or block type (Q4_0x8 included) as shape.back() floats.
+// Row r of a 2-D tensor of any float or block type (the interleaved ones included) as shape.back() floats.
 void RowToF32(const TensorView& t, int64_t r, float* out);
 
 }  // namespace ixc

@@ -61,15 +61,21 @@ const std::string& AwqFixture(std::string* why) {
   if (dir.empty()) GTEST_SKIP() << why_;               \
   static_assert(true)
 
-TEST(AwqLoad, DequantisedWeightsEqualTheScriptsExpectation) {
+// Loaded for inference the layers stay in 4 bits (Q4G128x8), holding (q − z)·s exactly: rounded to f16 they are
+// the script's dequantisation. Loaded as stored (ixc convert) they are that F16 dequantisation, bit for bit.
+TEST(AwqLoad, FourBitWeightsEqualTheScriptsExpectation) {
   REQUIRE_AWQ_FIXTURE(dir);
-  auto m = LoadModelImpl(dir + "/awq");
+  for (bool stored_layout : {false, true}) {
+  LoadOptions lo;
+  lo.model_dir = dir + "/awq";
+  auto m = LoadModelImpl(lo, stored_layout);
   ASSERT_TRUE(m.ok()) << m.status().message();
   const ModelImpl& impl = **m;
   EXPECT_TRUE(impl.quantization.present);
   EXPECT_EQ(impl.quantization.method, "awq");
   EXPECT_EQ(impl.quantization.bits, 4);
   EXPECT_EQ(impl.awq.layers, 10);  // 2 layers x 5 linears
+  EXPECT_EQ(impl.awq.four_bit, stored_layout ? 0 : 10);
   EXPECT_EQ(impl.awq.group_size, 128);
 
   auto dense = SafetensorsFile::Open(dir + "/dense/model.safetensors");
@@ -85,9 +91,21 @@ TEST(AwqLoad, DequantisedWeightsEqualTheScriptsExpectation) {
       const std::string x = "model.layers." + std::to_string(i) + "." + name;
       const TensorView& want = expected.at(x + ".weight");
       ASSERT_EQ(want.dtype, DType::kF16);
-      EXPECT_EQ(lw->weight.dtype, DType::kF16) << x;
+      EXPECT_EQ(lw->weight.dtype, stored_layout ? DType::kF16 : DType::kQ4G128x8) << x;
       EXPECT_EQ(lw->weight.shape, want.shape) << x;
-      EXPECT_EQ(std::memcmp(lw->weight.data, want.data, want.nbytes()), 0) << x << " differs from the script's dequantisation";
+      if (stored_layout) {
+        EXPECT_EQ(std::memcmp(lw->weight.data, want.data, want.nbytes()), 0) << x << " differs from the script's dequantisation";
+      } else {
+        std::vector<float> row(want.dim(1));
+        int64_t mismatches = 0;
+        for (int64_t r = 0; r < want.dim(0); ++r) {
+          RowToF32(lw->weight, r, row.data());
+          for (int64_t i = 0; i < want.dim(1); ++i) {
+            mismatches += F16ToF32(F32ToF16(row[i])) != F16ToF32(static_cast<const uint16_t*>(want.data)[r * want.dim(1) + i]);
+          }
+        }
+        EXPECT_EQ(mismatches, 0) << x << " differs from the script's dequantisation";
+      }
       // The Plora weights are used exactly as stored (spec §1.5): still BF16, same bytes as in the AWQ file.
       const TensorView& pa = impl.checkpoint->tensors().at(x + ".Plora_A.weight");
       EXPECT_EQ(lw->plora.a.dtype, DType::kBF16);
@@ -98,9 +116,12 @@ TEST(AwqLoad, DequantisedWeightsEqualTheScriptsExpectation) {
   EXPECT_EQ(checked, 10);
   // 16-bit tensors stay as stored: the embeddings are views of the file.
   EXPECT_EQ(impl.weights.text.tok_embeddings.data, impl.checkpoint->tensors().at("model.tok_embeddings.weight").data);
+  }
 }
 
-TEST(AwqLoad, GreedyChatGivesTheSameLogitsAsTheDenseTwin) {
+// The dense twin holds the F16-rounded weights; the 4-bit layers hold them exactly and decode with int8 activations.
+// Measured: 3.4e-4 relative L2 on the last logits, the same greedy tokens.
+TEST(AwqLoad, GreedyChatStaysCloseToTheDenseTwin) {
   REQUIRE_AWQ_FIXTURE(dir);
   auto awq = Model::Load({dir + "/awq"});
   auto dense = Model::Load({dir + "/dense"});
@@ -118,9 +139,11 @@ TEST(AwqLoad, GreedyChatGivesTheSameLogitsAsTheDenseTwin) {
   ASSERT_TRUE(ra.ok()) << ra.status().message();
   ASSERT_TRUE(rd.ok()) << rd.status().message();
   ASSERT_EQ(ra->tensors.last_logits.size(), rd->tensors.last_logits.size());
-  EXPECT_EQ(std::memcmp(ra->tensors.last_logits.data(), rd->tensors.last_logits.data(),
-                        ra->tensors.last_logits.size() * sizeof(float)), 0)
-      << "dequantised weights must give bit-identical logits";
+  const double err = testing::RelL2(ra->tensors.last_logits.data(), rd->tensors.last_logits.data(),
+                                    rd->tensors.last_logits.size());
+  RecordProperty("awq_vs_dense_last_logits_rel_l2", std::to_string(err));
+  std::printf("AWQ 4-bit vs dense twin: last logits rel L2 %.3g\n", err);
+  EXPECT_LE(err, 1e-2);
   EXPECT_EQ(ra->tokens, rd->tokens);
   EXPECT_EQ(ra->tokens.size(), 6u);
   // Text only and the write adapter (whose lora_sft/dpo tensors stay 16-bit beside the 4-bit base).
@@ -129,7 +152,8 @@ TEST(AwqLoad, GreedyChatGivesTheSameLogitsAsTheDenseTwin) {
   ra = sa.Chat(r);
   rd = sd.Chat(r);
   ASSERT_TRUE(ra.ok() && rd.ok());
-  EXPECT_EQ(ra->tensors.last_logits, rd->tensors.last_logits);
+  EXPECT_LE(testing::RelL2(ra->tensors.last_logits.data(), rd->tensors.last_logits.data(), rd->tensors.last_logits.size()),
+            1e-2);
 }
 
 TEST(AwqLoad, InconsistentFoldersGiveNamedErrors) {

@@ -193,7 +193,8 @@ void ReleasePages(const TensorView& t) {
 // 0.52 (4 bits + an f16 scale and a 4-bit zero per 128), i.e. the decoder linears of the 7B model take 14.0 GB
 // instead of 3.6 GB.
 Status DequantizeAwqLayers(const std::map<std::string, TensorView>& tensors, const QuantizationConfig& q,
-                           const LoadProgress& progress, ModelImpl* m, std::map<std::string, TensorView>* out) {
+                           const LoadProgress& progress, bool four_bit, ModelImpl* m,
+                           std::map<std::string, TensorView>* out) {
   const std::set<std::string> layers = AwqLayerNames(tensors);
   const std::string stage = "dequantising AWQ weights";
   if (progress) progress(stage, 0.0);
@@ -208,7 +209,7 @@ Status DequantizeAwqLayers(const std::map<std::string, TensorView>& tensors, con
       if (it != tensors.end()) one.insert(*it);
     }
     if (auto it = tensors.find(x + ".weight"); it != tensors.end()) one.insert(*it);
-    IXC_ASSIGN_OR_RETURN(std::unique_ptr<TensorSource> src, DequantizeAwq(one, &pool));
+    IXC_ASSIGN_OR_RETURN(std::unique_ptr<TensorSource> src, DequantizeAwq(one, &pool, four_bit));
     const TensorView& dense = src->tensors().at(x + ".weight");
     const int64_t groups = one.at(x + ".scales").dim(0);
     const int group = static_cast<int>(dense.dim(1) / groups);
@@ -218,6 +219,7 @@ Status DequantizeAwqLayers(const std::map<std::string, TensorView>& tensors, con
     }
     if (m->awq.group_size == 0) m->awq.group_size = group;
     m->awq.dense_bytes += static_cast<int64_t>(dense.nbytes());
+    if (dense.dtype == DType::kQ4G128x8) ++m->awq.four_bit;
     for (const char* part : kAwqParts) {
       ReleasePages(one.at(x + part));
       consumed.insert(x + part);
@@ -292,7 +294,7 @@ Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options, boo
   const std::map<std::string, TensorView>* tensors = &m->checkpoint->tensors();
   std::map<std::string, TensorView> with_dense;
   if (!AwqLayerNames(*tensors).empty()) {
-    Status s = DequantizeAwqLayers(*tensors, m->quantization, progress, m.get(), &with_dense);
+    Status s = DequantizeAwqLayers(*tensors, m->quantization, progress, !stored_layout, m.get(), &with_dense);
     if (!s.ok()) return s.WithContext(StrFormat("checkpoint in %s", dir.c_str()));
     tensors = &with_dense;
   }

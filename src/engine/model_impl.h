@@ -27,9 +27,10 @@ struct QuantizationConfig {
 
 // What the checkpoint's AWQ layers became at load.
 struct AwqLoadInfo {
-  int64_t layers = 0;      // X.qweight/qzeros/scales triples dequantised to dense F16 X.weight
+  int64_t layers = 0;      // X.qweight/qzeros/scales triples turned into X.weight
+  int64_t four_bit = 0;    // ...of which kept in 4 bits (Q4G128x8); the rest dequantised to dense F16
   int group_size = 0;      // from the scales' shapes (all layers agree)
-  int64_t dense_bytes = 0; // F16 bytes owned by the model
+  int64_t dense_bytes = 0; // bytes of the X.weight tensors, owned by the model
 };
 
 class ModelImpl {
@@ -56,9 +57,10 @@ Result<ModelConfig> ParseModelConfig(const std::string& json_text, const std::st
 // in the "gemm" packing is supported; anything else is Unimplemented with the method named.
 Result<QuantizationConfig> ParseQuantizationConfig(const std::string& json_text, const std::string& name);
 
-// Opens the folder's checkpoint, dequantises AWQ layers when there are any, binds the weights, loads the tokenizer,
-// and prepares the weights for the kernels (PrepareWeightsForKernels) unless `stored_layout` (ixc convert reads the
-// tensors as the file stores them).
+// Opens the folder's checkpoint, repacks AWQ layers when there are any (in 4 bits, or dequantised to F16 under
+// `stored_layout` or when their groups are not 128 inputs), binds the weights, loads the tokenizer, and prepares the
+// weights for the kernels (PrepareWeightsForKernels) unless `stored_layout` (ixc convert reads the tensors as the
+// file stores them, and AWQ layers as F16).
 Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options, bool stored_layout = false);
 Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const std::string& model_dir);
 

@@ -33,7 +33,7 @@ class WeightWalker {
   void View(const TensorView& t, WeightPart* part) {
     if (!t.valid()) return;
     const int64_t n = static_cast<int64_t>(t.nbytes());
-    const bool prepared = t.dtype == DType::kQ4_0x8;  // Q4_0 interleaved in place at load
+    const bool prepared = t.dtype == DType::kQ4_0x8;  // Q4_0 interleaved in place at load (AWQ's 4-bit are owned)
     const bool owned = prepared || owned_data_.count(t.data) != 0;
     (owned ? part->owned : part->mapped) += n;
     (owned ? owned_ : mapped_)[prepared ? "Q4_0" : DTypeName(t.dtype)] += n;
@@ -115,6 +115,7 @@ ModelInfo Model::Info(const MemoryQuery& query) const {
     info.awq_bits = m.quantization.present ? m.quantization.bits : 4;
     info.awq_group_size = m.awq.group_size;
     info.awq_layers = m.awq.layers;
+    info.awq_four_bit_layers = m.awq.four_bit;
   }
   std::map<std::string, int64_t> stored;
   for (const auto& [name, t] : m.checkpoint->tensors()) stored[DTypeName(t.dtype)] += static_cast<int64_t>(t.nbytes());

@@ -1,5 +1,6 @@
 #include "io/awq.h"
 
+#include <cstring>
 #include <set>
 #include <vector>
 
@@ -104,7 +105,53 @@ Status DequantizeAwqLinear(const std::string& name, const TensorView& qweight, c
   return Status::Ok();
 }
 
-Result<std::unique_ptr<TensorSource>> DequantizeAwq(const std::map<std::string, TensorView>& tensors, ThreadPool* pool) {
+bool AwqPacksNatively(const TensorView& qweight, const TensorView& scales) {
+  if (qweight.shape.size() != 2 || scales.shape.size() != 2 || scales.dim(0) <= 0) return false;
+  return qweight.dim(0) == scales.dim(0) * kG128;  // outputs come in 8s (8 per packed word) anyway
+}
+
+Status PackAwqLinear(const std::string& name, const TensorView& qweight, const TensorView& qzeros,
+                     const TensorView& scales, void* out, ThreadPool* pool) {
+  int64_t in, out_features, groups;
+  IXC_RETURN_IF_ERROR(CheckAwqShapes(name, qweight, qzeros, scales, &in, &out_features, &groups));
+  if (in != groups * kG128) {
+    return InvalidArgument(StrFormat("AWQ layer '%s': groups of %lld inputs; the 4-bit layout needs 128", name.c_str(),
+                                     static_cast<long long>(in / groups)));
+  }
+  const int64_t packed_out = out_features / 8;
+  const auto* q = static_cast<const uint32_t*>(qweight.data);
+  const auto* z = static_cast<const uint32_t*>(qzeros.data);
+  const auto* s = static_cast<const uint16_t*>(scales.data);
+  auto* blocks = static_cast<BlockQ4G128x8*>(out);
+  // Packed column c holds outputs 8c..8c+7: exactly one 8-row group, whose blocks are [c·groups, (c+1)·groups).
+  auto work = [&](int64_t c0, int64_t c1, int) {
+    uint8_t qn[8], zn[8];
+    for (int64_t c = c0; c < c1; ++c) {
+      for (int64_t g = 0; g < groups; ++g) {
+        BlockQ4G128x8& b = blocks[c * groups + g];
+        std::memset(b.qs, 0, sizeof(b.qs));
+        UnpackAwqNibbles(z[g * packed_out + c], zn);
+        for (int j = 0; j < 8; ++j) {
+          b.d[j] = s[g * out_features + c * 8 + j];
+          b.m[j] = -static_cast<float>(zn[j]) * F16ToF32(b.d[j]);  // exact: a 4-bit integer times an f16
+        }
+        for (int i = 0; i < kG128; ++i) {
+          UnpackAwqNibbles(q[(g * kG128 + i) * packed_out + c], qn);
+          for (int j = 0; j < 8; ++j) b.qs[i / 32][j / 2][i % 32] |= static_cast<uint8_t>(qn[j] << (4 * (j % 2)));
+        }
+      }
+    }
+  };
+  if (pool) {
+    pool->ParallelFor(packed_out, work);
+  } else {
+    work(0, packed_out, 0);
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<TensorSource>> DequantizeAwq(const std::map<std::string, TensorView>& tensors, ThreadPool* pool,
+                                                    bool four_bit) {
   std::set<std::string> layers;
   for (const auto& [name, view] : tensors) {
     for (const char* suffix : kSuffixes) {
@@ -127,9 +174,19 @@ Result<std::unique_ptr<TensorSource>> DequantizeAwq(const std::map<std::string, 
     }
     int64_t in, out, groups;
     IXC_RETURN_IF_ERROR(CheckAwqShapes(x, *parts[0], *parts[1], *parts[2], &in, &out, &groups));
+    TensorView v;
+    if (four_bit && AwqPacksNatively(*parts[0], *parts[2])) {
+      v.dtype = DType::kQ4G128x8;
+      IXC_ASSIGN_OR_RETURN(AlignedBuffer buf, AlignedBuffer::Allocate(static_cast<size_t>(StorageBytes(v.dtype, in * out))));
+      IXC_RETURN_IF_ERROR(PackAwqLinear(x, *parts[0], *parts[1], *parts[2], buf.data(), pool));
+      v.shape = {out, in};
+      v.data = buf.data();
+      src->tensors_.emplace(x + ".weight", v);
+      src->owned_.push_back(std::move(buf));
+      continue;
+    }
     IXC_ASSIGN_OR_RETURN(AlignedBuffer buf, AlignedBuffer::Allocate(static_cast<size_t>(in * out) * 2));
     IXC_RETURN_IF_ERROR(DequantizeAwqLinear(x, *parts[0], *parts[1], *parts[2], reinterpret_cast<uint16_t*>(buf.data()), pool));
-    TensorView v;
     v.dtype = DType::kF16;
     v.shape = {out, in};
     v.data = buf.data();

@@ -34,10 +34,19 @@ void UnpackAwqNibbles(uint32_t packed, uint8_t out[8]);
 Status DequantizeAwqLinear(const std::string& name, const TensorView& qweight, const TensorView& qzeros,
                            const TensorView& scales, uint16_t* out, ThreadPool* pool = nullptr);
 
-// Finds every X.qweight / X.qzeros / X.scales triple in `tensors` and returns a source of dense F16 `X.weight`
-// tensors [out, in] that owns their memory. A partial triple, or an X.weight that already exists beside the
-// quantised one, is an error naming X. Tensors that are not part of a triple are ignored (use them as stored).
+// Repacks one triple of group size 128 (out a multiple of 8) into Q4G128x8 blocks (core/dtype.h) at `out`
+// (StorageBytes(kQ4G128x8, out·in) bytes): d = the f16 scale, m = −z·d in f32, the codes as stored. Every weight is
+// then exactly (q − z)·s, which the F16 dequantisation rounds once more.
+Status PackAwqLinear(const std::string& name, const TensorView& qweight, const TensorView& qzeros,
+                     const TensorView& scales, void* out, ThreadPool* pool = nullptr);
+// Whether a triple's geometry has a native 4-bit layout (groups of 128 inputs, whole 8-row groups of outputs).
+bool AwqPacksNatively(const TensorView& qweight, const TensorView& scales);
+
+// Finds every X.qweight / X.qzeros / X.scales triple in `tensors` and returns a source of `X.weight` tensors
+// [out, in] that owns their memory: Q4G128x8 when `four_bit` and the layer packs natively, else dense F16. A partial
+// triple, or an X.weight that already exists beside the quantised one, is an error naming X. Tensors that are not
+// part of a triple are ignored (use them as stored).
 Result<std::unique_ptr<TensorSource>> DequantizeAwq(const std::map<std::string, TensorView>& tensors,
-                                                    ThreadPool* pool = nullptr);
+                                                    ThreadPool* pool = nullptr, bool four_bit = false);
 
 }  // namespace ixc

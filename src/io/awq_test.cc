@@ -4,6 +4,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -50,6 +51,36 @@ TEST(Awq, MatchesTorchReferenceExactly) {
       EXPECT_EQ(mismatches, 0) << name;
     }
   }
+}
+
+// The 4-bit layout keeps every weight exactly: (q − z)·s in f32, which the F16 dequantisation rounds once.
+TEST(Awq, FourBitLayoutHoldsTheExactWeights) {
+  auto q = SafetensorsFile::Open(Fixture("awq_small.safetensors"));
+  auto want = SafetensorsFile::Open(Fixture("awq_small_expected.safetensors"));
+  ASSERT_TRUE(q.ok() && want.ok());
+  auto got = DequantizeAwq((*q)->tensors(), nullptr, /*four_bit=*/true);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  int native = 0;
+  for (const auto& [name, w] : (*want)->tensors()) {
+    const TensorView& g = (*got)->tensors().at(name);
+    EXPECT_EQ(g.shape, w.shape) << name;
+    if (g.dtype != DType::kQ4G128x8) {  // groups other than 128 inputs stay F16
+      EXPECT_EQ(g.dtype, DType::kF16) << name;
+      continue;
+    }
+    ++native;
+    EXPECT_EQ(g.nbytes(), static_cast<size_t>(w.numel() / 128 * 70)) << "4.375 bits per weight";
+    std::vector<float> row(g.dim(1));
+    const auto* f16 = static_cast<const uint16_t*>(w.data);
+    int64_t mismatches = 0;
+    for (int64_t r = 0; r < g.dim(0); ++r) {
+      RowToF32(g, r, row.data());
+      // Compared as values: a zero difference times a negative scale is −0 upstream, +0 here.
+      for (int64_t i = 0; i < g.dim(1); ++i) mismatches += F16ToF32(F32ToF16(row[i])) != F16ToF32(f16[r * g.dim(1) + i]);
+    }
+    EXPECT_EQ(mismatches, 0) << name;
+  }
+  EXPECT_GT(native, 0) << "the fixture has a layer of group 128";
 }
 
 TEST(Awq, ValidatesTriples) {

@@ -90,6 +90,7 @@ void ManyRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, c
   const int64_t panels = (N + kNr - 1) / kNr;
   const int64_t mtasks = (T + kMc - 1) / kMc, ntasks = (panels + kNc - 1) / kNc, tasks = mtasks * ntasks;
   const auto* wbytes = static_cast<const uint8_t*>(w.data);
+  const bool interleaved = w.dtype == DType::kQ4_0x8 || w.dtype == DType::kQ4G128x8;
 
   auto task = [&](int64_t index, float* apack, float* bpack) {
     // Consecutive tasks share a column block, so threads working side by side read the same weight panels.
@@ -107,11 +108,12 @@ void ManyRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, c
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t n0 = p * kNr;
         const int nr = static_cast<int>(std::min<int64_t>(kNr, N - n0));
-        if (w.dtype == DType::kQ4_0x8) {
-          // Interleaved rows are widened a group at a time into f32 rows, then packed like f32 weights.
+        if (interleaved) {
+          // Interleaved rows are widened a group at a time into f32 rows, then packed like f32 weights. Their
+          // blocks for k0.. start StorageBytes(8·k0) into the group (k0 is a multiple of 256, so of any block).
           alignas(64) static thread_local float rows[kNr * kKc];
           for (int g = 0; g < nr; g += 8) {
-            kern.widen_x8(w.row(n0 + g) + (k0 / 32) * sizeof(BlockQ4_0x8), kc / 32, rows + g * kc, kc);
+            kern.widen_x8(w.dtype, w.row(n0 + g) + StorageBytes(w.dtype, 8 * k0), kc, rows + g * kc, kc);
           }
           kern.pack_b(DType::kF32, rows, kc, nr, kc, bpack);
         } else {
@@ -157,6 +159,7 @@ void MatMul(const float* x, int64_t T, int64_t K, const TensorView& w, const flo
             ThreadPool* pool) {
   if (T <= 0 || w.dim(0) <= 0) return;
   IXC_DCHECK(w.dtype != DType::kQ4_0x8 || w.dim(0) % 8 == 0);
+  IXC_DCHECK(w.dtype != DType::kQ4G128x8 || (w.dim(0) % 8 == 0 && K % kG128 == 0));
   const gemm::Kernels& kern = gemm::KernelsFor(ActiveIsa());
   if (T < kFewRows) {
     FewRows(kern, x, T, K, w, bias, y, accumulate, pool);

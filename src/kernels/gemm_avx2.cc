@@ -366,7 +366,66 @@ void RowsX8(const int8_t* xq, const float* xd, const float* xds, int64_t nb, con
   for (int j = 0; j < 8; ++j) out[j] = HorizontalSum(acc[j]) + c[j];
 }
 
-void WidenX8(const void* blocks, int64_t nb, float* out, int64_t ldo) {
+// One activation row against the 8 rows of a Q4G128x8 group: as RowsX8, with a scale and an offset per 128 inputs
+// (the offset's term m·d·Σq is the per-lane correction) and unsigned codes.
+void RowsG128(const int8_t* xq, const float* xd, const float* xds, int64_t nb, const BlockQ4G128x8* w, float* out) {
+  const char* next = reinterpret_cast<const char*>(w + nb / 4);
+  __m256 acc[8];
+  for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+  __m256 corr = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
+  alignas(32) float scale[8];
+  for (int64_t g = 0; g < nb / 4; ++g) {
+    const BlockQ4G128x8& blk = w[g];
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.d)));
+    const __m256 m = _mm256_loadu_ps(blk.m);
+    for (int quarter = 0; quarter < 4; ++quarter) {
+      const int64_t b = g * 4 + quarter;
+      const char* pf = next + b * 140;
+      _mm_prefetch(pf, _MM_HINT_T0);
+      _mm_prefetch(pf + 64, _MM_HINT_T0);
+      _mm_prefetch(pf + 128, _MM_HINT_T0);
+      _mm256_store_ps(scale, _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + b)));
+      corr = _mm256_fmadd_ps(m, _mm256_broadcast_ss(xds + b), corr);
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
+      for (int p = 0; p < 4; ++p) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs[quarter][p]));
+        const __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+        const __m256i d0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x), ones);
+        const __m256i d1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x), ones);
+        acc[2 * p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_broadcast_ss(scale + 2 * p), acc[2 * p]);
+        acc[2 * p + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_broadcast_ss(scale + 2 * p + 1), acc[2 * p + 1]);
+      }
+    }
+  }
+  alignas(32) float c[8];
+  _mm256_store_ps(c, corr);
+  for (int j = 0; j < 8; ++j) out[j] = HorizontalSum(acc[j]) + c[j];
+}
+
+void WidenX8(DType dtype, const void* blocks, int64_t n, float* out, int64_t ldo) {
+  if (dtype == DType::kQ4G128x8) {
+    const auto* blk = static_cast<const BlockQ4G128x8*>(blocks);
+    const __m128i mask = _mm_set1_epi8(15);
+    for (int64_t g = 0; g < n / kG128; ++g) {
+      for (int quarter = 0; quarter < 4; ++quarter)
+        for (int p = 0; p < 4; ++p)
+          for (int half = 0; half < 2; ++half) {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[g].qs[quarter][p] + 16 * half));
+            const __m128i codes[2] = {_mm_and_si128(v, mask), _mm_and_si128(_mm_srli_epi16(v, 4), mask)};
+            for (int r = 0; r < 2; ++r) {
+              const int j = 2 * p + r;
+              const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk[g].d[j])), m = _mm256_set1_ps(blk[g].m[j]);
+              float* o = out + j * ldo + g * kG128 + quarter * 32 + 16 * half;
+              _mm256_storeu_ps(o, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(codes[r])), m));
+              _mm256_storeu_ps(o + 8, _mm256_fmadd_ps(
+                  d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(codes[r], 8))), m));
+            }
+          }
+    }
+    return;
+  }
+  const int64_t nb = n / 32;
   const auto* blk = static_cast<const BlockQ4_0x8*>(blocks);
   const __m128i mask = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
   for (int64_t b = 0; b < nb; ++b) {
@@ -388,10 +447,14 @@ void WidenX8(const void* blocks, int64_t nb, float* out, int64_t ldo) {
 }
 
 void RowsInt8(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_t ldw, int nw, float* out) {
-  if (dtype == DType::kQ4_0x8) {
+  if (dtype == DType::kQ4_0x8 || dtype == DType::kQ4G128x8) {
     for (int r = 0; r < nx; ++r) {  // later rows find the group's 18 KB in L1/L2
       const int64_t o = r * x.blocks;
-      RowsX8(x.q + o * 32, x.d + o, x.ds + o, x.blocks, static_cast<const BlockQ4_0x8*>(w), out + r * kRowsW);
+      if (dtype == DType::kQ4_0x8) {
+        RowsX8(x.q + o * 32, x.d + o, x.ds + o, x.blocks, static_cast<const BlockQ4_0x8*>(w), out + r * kRowsW);
+      } else {
+        RowsG128(x.q + o * 32, x.d + o, x.ds + o, x.blocks, static_cast<const BlockQ4G128x8*>(w), out + r * kRowsW);
+      }
     }
     return;
   }

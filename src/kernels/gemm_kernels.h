@@ -45,10 +45,11 @@ struct Kernels {
                float* out);
   // out[r·kRowsW + j] = Σ_b dw[j][b] · x.d[r][b] · Σ_i code_w[j][b·32 + i] · x.q[r][b·32 + i] for r < nx (1..kRowsX),
   // j < nw (1..kRowsW), b < x.blocks; W row j at w + j·StorageBytes(dtype, ldw), dtype Q8_0 or Q4_0 (code − 8);
-  // or Q4_0x8 with w the start of an 8-row group and nw = 8.
+  // or Q4_0x8 / Q4G128x8 (d·code + m) with w the start of an 8-row group and nw = 8.
   void (*rows_int8)(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_t ldw, int nw, float* out);
-  // out[j·ldo + b·32 + i] = value i of block b of row j (j < 8, b < nb) of Q4_0x8 blocks starting at `blocks`.
-  void (*widen_x8)(const void* blocks, int64_t nb, float* out, int64_t ldo);
+  // out[j·ldo + i] = value i of row j (j < 8, i < n) of the Q4_0x8 or Q4G128x8 blocks starting at `blocks` (n a
+  // multiple of their block's 32 or 128 values).
+  void (*widen_x8)(DType dtype, const void* blocks, int64_t n, float* out, int64_t ldo);
   // One row of `blocks` 32-value blocks for rows_int8: d = max|x| / 127, q = x · (127 / max|x|) rounded to nearest
   // even (0 for an all-zero block), ds = d·Σq. Every set gives bit-identical results.
   void (*quantise)(const float* x, int64_t blocks, int8_t* q, float* d, float* ds);

@@ -71,6 +71,14 @@ void RowsInt8(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_
         const int8_t* xq = x.q + (r * x.blocks + b) * 32;
         int32_t dot = 0;
         float dw;
+        if (dtype == DType::kQ4G128x8) {
+          const BlockQ4G128x8& blk = reinterpret_cast<const BlockQ4G128x8*>(wb)[b / 4];
+          for (int i = 0; i < 32; ++i) dot += Q4G128Code(blk, j, static_cast<int>(b % 4) * 32 + i) * xq[i];
+          // Σ(d·c + m)·x over the quarter: d·Σc·x + m·Σx, with x = dx·q.
+          const float dx = x.d[r * x.blocks + b];
+          acc += F16ToF32(blk.d[j]) * dx * static_cast<float>(dot) + blk.m[j] * x.ds[r * x.blocks + b];
+          continue;
+        }
         if (dtype == DType::kQ4_0x8) {
           const BlockQ4_0x8& blk = reinterpret_cast<const BlockQ4_0x8*>(wb)[b];
           for (int i = 0; i < 32; ++i) dot += Q4x8Code(blk, j, i) * xq[i];
@@ -107,7 +115,17 @@ void Quantise(const float* x, int64_t blocks, int8_t* q, float* d, float* ds) {
   }
 }
 
-void WidenX8(const void* blocks, int64_t nb, float* out, int64_t ldo) {
+void WidenX8(DType dtype, const void* blocks, int64_t n, float* out, int64_t ldo) {
+  if (dtype == DType::kQ4G128x8) {
+    const auto* blk = static_cast<const BlockQ4G128x8*>(blocks);
+    for (int j = 0; j < 8; ++j)
+      for (int64_t g = 0; g < n / kG128; ++g) {
+        const float d = F16ToF32(blk[g].d[j]), m = blk[g].m[j];
+        for (int i = 0; i < kG128; ++i) out[j * ldo + g * kG128 + i] = d * static_cast<float>(Q4G128Code(blk[g], j, i)) + m;
+      }
+    return;
+  }
+  const int64_t nb = n / 32;
   const auto* blk = static_cast<const BlockQ4_0x8*>(blocks);
   for (int j = 0; j < 8; ++j)
     for (int64_t b = 0; b < nb; ++b) {

@@ -30,7 +30,24 @@ Weights MakeWeights(int64_t n, int64_t k, DType dtype, uint32_t seed) {
   w.f32 = RandomFloats(n * k, seed);
   w.exact = w.f32;
   w.view = TensorView{dtype, {n, k}, w.f32.data()};
-  if (IsBlockType(dtype)) {
+  if (dtype == DType::kQ4G128x8) {
+    // AWQ-like rows: random 4-bit codes, scales and zero points, 8 rows × 128 inputs a block.
+    w.blocks.resize(StorageBytes(dtype, n * k));
+    auto* blocks = reinterpret_cast<BlockQ4G128x8*>(w.blocks.data());
+    const auto r = RandomFloats(static_cast<int64_t>(w.blocks.size()), seed + 1, 0.f, 1.f);
+    for (int64_t b = 0; b < n / 8 * (k / kG128); ++b) {
+      for (int j = 0; j < 8; ++j) {
+        const float u = r[(b * 8 + j) % r.size()];
+        blocks[b].d[j] = F32ToF16(0.002f + 0.01f * u);
+        blocks[b].m[j] = -std::floor(16 * r[(b * 8 + j + 3) % r.size()]) * F16ToF32(blocks[b].d[j]);
+      }
+      for (int i = 0; i < 512; ++i) {
+        reinterpret_cast<uint8_t*>(blocks[b].qs)[i] = static_cast<uint8_t>(256 * r[(b * 512 + i) % r.size()]);
+      }
+    }
+    w.view.data = w.blocks.data();
+    for (int64_t row = 0; row < n; ++row) RowToF32(w.view, row, w.exact.data() + row * k);
+  } else if (IsBlockType(dtype)) {
     const DType stored = dtype == DType::kQ4_0x8 ? DType::kQ4_0 : dtype;
     w.blocks.resize(StorageBytes(stored, n * k));
     QuantizeBlocks(stored, w.f32.data(), w.blocks.data(), n * k);
@@ -123,9 +140,11 @@ TEST(Gemm, BlockTypesMatchScalarTwin) {
                                                           {8, 33, 64}, {40, 50, 544}, {1, 8, 4096}};
   for (Isa isa : LevelsToTest()) {
     ScopedIsaLimit limit(isa);
-    for (DType dtype : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_0x8})
+    for (DType dtype : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_0x8, DType::kQ4G128x8})
     for (auto [T, N, K] : shapes) {
-      if (dtype == DType::kQ4_0x8) N = (N + 7) / 8 * 8;  // interleaved matrices have whole 8-row groups
+      // Interleaved matrices have whole 8-row groups; AWQ's layout whole groups of 128 inputs.
+      if (dtype == DType::kQ4_0x8 || dtype == DType::kQ4G128x8) N = (N + 7) / 8 * 8;
+      if (dtype == DType::kQ4G128x8) K = (K + 127) / 128 * 128;
       const std::string what = std::string(IsaName(isa)) + " " + DTypeName(dtype) + " T=" + std::to_string(T) +
                                " N=" + std::to_string(N) + " K=" + std::to_string(K);
       auto x = RandomFloats(T * K, 6);

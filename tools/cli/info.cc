@@ -54,7 +54,10 @@ json InfoJson(const ModelInfo& i) {
   json j;
   j["model_dir"] = i.model_dir;
   j["format"] = {{"container", i.container}, {"shards", i.shards}, {"description", i.format}, {"awq", i.awq}};
-  if (i.awq) j["format"]["awq_detail"] = {{"bits", i.awq_bits}, {"group_size", i.awq_group_size}, {"layers", i.awq_layers}};
+  if (i.awq) {
+    j["format"]["awq_detail"] = {{"bits", i.awq_bits}, {"group_size", i.awq_group_size}, {"layers", i.awq_layers},
+                                 {"four_bit_layers", i.awq_four_bit_layers}};
+  }
   j["dtypes"] = {{"stored", DTypeJson(i.stored)}, {"loaded_mapped", DTypeJson(i.loaded_mapped)},
                  {"loaded_owned", DTypeJson(i.loaded_owned)}};
   j["config"] = {{"layers", i.layers}, {"hidden", i.hidden}, {"intermediate", i.intermediate}, {"heads", i.heads},
@@ -87,7 +90,10 @@ void PrintInfo(const ModelInfo& i) {
   std::string format = i.container + (i.shards > 1 ? " (" + std::to_string(i.shards) + " shards)" : " (1 file)");
   if (i.awq) {
     format += ", AWQ " + std::to_string(i.awq_bits) + "-bit, group " + std::to_string(i.awq_group_size) + ": " +
-              std::to_string(i.awq_layers) + " layers dequantised to F16 at load";
+              std::to_string(i.awq_layers) + " layers, " +
+              (i.awq_four_bit_layers == i.awq_layers
+                   ? std::string("kept in 4 bits")
+                   : std::to_string(i.awq_layers - i.awq_four_bit_layers) + " of them dequantised to F16 at load");
   }
   std::printf("format       %s\n", format.c_str());
   std::printf("config       %lld layers, hidden %lld, intermediate %lld, heads %lld/%lld, vocab %lld, max positions %lld\n",

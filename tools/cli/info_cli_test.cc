@@ -140,7 +140,10 @@ TEST(CliInfo, AwqFolderEndToEnd) {
   EXPECT_EQ(j["format"]["awq_detail"]["group_size"], 128);
   EXPECT_EQ(j["format"]["awq_detail"]["layers"], 10);
   EXPECT_TRUE(j["dtypes"]["stored"].contains("I32"));
-  EXPECT_TRUE(j["dtypes"]["loaded_owned"].contains("F16"));
+  EXPECT_EQ(j["format"]["awq_detail"]["four_bit_layers"], 10);
+  // The 4-bit layers are owned in their kernel layout; no F16 copy of them exists.
+  EXPECT_TRUE(j["dtypes"]["loaded_owned"].contains("Q4G128x8")) << j["dtypes"].dump();
+  EXPECT_FALSE(j["dtypes"]["loaded_owned"].contains("F16")) << j["dtypes"].dump();
 
   const std::string ask = " -p 'What colour is the circle?' --image " + ixc::testing::GoldenDir() +
                           "/images/synth3.png --greedy -n 5 --json -t 2";
