@@ -39,10 +39,13 @@ struct BenchOptions {
   std::string model_dir;    // a model folder, loaded as Model::Load does; empty: synthetic weights
   // Synthetic only:
   std::string config_path;  // shapes from this config.json; empty: the real IXC-2.5 shapes
-  std::string type = "bf16";  // weight dtype: bf16, f16 or f32
+  std::string type = "bf16";  // weight type: bf16, f16, f32, q8_0 or q4_0 (model/weight_types.h)
   int layers = 0;           // decoder layers (0: the config's)
   int vit_layers = 0;       // vision layers (0: the config's)
   uint64_t seed = 1;
+  // One model (decoder, vision tower, Partial LoRA) for every stage, so that peak_rss_mb is the memory of a model
+  // serving image questions at decode_context tokens; by default text stages get a decoder alone.
+  bool one_model = false;
   // Both:
   int threads = 0;                 // 0: all hardware threads (the pool Sessions of that size share)
   Precision precision = Precision::kFast;  // as SessionOptions: the KV cache type follows it...

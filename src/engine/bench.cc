@@ -511,6 +511,10 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   vision_so.web_rank = vision_so.sft_rank = vision_so.dpo_rank = 0;
   text_so.plora_rank = 0;
   text_so.vision = false;
+  if (o.one_model) {
+    text_so.plora_rank = kPloraRank;
+    text_so.vision = true;
+  }
   vision_so.plora_rank = kPloraRank;  // a checkpoint with a vision tower must have Partial LoRA (the binder checks)
   vision_so.vision = true;
   const int64_t available = AvailableMemoryBytes();
@@ -564,9 +568,10 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
     return owned->get();
   };
 
+  std::unique_ptr<ModelImpl> one;  // --one-model: built for the first group, kept for the second
   if (run_text) {
     std::unique_ptr<ModelImpl> owned;
-    IXC_ASSIGN_OR_RETURN(const ModelImpl* m, model_for(text_so, &owned));
+    IXC_ASSIGN_OR_RETURN(const ModelImpl* m, model_for(text_so, o.one_model ? &one : &owned));
     r.decode_weight_bytes = DecodeWeightBytes(m->weights.text);
     if (Has(r.stages, BenchStage::kPrefill)) {
       runner.Say("prefill: %lld-token prompt", (long long)kPrefillTokens);
@@ -579,7 +584,10 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
 
   if (run_vit || run_image) {
     std::unique_ptr<ModelImpl> owned;
-    IXC_ASSIGN_OR_RETURN(const ModelImpl* m, model_for(vision_so, &owned));
+    const ModelImpl* m = one.get();
+    if (!m) {
+      IXC_ASSIGN_OR_RETURN(m, model_for(vision_so, &owned));
+    }
     if (r.decode_weight_bytes == 0) r.decode_weight_bytes = DecodeWeightBytes(m->weights.text);
     IXC_ASSIGN_OR_RETURN(std::vector<std::vector<int>> text, QuestionText(*m, &runner));
     work = ComputeBenchWork(config, plora_rank, static_cast<int64_t>(text[0].size() + text[1].size()));

@@ -183,6 +183,9 @@ int RunBench(int argc, char** argv) {
             }
             return Status::Ok();
           }});
+  fs.Add({"--one-model", "", "", "synthetic: one model (decoder, vision tower, Partial LoRA) for every stage, so the peak "
+          "RSS is that of a model serving image questions (default: text stages get a decoder alone)",
+          [&](const std::string&) { o.one_model = true; return Status::Ok(); }});
   fs.Add({"--threads", "-t", "N", "worker threads (default: all cores)",
           [&](const std::string& v) { return ParseInt("--threads", v, 1, 1024, &o.threads); }});
   fs.Add({"--kv-type", "", "T", "KV cache type: f16, f32 or q8_0 (8-bit blocks: half of f16's memory, for long contexts); "

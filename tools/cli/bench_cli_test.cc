@@ -88,12 +88,30 @@ TEST(CliBench, SkippedStagesAreNullAndDashes) {
   EXPECT_GT(jq["decode_tok_s"].get<double>(), 0);
   EXPECT_LT(jq["decode_weight_bytes"].get<int64_t>(), j["decode_weight_bytes"].get<int64_t>());
 
+  // Q4_0 linears (interleaved at load) with a q8_0 KV cache: fewer bytes again, and the cache's bytes per position
+  // are 34 per 32 values.
+  CliRun q4 = ixc::testing::RunIxc(args + " --type q4_0 --kv-type q8_0 --json", false);
+  ASSERT_EQ(q4.code, 0) << q4.out;
+  const json j4 = json::parse(q4.out);
+  EXPECT_EQ(j4["type"], "q4_0");
+  EXPECT_EQ(j4["kv_type"], "q8_0");
+  EXPECT_EQ(j4["decode_kv_bytes"], 4096 * 2 * 1 * 64 / 32 * 34);
+  EXPECT_GT(j4["decode_tok_s"].get<double>(), 0);
+  EXPECT_LT(j4["decode_weight_bytes"].get<int64_t>(), jq["decode_weight_bytes"].get<int64_t>());
+
   // Decoding from an empty cache, as llama-bench's tg test does.
   CliRun z = ixc::testing::RunIxc(args + " --decode-context 0 --json", false);
   ASSERT_EQ(z.code, 0) << z.out;
   EXPECT_EQ(json::parse(z.out)["decode_context"], 0);
   EXPECT_EQ(json::parse(z.out)["decode_kv_bytes"], 0);
   EXPECT_EQ(ixc::testing::RunIxc(args + " --decode-context -1", false).code, 2);
+
+  // One model for text and vision stages.
+  CliRun one = ixc::testing::RunIxc("bench --synthetic --config " + TinyConfig() + kQuick +
+                                        " --stages decode,vit --one-model --json", false);
+  ASSERT_EQ(one.code, 0) << one.out;
+  EXPECT_GT(json::parse(one.out)["decode_tok_s"].get<double>(), 0);
+  EXPECT_GT(json::parse(one.out)["vit_tile_s"].get<double>(), 0);
 
   // The vision stage alone (its synthetic model still needs Partial LoRA beside the tower).
   CliRun v = ixc::testing::RunIxc("bench --synthetic --config " + TinyConfig() + kQuick + " --stages vit --json", false);
