@@ -419,6 +419,38 @@ TEST(MemoryEstimate, PrefillChunksAtFiveHundredTwelveRows) {
             512 * 512 * 4);
 }
 
+// Issue 35's long-context case: the 7B model converted with --type q4_0 (decoder linears Q4_0, interleaved in owned
+// pages at load; the other matrices Q8_0, mapped) and a q8_0 KV cache, asked a 96K-token text question.
+TEST(MemoryEstimate, Q4_0ModelWithAQ8_0CacheFitsA96KRequestIn24GB) {
+  const ModelConfig c;
+  const LoraRanks ranks;
+  WeightBytes w = WeightBytesForConfig(c, 2, ranks, /*vision=*/true);  // bf16, then re-typed as convert stores it
+  auto q8 = [](int64_t bf16_bytes) { return StorageBytes(DType::kQ8_0, bf16_bytes / 2); };
+  const DecoderConfig& d = c.text;
+  const int64_t linears = d.num_hidden_layers * (d.qkv_dim() * d.hidden_size + 2 * d.hidden_size * d.hidden_size +
+                                                 3 * d.intermediate_size * d.hidden_size);
+  w.decoder.owned += StorageBytes(DType::kQ4_0, linears);
+  w.decoder.mapped = 0;
+  for (WeightPart* p : {&w.embedding, &w.output, &w.plora, &w.web, &w.sft, &w.dpo, &w.projector}) p->mapped = q8(p->mapped);
+  w.embedding_row_bytes = StorageBytes(DType::kQ8_0, d.hidden_size);
+  const int64_t patch = c.vision.hidden_size * c.vision.num_channels * c.vision.patch_size * c.vision.patch_size * 2;
+  w.vision.mapped = patch + q8(w.vision.mapped - patch);
+  RequestShape r;
+  r.threads = 2;
+  r.text_tokens = 98304 - 512;
+  r.context_tokens = 98304;
+  r.kv_dtype = DType::kQ8_0;
+  const MemoryEstimate e = EstimateMemory(c, w, ranks, r);
+  RecordProperty("q4_0_96k_total_gib", std::to_string(static_cast<double>(e.total) / (1 << 30)));
+  std::printf("q4_0 + q8_0 KV, 96K tokens: %.2f GiB (weights %.2f, KV %.2f)\n", static_cast<double>(e.total) / (1 << 30),
+              static_cast<double>(e.weights_resident) / (1 << 30), static_cast<double>(e.kv_cache) / (1 << 30));
+  EXPECT_EQ(e.kv_cache, int64_t{98304} * 2 * 32 * 1024 / 32 * 34);
+  EXPECT_LT(e.total, int64_t{24} << 30);
+  // With the default f16 cache it is 6 GiB more, still within 24 GB.
+  r.kv_dtype = DType::kF16;
+  EXPECT_GT(EstimateMemory(c, w, ranks, r).total - e.total, int64_t{5} << 30);
+}
+
 TEST(MemoryEstimate, RequestsTouchOnlyTheWeightsTheyUse) {
   const ModelConfig c;
   const LoraRanks ranks;
