@@ -10,6 +10,7 @@
 
 #include "core/testing.h"
 #include "engine/memory_estimate.h"
+#include "model/vision.h"
 #include "engine/model_impl.h"
 #include "io/safetensors.h"
 #include "ixc/ixc.h"
@@ -378,7 +379,7 @@ TEST(MemoryEstimate, ImagesTokensAndMediaBuffers) {
   EXPECT_EQ(MediaBytes(c.vision, im), 3 * 800 * 600 + 3 * canvas + 12 * canvas + 5 * view);
 }
 
-TEST(MemoryEstimate, VisionEncodesViewsInBatchesOfEight) {
+TEST(MemoryEstimate, VisionEncodesViewsInBatches) {
   const ModelConfig c;
   // Per thread: the matmul's packed rows and widened panel, the attention's scratch.
   const int64_t kernel = (192 * 256 + 8 + 256 * 16) * 4 + (320 << 10);
@@ -389,12 +390,13 @@ TEST(MemoryEstimate, VisionEncodesViewsInBatchesOfEight) {
   const int64_t fixed2 = 2 * 3 * 560 * 560 * 4 + 2 * 1600 * 1024 * 4 + 2 * 1600 * 1024 * 4;
   EXPECT_EQ(VisionEncodeBytes(c, im, 1), fixed2 + clip2 + kernel);
   EXPECT_EQ(VisionEncodeBytes(c, im, 2), fixed2 + clip2 + 2 * kernel) << "threads add only their kernel scratch";
-  // 25 views: batches of 8, so the tower's buffers are those of 8 views.
+  // 25 views: batches of kMaxViewsPerBatch (2), so the tower's buffers are those of 2 views.
   const ImageShape big{4, 6, 0};
-  const int64_t clip8 = (1600 * 588 + 8 * 1601 * (6 * 1024 + 4096)) * 4;
+  const int64_t b = kMaxViewsPerBatch;
+  const int64_t clip_b = (1600 * 588 + b * 1601 * (6 * 1024 + 4096)) * 4;
   EXPECT_EQ(VisionEncodeBytes(c, big, 1),
-            25 * (3 * 560 * 560 * 4 + 1600 * 1024 * 4) + 8 * 1600 * 1024 * 4 +
-                std::max(clip8, ImageTokens(c.vision, big) * (4096 + 2 * 4096) * 4) + kernel);
+            25 * (3 * 560 * 560 * 4 + 1600 * 1024 * 4) + b * 1600 * 1024 * 4 +
+                std::max(clip_b, ImageTokens(c.vision, big) * (4096 + 2 * 4096) * 4) + kernel);
 }
 
 TEST(MemoryEstimate, PrefillChunksAtFiveHundredTwelveRows) {

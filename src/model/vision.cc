@@ -78,8 +78,8 @@ void EncodeImage(const ModelConfig& c, const VisionWeights& w, std::span<const f
   const int64_t H = v.hidden_size, g = v.grid(), m = v.merged_grid(), M = v.merged_dim(), D = c.text.hidden_size;
   const int64_t nviews = static_cast<int64_t>(views.size());
   std::vector<std::vector<float>> feats(nviews, std::vector<float>(v.num_patches() * H));
-  // Views go through the tower together, so each weight is read once per batch and every product has many rows;
-  // batches are capped to bound the activations' memory (hd_num 24 makes 25 views).
+  // Views go through the tower a few at a time (kMaxViewsPerBatch): each weight is read once per batch, and the
+  // activations stay bounded (hd_num 24 makes 25 views).
   std::vector<float> batch_features;
   for (int64_t b0 = 0; b0 < nviews; b0 += kMaxViewsPerBatch) {
     const int64_t n = std::min(kMaxViewsPerBatch, nviews - b0);
