@@ -605,7 +605,8 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
     }
   }
 
-  // The bandwidth again, now that the stages' weights are freed.
+  // The bandwidth again, now that the stages' weights are freed (the probe's buffer must not add to peak_rss_mb).
+  one.reset();
   runner.Say("measuring read bandwidth again");
   r.bandwidth_gbs_end = ProbeReadBandwidth(&pool, probe_bytes).gbs;
   r.bandwidth_gbs = std::max(r.bandwidth_gbs_start, r.bandwidth_gbs_end);
