@@ -332,6 +332,20 @@ void RowsInt8Q(const QuantisedRows& x, int nx, const void* w, int64_t ldw, int n
   }
 }
 
+// acc[j] += scale[j] · Σ_i code[j][i]·x[i] for the 8 rows of one 32-value block whose row pairs' 4-bit codes are in
+// qs[pair][i] (low nibble: row 2·pair, high: 2·pair + 1); codes are unsigned, x signed int8.
+inline void DotRowPairs(const uint8_t (*qs)[32], __m256i x, const float* scale, __m256 acc[8]) {
+  const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
+  for (int p = 0; p < 4; ++p) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs[p]));
+    const __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+    const __m256i d0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x), ones);
+    const __m256i d1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x), ones);
+    acc[2 * p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_broadcast_ss(scale + 2 * p), acc[2 * p]);
+    acc[2 * p + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_broadcast_ss(scale + 2 * p + 1), acc[2 * p + 1]);
+  }
+}
+
 // One activation row against the 8 rows of a Q4_0x8 group. The layout exists for this loop: the 8 scales convert
 // in one instruction, each 32-byte load holds two rows' codes, and the −8 offset's correction is one vector (lane j
 // for row j) per block, so a row's block costs the four instructions of its dot product and scaling.
@@ -340,7 +354,6 @@ void RowsX8(const int8_t* xq, const float* xd, const float* xds, int64_t nb, con
   __m256 acc[8];
   for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
   __m256 corr = _mm256_setzero_ps();
-  const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
   alignas(32) float scale[8];
   for (int64_t b = 0; b < nb; ++b) {
     _mm_prefetch(next + b * 144, _MM_HINT_T0);
@@ -350,15 +363,7 @@ void RowsX8(const int8_t* xq, const float* xd, const float* xds, int64_t nb, con
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.d)));
     _mm256_store_ps(scale, _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + b)));
     corr = _mm256_fmadd_ps(dw, _mm256_set1_ps(-xds[b]), corr);
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
-    for (int p = 0; p < 4; ++p) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs[p]));
-      const __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-      const __m256i d0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x), ones);
-      const __m256i d1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x), ones);
-      acc[2 * p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_broadcast_ss(scale + 2 * p), acc[2 * p]);
-      acc[2 * p + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_broadcast_ss(scale + 2 * p + 1), acc[2 * p + 1]);
-    }
+    DotRowPairs(blk.qs, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32)), scale, acc);
   }
   // The correction was per block −dw·d·Σq per lane j; the dot products' lanes are summed here.
   alignas(32) float c[8];
@@ -373,7 +378,6 @@ void RowsG128(const int8_t* xq, const float* xd, const float* xds, int64_t nb, c
   __m256 acc[8];
   for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
   __m256 corr = _mm256_setzero_ps();
-  const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
   alignas(32) float scale[8];
   for (int64_t g = 0; g < nb / 4; ++g) {
     const BlockQ4G128x8& blk = w[g];
@@ -387,15 +391,7 @@ void RowsG128(const int8_t* xq, const float* xd, const float* xds, int64_t nb, c
       _mm_prefetch(pf + 128, _MM_HINT_T0);
       _mm256_store_ps(scale, _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + b)));
       corr = _mm256_fmadd_ps(m, _mm256_broadcast_ss(xds + b), corr);
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
-      for (int p = 0; p < 4; ++p) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs[quarter][p]));
-        const __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-        const __m256i d0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x), ones);
-        const __m256i d1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x), ones);
-        acc[2 * p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_broadcast_ss(scale + 2 * p), acc[2 * p]);
-        acc[2 * p + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_broadcast_ss(scale + 2 * p + 1), acc[2 * p + 1]);
-      }
+      DotRowPairs(blk.qs[quarter], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32)), scale, acc);
     }
   }
   alignas(32) float c[8];
@@ -464,26 +460,15 @@ void RowsInt8(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_
 
 // The scalar Quantise's arithmetic, 32 values at a time: the same max, the same products, cvtps rounds to nearest even.
 void Quantise(const float* x, int64_t blocks, int8_t* q, float* d, float* ds) {
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   for (int64_t b = 0; b < blocks; ++b) {
     const float* xb = x + b * 32;
     __m256 v[4];
     for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xb + 8 * i);
-    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
-                             _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    const float amax = _mm_cvtss_f32(h);
+    const float amax = avx2::AbsMax32(v);
     const __m256 inv = _mm256_set1_ps(amax > 0.f ? 127.f / amax : 0.f);
     __m256i n[4];
     for (int i = 0; i < 4; ++i) n[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], inv));
-    // int32 → int8 (values within ±127, so the saturating packs are exact); packs work per 128-bit lane, so the
-    // dwords end up in the order 0 2 4 6 1 3 5 7 and a permute puts them back.
-    const __m256i w16a = _mm256_packs_epi32(n[0], n[1]), w16b = _mm256_packs_epi32(n[2], n[3]);
-    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w16a, w16b),
-                                                      _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * 32), bytes);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * 32), avx2::PackInt8(n));
     const __m256i s = _mm256_add_epi32(_mm256_add_epi32(n[0], n[1]), _mm256_add_epi32(n[2], n[3]));
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));

@@ -46,6 +46,24 @@ __attribute__((target("avx2"))) static inline float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
+// max |v[i]| over the 32 values of four vectors (one quantisation block).
+__attribute__((target("avx2,fma"))) static inline float AbsMax32(const __m256 v[4]) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
+                                 _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+// 32 int32 values within ±127 as 32 int8 in order. The saturating packs are exact for such values; they work per
+// 128-bit lane, so the dwords end up in the order 0 2 4 6 1 3 5 7 and a permute puts them back.
+__attribute__((target("avx2,fma"))) static inline __m256i PackInt8(const __m256i n[4]) {
+  const __m256i w16a = _mm256_packs_epi32(n[0], n[1]), w16b = _mm256_packs_epi32(n[2], n[3]);
+  return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w16a, w16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
 }  // namespace ixc::avx2
 
 #endif  // __x86_64__

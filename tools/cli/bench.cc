@@ -188,13 +188,7 @@ int RunBench(int argc, char** argv) {
           [&](const std::string&) { o.one_model = true; return Status::Ok(); }});
   fs.Add({"--threads", "-t", "N", "worker threads (default: all cores)",
           [&](const std::string& v) { return ParseInt("--threads", v, 1, 1024, &o.threads); }});
-  fs.Add({"--kv-type", "", "T", "KV cache type: f16, f32 or q8_0 (8-bit blocks: half of f16's memory, for long contexts); "
-          "default: f16, f32 under --precision f32",
-          [&](const std::string& v) {
-            auto t = ParseKvCacheType(v);
-            if (t.ok()) o.kv_type = *t;
-            return t.status();
-          }});
+  fs.Add(KvTypeFlag(&o.kv_type));
   fs.Add({"--precision", "", "P", "fast (default: f16 KV cache) or f32, as ixc chat",
           [&](const std::string& v) {
             auto p = ParsePrecision(v);

@@ -29,6 +29,16 @@ int Fail(const Status& s) {
   return s.code() == StatusCode::kInvalidArgument ? 2 : 1;
 }
 
+Flag KvTypeFlag(KvCacheType* out) {
+  return {"--kv-type", "", "T", "KV cache type: f16, f32 or q8_0 (8-bit blocks: half of f16's memory, for long contexts); "
+          "default: f16, f32 under --precision f32",
+          [out](const std::string& v) {
+            auto t = ParseKvCacheType(v);
+            if (t.ok()) *out = *t;
+            return t.status();
+          }};
+}
+
 void AddCommonFlags(FlagSet& fs, CommonArgs& a) {
   fs.Add({"--model", "-m", "DIR", "model folder (Hugging Face layout: config.json, *.safetensors or *.bin, tokenizer.model); "
           "default: $IXC_MODEL, else the bundled demo model",
@@ -41,13 +51,7 @@ void AddCommonFlags(FlagSet& fs, CommonArgs& a) {
             if (p.ok()) a.precision = *p;
             return p.status();
           }});
-  fs.Add({"--kv-type", "", "T", "KV cache type: f16, f32 or q8_0 (8-bit blocks: half of f16's memory, for long contexts); "
-          "default: f16, f32 under --precision f32",
-          [&](const std::string& v) {
-            auto t = ParseKvCacheType(v);
-            if (t.ok()) a.kv_type = *t;
-            return t.status();
-          }});
+  fs.Add(KvTypeFlag(&a.kv_type));
   fs.Add({"--isa", "", "LEVEL", "use kernels up to this instruction set: scalar, avx2, avx512, avx512bf16, amx "
           "(default: the best the CPU has; $IXC_ISA does the same)",
           [&](const std::string& v) { return LimitInstructionSet(v); }});

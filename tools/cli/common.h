@@ -28,6 +28,8 @@ struct CommonArgs {
   bool help = false;
 };
 
+// --kv-type, parsed into *out (chat's flag group, info and bench).
+Flag KvTypeFlag(KvCacheType* out);
 void AddCommonFlags(FlagSet& fs, CommonArgs& a);
 void AddMediaFlags(FlagSet& fs, ChatRequest& r);
 void AddGenerationFlags(FlagSet& fs, GenerationOptions& g);

@@ -173,13 +173,7 @@ int RunInfo(int argc, char** argv) {
           [&](const std::string& v) { mode = v; return Status::Ok(); }});
   fs.Add({"--threads", "-t", "N", "threads of the request (default: all cores): each keeps its kernel scratch",
           [&](const std::string& v) { return ParseInt("--threads", v, 1, 1024, &common.threads); }});
-  fs.Add({"--kv-type", "", "T", "KV cache type: f16, f32 or q8_0 (8-bit blocks: half of f16's memory, for long contexts); "
-          "default: f16, f32 under --precision f32",
-          [&](const std::string& v) {
-            auto t = ParseKvCacheType(v);
-            if (t.ok()) q.kv_type = *t;
-            return t.status();
-          }});
+  fs.Add(KvTypeFlag(&q.kv_type));
   fs.Add({"--precision", "", "P", "fast (default: f16 KV cache) or f32 (f32 KV cache), as ixc chat --precision",
           [&](const std::string& v) {
             auto p = ParsePrecision(v);
