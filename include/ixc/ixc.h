@@ -120,6 +120,10 @@ struct ChatRequest {
   std::string font_path;              // video frame labels: empty = SimHei.ttf in the model folder, else a CJK system font
   int64_t max_image_pixels = 200'000'000;  // decoded images/frames larger than this are refused (decompression bombs)
   TaskMode mode = TaskMode::kBase;
+  // Most tokens a prompt (text + image) may have, and most new tokens; 0: the config's max_length (16384 in IXC-2.5,
+  // where the reference's chat() cuts). Raise it for long contexts: past max_position_embeddings RoPE's dynamic NTK
+  // scaling applies, as in the reference. At most 1,048,576.
+  int64_t max_length = 0;
   GenerationOptions generation;
   ReplyStyle reply_style = ReplyStyle::kChat;
   bool capture_tensors = false;       // fill ChatResult::tensors (for --dump-tensors and tests)
@@ -284,6 +288,14 @@ struct ConvertOptions {
                               // linears as Q4_0, the other matrices as for q8_0. Norms, biases and the patch
                               // embedding stay as for bf16.
   LoadProgress progress;      // loading stages, then "writing <type>"
+  // Random weights instead of a model (model_dir empty): the shapes of the config.json `synthetic_config` (empty:
+  // the real IXC-2.5 shapes, rope_scaling dynamic ×2) with the real adapter ranks (Partial LoRA, sft and dpo 256,
+  // web 512), generated as `ixc bench --synthetic` does, and `tokenizer` (a tokenizer.model) inside. For measuring
+  // a full-size mapped file on machines without the real weights.
+  bool synthetic = false;
+  std::string synthetic_config;
+  std::string tokenizer;
+  uint64_t seed = 1;
 };
 struct ConvertReport {
   int64_t tensors = 0;

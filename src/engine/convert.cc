@@ -11,6 +11,8 @@
 #include "core/thread_pool.h"
 #include "engine/gguf_model.h"
 #include "engine/model_impl.h"
+#include "kernels/probe.h"
+#include "model/synthetic.h"
 #include "model/weight_types.h"
 #include "ixc/ixc.h"
 
@@ -45,6 +47,69 @@ void StoreFloats(DType t, const float* x, uint8_t* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = t == DType::kBF16 ? F32ToBf16(x[i]) : F32ToF16(x[i]);
 }
 
+
+std::map<std::string, GgufValue> Metadata(const std::string& name, const std::string& config_text,
+                                          const std::string& tokenizer) {
+  std::map<std::string, GgufValue> metadata;
+  metadata["general.architecture"] = GgufValue::String(kGgufArchitecture);
+  metadata["general.name"] = GgufValue::String(name);
+  metadata[kGgufKeyFormat] = GgufValue::U32(1);
+  metadata[kGgufKeyConfig] = GgufValue::String(config_text);
+  metadata[kGgufKeyTokenizer] = GgufValue::Bytes(std::vector<uint8_t>(tokenizer.begin(), tokenizer.end()));
+  return metadata;
+}
+
+Status Write(const ConvertOptions& o, const std::map<std::string, GgufValue>& metadata,
+             const std::vector<GgufTensor>& tensors) {
+  const std::string stage = "writing " + o.type;
+  if (o.progress) o.progress(stage, 0.0);
+  return WriteGguf(o.output, metadata, tensors, [&](size_t done, size_t total) {
+    if (o.progress) o.progress(stage, static_cast<double>(done) / static_cast<double>(total));
+  });
+}
+
+// The real checkpoint's adapter ranks (spec §1.3), which a synthetic full-size file copies.
+constexpr int64_t kPloraRank = 256, kWebRank = 512, kSftRank = 256, kDpoRank = 256;
+
+Result<ConvertReport> ConvertSynthetic(const ConvertOptions& o, WeightType type) {
+  if (o.tokenizer.empty()) return InvalidArgument("a synthetic model needs a tokenizer.model to hold");
+  ModelConfig config;
+  config.text.rope_scaling_type = "dynamic";
+  config.text.rope_scaling_factor = 2.0;
+  if (!o.synthetic_config.empty()) {
+    IXC_ASSIGN_OR_RETURN(std::string text, ReadFileToString(o.synthetic_config, 16u << 20));
+    IXC_ASSIGN_OR_RETURN(config, ParseModelConfig(text, o.synthetic_config));
+  }
+  IXC_ASSIGN_OR_RETURN(std::string tokenizer, ReadFileToString(o.tokenizer, 64u << 20));
+  SyntheticOptions so;
+  so.seed = o.seed;
+  so.type = type;
+  so.plora_rank = kPloraRank;
+  so.web_rank = kWebRank;
+  so.sft_rank = kSftRank;
+  so.dpo_rank = kDpoRank;
+  const int64_t need = SyntheticCheckpointBytes(config, so), available = AvailableMemoryBytes();
+  if (available > 0 && need > available) {
+    return ResourceExhausted(StrFormat("synthetic %s weights need %.1f GB, but only %.1f GB of memory is available",
+                                       o.type.c_str(), need / 1e9, available / 1e9));
+  }
+  if (o.progress) o.progress("generating synthetic weights", 0.0);
+  std::shared_ptr<ThreadPool> pool = SharedThreadPool(0);
+  std::unique_ptr<SyntheticCheckpoint> ck = MakeSyntheticCheckpoint(config, so, pool.get());
+  if (o.progress) o.progress("generating synthetic weights", 1.0);
+  ConvertReport report;
+  std::vector<GgufTensor> out;
+  for (const auto& [name, view] : ck->tensors) {
+    out.push_back(GgufTensor{name, view.dtype, view.shape, view.data, {}});
+    ++report.tensors;
+    if (IsBlockType(view.dtype)) ++report.quantised_tensors;
+  }
+  IXC_RETURN_IF_ERROR(Write(o, Metadata("synthetic " + o.type, ModelConfigJson(config), tokenizer), out));
+  std::error_code ec;
+  report.file_bytes = static_cast<int64_t>(std::filesystem::file_size(o.output, ec));
+  return report;
+}
+
 }  // namespace
 
 Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
@@ -54,6 +119,10 @@ Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
     return InvalidArgument("unknown type '" + o.type + "' (bf16, q8_0 or q4_0)");
   }
   if (o.output.empty()) return InvalidArgument("no output file given");
+  if (o.synthetic != o.model_dir.empty()) {
+    return InvalidArgument(o.synthetic ? "give either a model or synthetic weights, not both" : "no model given");
+  }
+  if (o.synthetic) return ConvertSynthetic(o, type);
   std::error_code ec;
   if (fs::exists(o.output, ec) && fs::equivalent(o.output, o.model_dir, ec)) {
     return InvalidArgument("the output would overwrite the input " + o.model_dir);
@@ -79,12 +148,8 @@ Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
     if (j.is_object()) j.erase("quantization_config");
     config_text = j.dump(2);
   }
-  std::map<std::string, GgufValue> metadata;
-  metadata["general.architecture"] = GgufValue::String(kGgufArchitecture);
-  metadata["general.name"] = GgufValue::String(fs::path(o.model_dir).filename().string());
-  metadata[kGgufKeyFormat] = GgufValue::U32(1);
-  metadata[kGgufKeyConfig] = GgufValue::String(config_text);
-  metadata[kGgufKeyTokenizer] = GgufValue::Bytes(std::vector<uint8_t>(tokenizer.begin(), tokenizer.end()));
+  const std::map<std::string, GgufValue> metadata =
+      Metadata(fs::path(o.model_dir).filename().string(), config_text, tokenizer);
 
   std::shared_ptr<ThreadPool> pool = SharedThreadPool(0);
   ConvertReport report;
@@ -118,11 +183,7 @@ Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
     ++report.tensors;
     out.push_back(std::move(t));
   }
-  const std::string stage = "writing " + o.type;
-  if (o.progress) o.progress(stage, 0.0);
-  IXC_RETURN_IF_ERROR(WriteGguf(o.output, metadata, out, [&](size_t done, size_t total) {
-    if (o.progress) o.progress(stage, static_cast<double>(done) / static_cast<double>(total));
-  }));
+  IXC_RETURN_IF_ERROR(Write(o, metadata, out));
   report.file_bytes = static_cast<int64_t>(fs::file_size(o.output, ec));
   return report;
 }

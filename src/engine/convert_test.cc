@@ -6,8 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include "core/mapped_file.h"
 #include "core/testing.h"
 #include "engine/gguf_model.h"
+#include "engine/model_impl.h"
 #include "io/gguf.h"
 #include "ixc/ixc.h"
 
@@ -174,13 +176,13 @@ TEST(Convert, RefusesBadRequestsAndForeignFiles) {
   // GGUF files that are not ixc models: another architecture, and one without the config.
   float w = 1.f;
   std::map<std::string, GgufValue> md = {{"general.architecture", GgufValue::String("llama")}};
-  ASSERT_TRUE(WriteGguf(dir + "/llama.gguf", md, {{"w", DType::kF32, {1}, &w}}).ok());
+  ASSERT_TRUE(WriteGguf(dir + "/llama.gguf", md, {{"w", DType::kF32, {1}, &w, {}}}).ok());
   auto m = Model::Load({dir + "/llama.gguf"});
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("'llama'"), std::string::npos) << m.status().message();
   md["general.architecture"] = GgufValue::String(kGgufArchitecture);
   md[kGgufKeyFormat] = GgufValue::U32(1);
-  ASSERT_TRUE(WriteGguf(dir + "/noconfig.gguf", md, {{"w", DType::kF32, {1}, &w}}).ok());
+  ASSERT_TRUE(WriteGguf(dir + "/noconfig.gguf", md, {{"w", DType::kF32, {1}, &w, {}}}).ok());
   m = Model::Load({dir + "/noconfig.gguf"});
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find(kGgufKeyConfig), std::string::npos) << m.status().message();
@@ -191,6 +193,82 @@ TEST(Convert, RefusesBadRequestsAndForeignFiles) {
   ASSERT_TRUE(ConvertModel(o).ok());
   o.model_dir = good;
   EXPECT_NE(ConvertModel(o).status().message().find("overwrite"), std::string::npos);
+}
+
+TEST(Convert, ConfigJsonReadsBackToTheSameConfig) {
+  ModelConfig c;
+  c.text.num_hidden_layers = 3;
+  c.text.rope_scaling_type = "dynamic";
+  c.text.rope_scaling_factor = 2.0;
+  c.text.rms_norm_eps = 3e-6;
+  c.vision.num_hidden_layers = 5;
+  c.vision.layer_norm_eps = 2e-5;
+  auto back = ParseModelConfig(ModelConfigJson(c), "round trip");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(ModelConfigJson(*back), ModelConfigJson(c));
+  EXPECT_EQ(back->text.num_hidden_layers, 3);
+  EXPECT_EQ(back->text.rope_scaling_type, "dynamic");
+  EXPECT_EQ(back->text.rms_norm_eps, 3e-6);
+  EXPECT_EQ(back->vision.num_hidden_layers, 5);
+  EXPECT_TRUE(back->vision_config_present);
+  c.text.rope_scaling_type.clear();
+  back = ParseModelConfig(ModelConfigJson(c), "round trip");
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->text.rope_scaling_type.empty());
+}
+
+// A synthetic file holds exactly the weights `ixc bench --synthetic` generates for the same shapes and seed, with
+// the real adapter ranks, and loads like any converted model.
+TEST(Convert, SyntheticFileHoldsTheBenchWeights) {
+  IXC_REQUIRE_GOLDEN();
+  const std::string dir = testing::MakeTempDir("convert");
+  ConvertOptions o;
+  o.synthetic = true;
+  o.synthetic_config = GoldenModelDir() + "/config.json";
+  o.tokenizer = GoldenModelDir() + "/tokenizer.model";
+  o.output = dir + "/syn.gguf";
+  o.type = "q4_0";
+  o.seed = 7;
+  auto rep = ConvertModel(o);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_GT(rep->quantised_tensors, 0);
+  auto model = Model::Load({o.output});
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  const ModelInfo info = (*model)->Info();
+  const int64_t hidden = info.hidden, layers = info.layers, inter = info.intermediate;
+  const int64_t qkv = hidden + 2 * hidden * info.kv_heads / info.heads;
+  // Rank r on every linear: A is [r, in], B is [out, r].
+  auto lora = [&](int64_t r) { return layers * r * (hidden + qkv + hidden + hidden + hidden + inter + 2 * (hidden + inter)); };
+  EXPECT_EQ(info.parameters.plora, lora(256));
+  EXPECT_EQ(info.parameters.web, lora(512));
+  EXPECT_EQ(info.parameters.sft, lora(256));
+  EXPECT_EQ(info.parameters.dpo, lora(256));
+
+  auto config = ParseModelConfig(*ReadFileToString(o.synthetic_config, 1 << 20), "config");
+  ASSERT_TRUE(config.ok());
+  SyntheticOptions so;
+  so.seed = 7;
+  so.type = WeightType::kQ4_0;
+  so.plora_rank = so.sft_rank = so.dpo_rank = 256;
+  so.web_rank = 512;
+  auto bench = MakeSyntheticModelImpl(*config, so);
+  ASSERT_TRUE(bench.ok()) << bench.status().message();
+  const DecoderWeights& a = (*model)->impl().weights.text;
+  const DecoderWeights& b = (*bench)->weights.text;
+  for (const auto& [x, y] : {std::pair{&a.layers[1].w2.weight, &b.layers[1].w2.weight},
+                             {&a.layers[0].wqkv.plora.a, &b.layers[0].wqkv.plora.a},
+                             {&a.layers[0].wo.web.b, &b.layers[0].wo.web.b},
+                             {&a.output, &b.output}}) {
+    ASSERT_EQ(x->dtype, y->dtype);
+    ASSERT_EQ(x->nbytes(), y->nbytes());
+    EXPECT_EQ(std::memcmp(x->data, y->data, x->nbytes()), 0);
+  }
+
+  o.synthetic_config.clear();
+  o.tokenizer.clear();
+  EXPECT_NE(ConvertModel(o).status().message().find("tokenizer"), std::string::npos);
+  o.model_dir = GoldenModelDir();
+  EXPECT_FALSE(ConvertModel(o).ok());
 }
 
 }  // namespace

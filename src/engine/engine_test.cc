@@ -177,6 +177,41 @@ TEST_F(EngineTest, BadRequestsAreRejectedWithReasons) {
   EXPECT_FALSE(s.Chat(r).ok());
 }
 
+// The prompt limit is the config's max_length unless the request sets its own (ixc chat --ctx-size): a request may
+// both lower it and raise it past the config's, and the limit bounds max_new_tokens too.
+TEST_F(EngineTest, RequestMaxLengthReplacesTheConfigsLimit) {
+  Session s(Golden(), {1});
+  ChatRequest r;
+  r.query = "Describe a quiet morning by the sea in a few words.";
+  r.generation.do_sample = false;
+  r.generation.max_new_tokens = 2;
+  r.max_length = 8;
+  auto res = s.Chat(r);
+  ASSERT_FALSE(res.ok());
+  EXPECT_EQ(res.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(res.status().message().find("over the request's max_length of 8"), std::string::npos) << res.status().message();
+  r.max_length = 0;
+  res = s.Chat(r);
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  const int64_t prompt = res->prompt_tokens;
+  r.max_length = prompt;
+  EXPECT_TRUE(s.Chat(r).ok());
+  // The golden config's max_length is 16384: a longer history is refused unless the request allows it.
+  std::string long_text;
+  for (int i = 0; i < 20000; ++i) long_text += "stars ";  // a token or more per word
+  r.history = {{long_text, "ok"}};
+  r.max_length = 0;
+  res = s.Chat(r);
+  ASSERT_FALSE(res.ok());
+  EXPECT_NE(res.status().message().find("model's max_length of 16384"), std::string::npos) << res.status().message();
+  r.history.clear();
+  r.max_length = 4;
+  r.generation.max_new_tokens = 5;
+  EXPECT_NE(s.Chat(r).status().message().find("max_new_tokens must be between 1 and 4"), std::string::npos);
+  r.max_length = -1;
+  EXPECT_FALSE(s.Chat(r).ok());
+}
+
 TEST_F(EngineTest, ProgressReportsEveryStageInOrder) {
   Session s(Golden(), {2});
   ChatRequest r;

@@ -116,6 +116,35 @@ Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string&
   return mc;
 }
 
+std::string ModelConfigJson(const ModelConfig& mc) {
+  const DecoderConfig& c = mc.text;
+  const VisionConfig& v = mc.vision;
+  json j = {
+      {"architectures", {"InternLMXComposer2ForCausalLM"}},
+      {"model_type", "internlmxcomposer2"},
+      {"vocab_size", c.vocab_size},
+      {"hidden_size", c.hidden_size},
+      {"intermediate_size", c.intermediate_size},
+      {"num_hidden_layers", c.num_hidden_layers},
+      {"num_attention_heads", c.num_attention_heads},
+      {"num_key_value_heads", c.num_key_value_heads},
+      {"hidden_act", "silu"},
+      {"max_position_embeddings", c.max_position_embeddings},
+      {"rms_norm_eps", c.rms_norm_eps},
+      {"rope_theta", c.rope_theta},
+      {"bias", false},
+      {"max_length", c.max_length},
+      {"vision_config",
+       {{"image_size", v.image_size}, {"patch_size", v.patch_size}, {"hidden_size", v.hidden_size},
+        {"num_hidden_layers", v.num_hidden_layers}, {"num_attention_heads", v.num_attention_heads},
+        {"intermediate_size", v.intermediate_size}, {"hidden_act", v.hidden_act},
+        {"layer_norm_eps", v.layer_norm_eps}, {"num_channels", v.num_channels}}},
+  };
+  j["rope_scaling"] = nullptr;
+  if (!c.rope_scaling_type.empty()) j["rope_scaling"] = {{"type", c.rope_scaling_type}, {"factor", c.rope_scaling_factor}};
+  return j.dump(2);
+}
+
 Result<QuantizationConfig> ParseQuantizationConfig(const std::string& text, const std::string& name) {
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument(StrFormat("%s is not a valid JSON object", name.c_str()));

@@ -52,6 +52,8 @@ class ModelImpl {
 
 // Parses a Hugging Face config.json (the real keys, optional vision_config). `name` is used in errors.
 Result<ModelConfig> ParseModelConfig(const std::string& json_text, const std::string& name);
+// The inverse: a config.json ParseModelConfig reads back to `c` (with vision_config, whether or not `c` had one).
+std::string ModelConfigJson(const ModelConfig& c);
 
 // Parses a "quantization_config" object; absent or null gives present = false. Only 4-bit AWQ with zero points
 // in the "gemm" packing is supported; anything else is Unimplemented with the method named.

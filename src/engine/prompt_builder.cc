@@ -151,9 +151,11 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
     total += static_cast<int64_t>(ids[k].size());
     if (k < n_images) total += image_rows[k];
   }
-  if (total > c.max_length) {
-    return ResourceExhausted(StrFormat("the prompt is %lld tokens, over the model's max_length of %lld; use fewer or "
-                                       "smaller images (--hd-num) or a shorter history", (long long)total, (long long)c.max_length));
+  const int64_t max_length = r.max_length > 0 ? r.max_length : c.max_length;
+  if (total > max_length) {
+    return ResourceExhausted(StrFormat("the prompt is %lld tokens, over the %s max_length of %lld; use fewer or smaller "
+                                       "images (--hd-num), a shorter history, or a larger context", (long long)total,
+                                       r.max_length > 0 ? "request's" : "model's", (long long)max_length));
   }
 
   PromptSequence seq;

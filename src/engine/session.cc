@@ -33,9 +33,11 @@ AdapterMode ToAdapter(TaskMode m) {
   }
 }
 
-Status ValidateGeneration(const GenerationOptions& g, const DecoderConfig& c) {
-  if (g.max_new_tokens < 1 || g.max_new_tokens > c.max_length) {
-    return InvalidArgument(StrFormat("max_new_tokens must be between 1 and %lld", (long long)c.max_length));
+constexpr int64_t kMaxLength = int64_t{1} << 20;  // ChatRequest::max_length's bound
+
+Status ValidateGeneration(const GenerationOptions& g, int64_t max_length, int64_t vocab_size) {
+  if (g.max_new_tokens < 1 || g.max_new_tokens > max_length) {
+    return InvalidArgument(StrFormat("max_new_tokens must be between 1 and %lld", (long long)max_length));
   }
   if (g.num_beams < 1 || g.num_beams > kMaxBeams) return InvalidArgument(StrFormat("num_beams must be between 1 and %d", kMaxBeams));
   if (!(g.temperature > 0) || !std::isfinite(g.temperature)) return InvalidArgument("temperature must be positive");
@@ -43,7 +45,7 @@ Status ValidateGeneration(const GenerationOptions& g, const DecoderConfig& c) {
   if (g.top_k < 0) return InvalidArgument("top_k must be >= 0 (0 = off)");
   if (!(g.repetition_penalty > 0) || !std::isfinite(g.repetition_penalty)) return InvalidArgument("repetition_penalty must be positive");
   for (int id : g.stop_ids)
-    if (id < 0 || id >= c.vocab_size) return InvalidArgument(StrFormat("stop id %d is outside the vocabulary", id));
+    if (id < 0 || id >= vocab_size) return InvalidArgument(StrFormat("stop id %d is outside the vocabulary", id));
   return Status::Ok();
 }
 
@@ -81,7 +83,10 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
   const Tokenizer& tok = *model_.tokenizer;
   IXC_RETURN_IF_ERROR(CheckModeAvailable(model_, r.mode));
   GenerationOptions gen = r.generation;
-  IXC_RETURN_IF_ERROR(ValidateGeneration(gen, c));
+  if (r.max_length < 0 || r.max_length > kMaxLength) {
+    return InvalidArgument(StrFormat("max_length must be between 1 and %lld (0: the model's)", (long long)kMaxLength));
+  }
+  IXC_RETURN_IF_ERROR(ValidateGeneration(gen, r.max_length > 0 ? r.max_length : c.max_length, c.vocab_size));
   gen.stop_ids.push_back(tok.eos_id());
   if (gen.stop_at_end_of_turn) gen.stop_ids.push_back(tok.im_end_id());
   std::sort(gen.stop_ids.begin(), gen.stop_ids.end());

@@ -82,6 +82,14 @@ int RunChat(int argc, char** argv) {
   fs.Add({"--mode", "", "MODE", "base (default), web or write: which task adapter runs",
           [&](const std::string& v) { mode = v; return Status::Ok(); }});
   AddGenerationFlags(fs, req.generation);
+  fs.Add({"--ctx-size", "-c", "N", "most tokens a prompt (text and images) may have (default: the model's max_length, "
+          "16384, where the reference cuts); raise it for long contexts, as far as memory allows (see ixc info)",
+          [&](const std::string& v) {
+            int n = 0;
+            Status st = ParseInt("--ctx-size", v, 1, 1 << 20, &n);
+            req.max_length = n;
+            return st;
+          }});
   fs.Add({"--preset", "", "NAME", "readme: the model card's settings (3 beams, no sampling, meta instruction on)",
           [&](const std::string& v) {
             if (v != "readme") return InvalidArgument("unknown preset '" + v + "' (readme)");

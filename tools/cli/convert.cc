@@ -22,16 +22,29 @@ int RunConvert(int argc, char** argv) {
             o.type = v;
             return Status::Ok();
           }});
+  fs.Add({"--synthetic", "", "", "random weights of the real IXC-2.5 shapes and adapter ranks instead of a model (for "
+          "measuring a full-size file without the real weights); needs --tokenizer",
+          [&](const std::string&) { o.synthetic = true; return Status::Ok(); }});
+  fs.Add({"--config", "", "FILE", "with --synthetic: the shapes of this config.json",
+          [&](const std::string& v) { o.synthetic_config = v; return Status::Ok(); }});
+  fs.Add({"--tokenizer", "", "FILE", "with --synthetic: the tokenizer.model the file holds",
+          [&](const std::string& v) { o.tokenizer = v; return Status::Ok(); }});
   fs.Add({"--help", "-h", "", "show this help", [&](const std::string&) { help = true; return Status::Ok(); }});
   Status s = fs.Parse(argc, argv, 2);
   if (help) {
-    std::printf("usage: ixc convert -m MODEL -o OUT.gguf [--type bf16|q8_0|q4_0]\n\n"
+    std::printf("usage: ixc convert -m MODEL -o OUT.gguf [--type bf16|q8_0|q4_0]\n"
+                "       ixc convert --synthetic --tokenizer tokenizer.model -o OUT.gguf [--type T] [--config FILE]\n\n"
                 "Writes the model as one GGUF file: every tensor under its Hugging Face name, with config.json and\n"
                 "tokenizer.model inside. Every ixc command takes the file with -m.\n\n%s", fs.Help().c_str());
     return 0;
   }
   if (!s.ok()) return Fail(s);
-  if (o.model_dir.empty()) return Fail(InvalidArgument("convert needs -m MODEL"));
+  if (!o.synthetic && (!o.synthetic_config.empty() || !o.tokenizer.empty())) {
+    return Fail(InvalidArgument("--config and --tokenizer apply to --synthetic only"));
+  }
+  if (o.synthetic && !o.model_dir.empty()) return Fail(InvalidArgument("give -m MODEL or --synthetic, not both"));
+  if (o.synthetic && o.tokenizer.empty()) return Fail(InvalidArgument("--synthetic needs --tokenizer FILE"));
+  if (!o.synthetic && o.model_dir.empty()) return Fail(InvalidArgument("convert needs -m MODEL"));
   if (o.output.empty()) return Fail(InvalidArgument("convert needs -o OUT.gguf"));
   LoadProgressBar bar = LoadProgressBar::Terminal();
   o.progress = bar.callback();
