@@ -92,8 +92,15 @@ struct ChatTurnText {
 struct MediaInput {
   MediaInput(std::string p, bool video = false) : path(std::move(p)), is_video(video) {}  // NOLINT: implicit
   MediaInput(const char* p) : path(p) {}                                                   // NOLINT: implicit
+  // A file's bytes given in memory (e.g. an HTTP request's data: URL); `name` stands for the path in messages.
+  static MediaInput FromBytes(std::string bytes, std::string name, bool video = false) {
+    MediaInput m(std::move(name), video);
+    m.data = std::make_shared<const std::string>(std::move(bytes));
+    return m;
+  }
   std::string path;
   bool is_video = false;
+  std::shared_ptr<const std::string> data;  // when set, the media is read from here, not from `path`
 };
 
 // Where a request is, for front ends to draw (ixc draws the stages on a terminal's stderr; the library never prints).

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/mapped_file.h"
 #include "core/testing.h"
 #include "io/safetensors.h"
 #include "ixc/ixc.h"
@@ -524,6 +525,28 @@ TEST_F(EngineTest, VideoEqualsItsCompositeGivenAsAnImage) {
   ASSERT_TRUE(image.ok()) << image.status().message();
   EXPECT_EQ(image->grids, video->grids);
   EXPECT_EQ(image->tokens, video->tokens);
+
+  // Given as bytes in memory (as the server's data: URLs are), the video and the picture give the same answers,
+  // and errors name the given name, not the temporary file the demuxer reads.
+  r.capture_tensors = true;
+  r.images = {MediaInput::FromBytes(*ReadFileToString(clip), "clip-in-memory", /*video=*/true)};
+  auto video_bytes = s.Chat(r);
+  ASSERT_TRUE(video_bytes.ok()) << video_bytes.status().message();
+  EXPECT_EQ(video_bytes->tokens, video->tokens);
+  EXPECT_EQ(video_bytes->grids, video->grids);
+  r.images = {MediaInput::FromBytes(*ReadFileToString(dir + "/composite.bmp"), "composite-in-memory")};
+  auto image_bytes = s.Chat(r);
+  ASSERT_TRUE(image_bytes.ok()) << image_bytes.status().message();
+  EXPECT_EQ(image_bytes->tokens, video->tokens);
+  r.images = {MediaInput::FromBytes("not a video", "broken-clip", /*video=*/true)};
+  auto broken = s.Chat(r);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("broken-clip"), std::string::npos) << broken.status().message();
+  EXPECT_EQ(broken.status().message().find("ixc-video-"), std::string::npos) << broken.status().message();
+  r.images = {MediaInput::FromBytes("not an image", "broken-image")};
+  broken = s.Chat(r);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("broken-image"), std::string::npos) << broken.status().message();
 }
 
 }  // namespace

@@ -29,8 +29,14 @@ struct MediaOptions {
 // Decodes an image file, applies the HD partition with `hd_num`, normalises and cuts the views.
 Result<PreparedImage> PrepareImageFile(const std::string& path, int hd_num, const MediaOptions& opts);
 
+// The same for a file's bytes in memory; `name` stands for the path in messages.
+Result<PreparedImage> PrepareImageBytes(const std::string& bytes, const std::string& name, int hd_num,
+                                        const MediaOptions& opts);
+
 // Samples and labels a video's frames into one composite, applies Video_transform (not the HD partition: its
 // tile count is not capped by hd_num) and cuts the views.
 Result<PreparedImage> PrepareVideoFile(const std::string& path, const MediaOptions& opts);
+// The same for a video's bytes in memory: the demuxer reads them from a private temporary file, removed at once.
+Result<PreparedImage> PrepareVideoBytes(const std::string& bytes, const std::string& name, const MediaOptions& opts);
 
 }  // namespace ixc

@@ -94,7 +94,9 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
     auto t0 = Clock::now();
     mo.keep_pixels = r.capture_tensors && i == 0;
     const MediaInput& in = r.images[i];
-    auto prepared = in.is_video ? PrepareVideoFile(in.path, mo) : PrepareImageFile(in.path, hd_num, mo);
+    auto prepared = in.data ? (in.is_video ? PrepareVideoBytes(*in.data, in.path, mo)
+                                           : PrepareImageBytes(*in.data, in.path, hd_num, mo))
+                            : (in.is_video ? PrepareVideoFile(in.path, mo) : PrepareImageFile(in.path, hd_num, mo));
     if (!prepared.ok()) return prepared.status();
     if (in.is_video) {
       result->videos.push_back({prepared->frame_indices, prepared->composite_width, prepared->composite_height,
