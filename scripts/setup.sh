@@ -7,7 +7,8 @@ set -euo pipefail
 BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config
   libsentencepiece-dev          # the real InternLM2 tokenizer.model, read by the reference library
-  nlohmann-json3-dev            # config.json, index files, cases.json, --json output
+  nlohmann-json3-dev            # config.json, index files, cases.json, --json output, the server's API
+  libcpp-httplib-dev            # ixc serve's HTTP server (and the tests' client)
   libgtest-dev libgmock-dev     # unit and golden tests under CTest
   libbenchmark-dev              # kernel micro-benchmarks (bench/)
   libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev   # image decoding (Pillow uses the same libraries)

@@ -9,5 +9,6 @@ int RunWebpage(int argc, char** argv);
 int RunInfo(int argc, char** argv);
 int RunConvert(int argc, char** argv);
 int RunBench(int argc, char** argv);
+int RunServe(int argc, char** argv);
 
 }  // namespace ixc::cli

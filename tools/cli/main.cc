@@ -17,7 +17,8 @@ void Usage() {
       "  webpage         build a web page from an instruction, a resume or a screenshot (the web adapter)\n"
       "  info            a model folder's format, dtypes, parameter counts, modes and memory estimate\n"
       "  convert         write a model as one GGUF file (bf16, q8_0 or q4_0)\n"
-      "  bench           the engine's speed per stage (synthetic or real weights) beside this machine's limits\n\n"
+      "  bench           the engine's speed per stage (synthetic or real weights) beside this machine's limits\n"
+      "  serve           an OpenAI-compatible HTTP server with a chat page\n\n"
       "Run 'ixc COMMAND --help' for the options of a command.\n");
 }
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   if (cmd == "info") return ixc::cli::RunInfo(argc, argv);
   if (cmd == "convert") return ixc::cli::RunConvert(argc, argv);
   if (cmd == "bench") return ixc::cli::RunBench(argc, argv);
+  if (cmd == "serve") return ixc::cli::RunServe(argc, argv);
   std::fprintf(stderr, "ixc: error: unknown command '%s' (see ixc --help)\n", cmd.c_str());
   return 2;
 }
