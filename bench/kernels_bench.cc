@@ -39,9 +39,9 @@ void BM_MatMulBf16(benchmark::State& st) {
   st.counters["GFLOPs"] = benchmark::Counter(2.0 * T * N * K * st.iterations(), benchmark::Counter::kIsRate,
                                              benchmark::Counter::kIs1000);
 }
-// Decode (1 row), a 512-row prompt chunk through wqkv and w1, ViT fc1 over one 1601-token view.
+// Decode (1 row; 2-4 rows: streams decoded together), a 512-row prompt chunk through wqkv and w1, ViT fc1 over one 1601-token view.
 BENCHMARK(BM_MatMulBf16)->Args({1, 4096, 4096, 1})->Args({1, 4096, 4096, 2})->Args({1, 14336, 4096, 1})
-    ->Args({1, 14336, 4096, 2})
+    ->Args({1, 14336, 4096, 2})->Args({2, 14336, 4096, 2})->Args({3, 14336, 4096, 2})->Args({4, 14336, 4096, 2})
     ->Args({64, 4096, 4096, 2})->Args({512, 6144, 4096, 2})->Args({512, 14336, 4096, 2})->Args({1601, 4096, 1024, 2})
     ->Args({11207, 1024, 1024, 2})->Args({11207, 4096, 1024, 2})->Args({11207, 1024, 4096, 2})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -92,7 +92,7 @@ void BM_MatMulBlock(benchmark::State& st) {
   st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(w.size()));
 }
 // Decoding through w1 (memory-bound at 2 threads), and a cache-resident one-thread product: the kernel's arithmetic.
-BENCHMARK(BM_MatMulBlock)->ArgsProduct({{1}, {14336}, {4096}, {1, 2}, {0, 1, 2}})
+BENCHMARK(BM_MatMulBlock)->ArgsProduct({{1, 4}, {14336}, {4096}, {1, 2}, {0, 1, 2}})
     ->ArgsProduct({{1, 3}, {128}, {4096}, {1}, {0, 1, 2}})->ArgsProduct({{512}, {4096}, {4096}, {2}, {1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_MatMulRefBf16(benchmark::State& st) {

@@ -29,9 +29,10 @@ enum class BenchStage {
   kImage,      // hd_num 6 image question: views encoded, whole prompt prefilled (Partial LoRA on image rows); s
   kDecode,     // single-token steps at 4,096 tokens of context; tokens/s
   kDecode16k,  // the same at 16,384
+  kDecodeX4,   // 4 streams at 4,096 tokens of context each, stepped together as ixc serve's slots are; tokens/s
 };
 
-const char* BenchStageName(BenchStage s);  // "vit", "prefill", "image", "decode", "decode16k"
+const char* BenchStageName(BenchStage s);  // "vit", "prefill", "image", "decode", "decode16k", "decodex4"
 // A comma-separated list of stage names, e.g. "vit,decode"; unknown names are errors.
 Result<std::vector<BenchStage>> ParseBenchStages(std::string_view list);
 
@@ -81,6 +82,9 @@ struct BenchReport {
   std::optional<double> image_encode_s, image_prefill_s;  // its two parts
   std::optional<double> decode_tok_s;       // at decode_context tokens of context
   std::optional<double> decode_tok_s_16k;   // at decode_context_16k
+  // Aggregate tokens/s of 4 streams at decode_context each, their steps batched through a DecodeGroup (ixc serve's
+  // path), and that over decode_tok_s.
+  std::optional<double> decode_tok_s_x4, decode_x4_speedup;
 
   // Shapes and work (from the config as run).
   int64_t prefill_tokens = 512;

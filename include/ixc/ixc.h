@@ -59,10 +59,28 @@ Status LimitInstructionSet(std::string_view name);
 // The CPU's model name and the kernels' instruction set, e.g. "AMD EPYC (kernels: avx2)".
 std::string DescribeCpu();
 
+class DecodeBatcher;
+
+// Sessions given the same DecodeGroup decode together: each one's next-token step waits for the steps of the other
+// members that are decoding, and all run as one batched step, so every weight is read once for all of them
+// (decoding is bound by memory bandwidth: four streams cost little more than one). Each session still samples,
+// streams and stops on its own; prompts and beam search run apart. ixc serve gives one to all its slots. Sessions
+// must keep stepping while they decode: a member's callback that blocks holds back the others.
+class DecodeGroup {
+ public:
+  DecodeGroup();
+  ~DecodeGroup();
+  DecodeBatcher& batcher() const { return *impl_; }
+
+ private:
+  std::unique_ptr<DecodeBatcher> impl_;
+};
+
 struct SessionOptions {
   int threads = 0;  // 0: all hardware threads; sessions with the same count share one pool
   Precision precision = Precision::kFast;
   KvCacheType kv_type = KvCacheType::kAuto;
+  std::shared_ptr<DecodeGroup> decode_group;  // optional: decode in step with the group's other sessions
 };
 
 struct GenerationOptions {

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdarg>
 #include <cstring>
@@ -16,6 +17,8 @@
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
+#include "engine/decode_batcher.h"
+#include "engine/memory_estimate.h"
 #include "engine/model_impl.h"
 #include "ixc/bench.h"
 #include "ixc/ixc.h"
@@ -23,8 +26,6 @@
 #include "kernels/kernels.h"
 #include "kernels/probe.h"
 #include "model/decoder.h"
-#include "kernels/kernels.h"
-#include "engine/memory_estimate.h"
 #include "model/kv_cache.h"
 #include "model/synthetic.h"
 #include "model/vision.h"
@@ -94,7 +95,7 @@ int64_t DecodeWeightBytes(const DecoderWeights& w) {
 
 namespace {
 constexpr BenchStage kAllStages[] = {BenchStage::kVit, BenchStage::kPrefill, BenchStage::kImage, BenchStage::kDecode,
-                                     BenchStage::kDecode16k};
+                                     BenchStage::kDecode16k, BenchStage::kDecodeX4};
 }  // namespace
 
 const char* BenchStageName(BenchStage s) {
@@ -104,6 +105,7 @@ const char* BenchStageName(BenchStage s) {
     case BenchStage::kImage: return "image";
     case BenchStage::kDecode: return "decode";
     case BenchStage::kDecode16k: return "decode16k";
+    case BenchStage::kDecodeX4: return "decodex4";
   }
   return "?";
 }
@@ -122,7 +124,7 @@ Result<std::vector<BenchStage>> ParseBenchStages(std::string_view list) {
       }
     }
     if (!found) {
-      return InvalidArgument(StrFormat("unknown stage '%.*s' (vit, prefill, image, decode, decode16k)",
+      return InvalidArgument(StrFormat("unknown stage '%.*s' (vit, prefill, image, decode, decode16k, decodex4)",
                                        static_cast<int>(name.size()), name.data()));
     }
     pos = comma + 1;
@@ -137,6 +139,7 @@ namespace {
 constexpr int64_t kChunk = 512;             // prompt rows per DecoderForward, as Session's prefill
 constexpr int64_t kPrefillTokens = 512;
 constexpr int64_t kDecodeContext16k = 16384;
+constexpr int kDecodeStreams = 4;  // the decodex4 stage's
 constexpr int64_t kPloraRank = 256;         // the real checkpoint's Partial LoRA rank
 constexpr double kRepeatBelowS = 2.0;       // stages shorter than this are repeated (see MedianRun)
 constexpr int64_t kDefaultProbeBytes = int64_t{1} << 30;
@@ -209,13 +212,10 @@ class Runner {
     return SecondsSince(t0);
   }
 
-  // Tokens per second of greedy single-token steps after `context` positions of random keys and values.
-  double RunDecode(const ModelImpl& m, int64_t context, const char* stage) {
-    const DecoderConfig& c = m.config.text;
-    const int steps = o_.decode_tokens;
-    Say("%s: filling the KV cache to %lld positions", stage, (long long)context);
+  // A cache holding `context` positions of random keys and values, with room for `extra` more.
+  KvCache FilledCache(const DecoderConfig& c, int64_t context, int64_t extra) {
     // Room for every step up front, as Session allocates prompt + reply, so no step reallocates the cache.
-    KvCache cache(c.num_hidden_layers, c.kv_dim(), KvType(), context + steps + 1);
+    KvCache cache(c.num_hidden_layers, c.kv_dim(), KvType(), context + extra);
     cache.Reserve(context);
     std::vector<float> rows(context * c.kv_dim());
     for (int64_t l = 0; l < c.num_hidden_layers && context > 0; ++l) {
@@ -226,6 +226,15 @@ class Runner {
       }
     }
     cache.Commit(context);
+    return cache;
+  }
+
+  // Tokens per second of greedy single-token steps after `context` positions of random keys and values.
+  double RunDecode(const ModelImpl& m, int64_t context, const char* stage) {
+    const DecoderConfig& c = m.config.text;
+    const int steps = o_.decode_tokens;
+    Say("%s: filling the KV cache to %lld positions", stage, (long long)context);
+    KvCache cache = FilledCache(c, context, steps + 1);
     int id = RandomIds(c.vocab_size, 1, "decode.first")[0];
     std::vector<float> embed(c.hidden_size), logits(c.vocab_size);
     auto step = [&]() {
@@ -244,6 +253,44 @@ class Runner {
       step();
     }
     return steps / SecondsSince(t0);
+  }
+
+  // Aggregate tokens per second of `streams` greedy streams, each on its own thread with its own cache of `context`
+  // positions, their steps batched by a DecodeGroup's rendezvous as ixc serve's slots are.
+  double RunDecodeStreams(const ModelImpl& m, int64_t context, int streams, const char* stage) {
+    const DecoderConfig& c = m.config.text;
+    const int steps = o_.decode_tokens;
+    Say("%s: filling %d KV caches to %lld positions", stage, streams, (long long)context);
+    std::vector<KvCache> caches;
+    for (int i = 0; i < streams; ++i) caches.push_back(FilledCache(c, context, steps + 1));
+    // Every stream is a member from the start, so the first step is batched too; members never wait for anything
+    // but each other (a member that stopped stepping would hold the rest).
+    DecodeGroup group;
+    for (int i = 0; i < streams; ++i) group.batcher().Join();
+    Clock::time_point t0;
+    auto stream = [&](int i) {
+      int id = RandomIds(c.vocab_size, streams, "decode.streams")[i];
+      std::vector<float> embed(c.hidden_size), logits(c.vocab_size);
+      Workspace ws;
+      for (int k = 0; k <= steps; ++k) {
+        EmbedTokens(m.weights.text, &id, 1, embed.data());
+        DecoderStep ds;
+        ds.embeds = embed.data();
+        ds.num_rows = 1;
+        ds.cache = &caches[i];
+        ds.workspace = &ws;
+        group.batcher().Step(m, ds, pool_, logits.data());
+        id = static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        // Step 0 is untimed, as in RunDecode; the steps finish together, so stream 0's clock serves all.
+        if (i == 0 && k == 0) t0 = Clock::now();
+        if (i == 0 && k > 0) Say("%s: step %d/%d", stage, k, steps);
+      }
+      group.batcher().Leave();
+    };
+    std::vector<std::thread> threads;
+    for (int i = 0; i < streams; ++i) threads.emplace_back(stream, i);
+    for (auto& t : threads) t.join();
+    return static_cast<double>(streams) * steps / SecondsSince(t0);
   }
 
   struct ImageTimes {
@@ -391,6 +438,7 @@ int64_t GroupBytes(const ModelConfig& c, const SyntheticOptions& so, const std::
   if (Has(stages, BenchStage::kImage)) rows = std::max(rows, image_prompt_tokens);
   if (Has(stages, BenchStage::kDecode)) rows = std::max(rows, decode_context + decode_tokens + 1);
   if (Has(stages, BenchStage::kDecode16k)) rows = std::max(rows, kDecodeContext16k + decode_tokens + 1);
+  if (Has(stages, BenchStage::kDecodeX4)) rows = std::max(rows, kDecodeStreams * (decode_context + decode_tokens + 1));
   bytes += rows * kv_row;
   // One chunk's activations (DecoderForward's x, h, qkv, attention, o, gate, up) and the logits.
   bytes += kChunk * (4 * t.hidden_size + t.qkv_dim() + 2 * t.intermediate_size) * 4 + t.vocab_size * 4;
@@ -488,7 +536,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   }
   const bool run_vit = Has(r.stages, BenchStage::kVit), run_image = Has(r.stages, BenchStage::kImage);
   const bool run_text = Has(r.stages, BenchStage::kPrefill) || Has(r.stages, BenchStage::kDecode) ||
-                        Has(r.stages, BenchStage::kDecode16k);
+                        Has(r.stages, BenchStage::kDecode16k) || Has(r.stages, BenchStage::kDecodeX4);
 
   if (runner.KvType() == DType::kQ8_0 && config.text.head_dim() % kQ8Block != 0) {
     return InvalidArgument(StrFormat("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is %lld",
@@ -580,6 +628,10 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
     }
     if (Has(r.stages, BenchStage::kDecode)) r.decode_tok_s = runner.RunDecode(*m, o.decode_context, "decode");
     if (Has(r.stages, BenchStage::kDecode16k)) r.decode_tok_s_16k = runner.RunDecode(*m, kDecodeContext16k, "decode16k");
+    if (Has(r.stages, BenchStage::kDecodeX4)) {
+      r.decode_tok_s_x4 = runner.RunDecodeStreams(*m, o.decode_context, kDecodeStreams, "decodex4");
+      if (r.decode_tok_s) r.decode_x4_speedup = *r.decode_tok_s_x4 / *r.decode_tok_s;
+    }
   }
 
   if (run_vit || run_image) {

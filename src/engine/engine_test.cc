@@ -4,10 +4,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include <latch>
+#include <thread>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "engine/decode_batcher.h"
 #include "core/testing.h"
 #include "io/safetensors.h"
 #include "ixc/ixc.h"
@@ -211,6 +215,66 @@ TEST_F(EngineTest, RequestMaxLengthReplacesTheConfigsLimit) {
   EXPECT_NE(s.Chat(r).status().message().find("max_new_tokens must be between 1 and 4"), std::string::npos);
   r.max_length = -1;
   EXPECT_FALSE(s.Chat(r).ok());
+}
+
+// Sessions in one decode group, run at once on their own threads, give exactly the answers they give alone: their
+// steps are batched (bit-identical products below 8 rows), and members that finish early leave the others going.
+TEST_F(EngineTest, DecodeGroupMembersAnswerAsTheyDoAlone) {
+  struct Ask {
+    std::string query;
+    int tokens;
+    TaskMode mode;
+    bool image;
+  };
+  const std::vector<Ask> asks = {{"Tell me a story about the sea.", 14, TaskMode::kBase, false},
+                                 {"What is in the picture?", 5, TaskMode::kBase, true},
+                                 {"Write about mountains.", 9, TaskMode::kWrite, false},
+                                 {"Name three colours.", 11, TaskMode::kBase, false}};
+  auto request = [&](const Ask& a) {
+    ChatRequest r;
+    r.query = a.query;
+    r.mode = a.mode;
+    r.generation.do_sample = false;
+    r.generation.max_new_tokens = a.tokens;
+    r.generation.stop_at_end_of_turn = false;
+    r.generation.repetition_penalty = 1.0f;
+    if (a.image) r.images = {testing::GoldenDir() + "/images/synth2.png"};
+    return r;
+  };
+  std::vector<std::vector<int>> alone;
+  for (const Ask& a : asks) {
+    Session s(Golden(), {2});
+    auto res = s.Chat(request(a));
+    ASSERT_TRUE(res.ok()) << res.status().message();
+    alone.push_back(res->tokens);
+  }
+  for (int round = 0; round < 3; ++round) {
+    auto group = std::make_shared<DecodeGroup>();
+    std::vector<std::vector<int>> together(asks.size());
+    std::vector<std::thread> threads;
+    // The tiny model decodes in microseconds: the sessions start decoding together so that they overlap.
+    std::latch prefilled(static_cast<std::ptrdiff_t>(asks.size()));
+    for (size_t i = 0; i < asks.size(); ++i) {
+      threads.emplace_back([&, i] {
+        SessionOptions o;
+        o.threads = 2;
+        o.decode_group = group;
+        Session s(Golden(), o);
+        ChatRequest r = request(asks[i]);
+        r.progress = [&](const ChatProgress& p) {
+          if (p.stage == ChatProgress::Stage::kPrefill && p.done == p.total) prefilled.arrive_and_wait();
+        };
+        auto res = s.Chat(r);
+        if (res.ok()) together[i] = res->tokens;
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (size_t i = 0; i < asks.size(); ++i) EXPECT_EQ(together[i], alone[i]) << asks[i].query << ", round " << round;
+    // The base-mode streams were stepped together (the write-mode one apart: another adapter).
+    const DecodeBatcher::Stats st = group->batcher().stats();
+    EXPECT_GE(st.max_steps, 2) << "round " << round;
+    EXPECT_LT(st.forwards, st.steps) << "round " << round;
+  }
 }
 
 TEST_F(EngineTest, ProgressReportsEveryStageInOrder) {

@@ -7,6 +7,7 @@
 #include "core/status.h"
 #include "core/timer.h"
 #include "engine/beam_search.h"
+#include "engine/decode_batcher.h"
 #include "engine/model_impl.h"
 #include "engine/prompt_builder.h"
 #include "engine/text_stream.h"
@@ -204,6 +205,17 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
     Rng rng(gen.seed);
     std::vector<float> embed(D);
     result.stop_reason = "max_new_tokens";
+    // In a decode group, this session's steps join the other members' (left on every way out of the loop).
+    DecodeBatcher* batcher = options_.decode_group ? &options_.decode_group->batcher() : nullptr;
+    struct Membership {
+      DecodeBatcher* b;
+      explicit Membership(DecodeBatcher* x) : b(x) {
+        if (b) b->Join();
+      }
+      ~Membership() {
+        if (b) b->Leave();
+      }
+    } membership(batcher);
     for (int step = 0; step < gen.max_new_tokens; ++step) {
       const int next = SelectNextToken(logits, result.tokens, sp, rng);
       result.tokens.push_back(next);
@@ -225,7 +237,11 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
       ds.cache = &cache;
       ds.workspace = &workspace_;
       const int64_t position = cache.length();
-      DecoderForward(c, model_.weights.text, ds, &pool_, logits.data());
+      if (batcher) {
+        batcher->Step(model_, ds, &pool_, logits.data());
+      } else {
+        DecoderForward(c, model_.weights.text, ds, &pool_, logits.data());
+      }
       conv->row_keys.push_back(static_cast<uint64_t>(next));
       conv->row_bases.push_back(RopeBaseForLength(c, position + 1));
     }

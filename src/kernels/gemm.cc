@@ -40,6 +40,9 @@ void FewRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, co
     static thread_local std::vector<int8_t> q;
     static thread_local std::vector<float> d, ds;
     xq = gemm::QuantiseRows(kern, x, T, K, &q, &d, &ds);
+  } else {
+    static thread_local std::vector<float> reordered;
+    x = kern.rows_input(w.dtype, x, T, K, &reordered);
   }
   auto work = [&](int64_t g0, int64_t g1, int) {
     float out[kRowsX * kRowsW];

@@ -162,7 +162,7 @@ enum Kind { kKindF32, kKindF16, kKindBf16 };
 
 // 16 consecutive weights as two f32 vectors, and the matching 16 activations. bf16 is widened by interleaving
 // with zeros, which works within 128-bit lanes: lo holds elements {0-3, 8-11}, hi {4-7, 12-15}; the activations
-// are permuted the same way (once per step, shared by every weight row) instead of the weights.
+// are permuted the same way instead of the weights, once per product (RowsInput), shared by every weight row.
 template <int K>
 inline void Weights16(const void* w, int64_t i, __m256* lo, __m256* hi) {
   if constexpr (K == kKindBf16) {
@@ -179,22 +179,39 @@ inline void Weights16(const void* w, int64_t i, __m256* lo, __m256* hi) {
   }
 }
 
-template <int K>
-inline void Activations16(const float* x, __m256* lo, __m256* hi) {
-  const __m256 a = _mm256_loadu_ps(x), b = _mm256_loadu_ps(x + 8);
-  if constexpr (K == kKindBf16) {
-    *lo = _mm256_permute2f128_ps(a, b, 0x20);
-    *hi = _mm256_permute2f128_ps(a, b, 0x31);
-  } else {
-    *lo = a;
-    *hi = b;
+// For bf16 weights: each full 16-value block of every row as {0-3, 8-11, 4-7, 12-15}, the order Weights16 widens
+// the weights in; the tail past the last full block stays in place (the scalar tail reads it).
+const float* RowsInput(DType dtype, const float* x, int64_t T, int64_t K, std::vector<float>* scratch) {
+  if (dtype != DType::kBF16) return x;
+  scratch->resize(static_cast<size_t>(T * K));
+  float* out = scratch->data();
+  for (int64_t r = 0; r < T; ++r) {
+    const float* xr = x + r * K;
+    float* o = out + r * K;
+    int64_t i = 0;
+    for (; i + 16 <= K; i += 16) {
+      const __m256 a = _mm256_loadu_ps(xr + i), b = _mm256_loadu_ps(xr + i + 8);
+      _mm256_storeu_ps(o + i, _mm256_permute2f128_ps(a, b, 0x20));
+      _mm256_storeu_ps(o + i + 8, _mm256_permute2f128_ps(a, b, 0x31));
+    }
+    for (; i < K; ++i) o[i] = xr[i];
   }
+  return out;
+}
+
+inline void Activations16(const float* x, __m256* lo, __m256* hi) {
+  *lo = _mm256_loadu_ps(x);
+  *hi = _mm256_loadu_ps(x + 8);
 }
 
 // NX activation rows × NW weight rows, dot products along k: each weight row is one sequential stream, read 32
 // bytes at a time. Eight bf16 rows at once keep enough loads in flight to use the memory bandwidth.
-template <int K, int NX, int NW>
-void RowsT(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, DType dtype, float* out) {
+//
+// With several activation rows a pass holds fewer weight rows (kPassRows), too few streams to keep the memory busy:
+// PF rows from `pf` on (the next pass's) are prefetched alongside, a cache line per row every 64 bytes read.
+template <int K, int NX, int NW, int PF = 0>
+void RowsT(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, DType dtype, float* out,
+           const uint8_t* pf = nullptr) {
   const size_t esize = K == kKindF32 ? 4 : 2;
   const auto* wb = static_cast<const uint8_t*>(w);
   __m256 acc[NX][NW];
@@ -202,8 +219,13 @@ void RowsT(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, D
     for (int j = 0; j < NW; ++j) acc[r][j] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) {
+    if constexpr (PF > 0) {
+      if ((i * esize) % 64 == 0) {
+        for (int j = 0; j < PF; ++j) _mm_prefetch(reinterpret_cast<const char*>(pf + j * ldw * esize + i * esize), _MM_HINT_T0);
+      }
+    }
     __m256 xl[NX], xh[NX];
-    for (int r = 0; r < NX; ++r) Activations16<K>(x + r * ldx + i, &xl[r], &xh[r]);
+    for (int r = 0; r < NX; ++r) Activations16(x + r * ldx + i, &xl[r], &xh[r]);
     for (int j = 0; j < NW; ++j) {
       __m256 lo, hi;
       Weights16<K>(wb + j * ldw * esize, i, &lo, &hi);
@@ -235,7 +257,14 @@ void RowsNx(const float* x, int64_t ldx, const void* w, int64_t ldw, int nw, int
     const void* wj = static_cast<const uint8_t*>(w) + j0 * ldw * esize;
     float* oj = out + j0;
     switch (nw - j0 >= P ? P : nw - j0) {
-      case P: RowsT<K, NX, P>(x, ldx, wj, ldw, k, dtype, oj); break;
+      case P:
+        if constexpr (NX > 1) {
+          // The rows after these (the next pass's, or the next group's: rows are contiguous) are fetched meanwhile.
+          RowsT<K, NX, P, P>(x, ldx, wj, ldw, k, dtype, oj, static_cast<const uint8_t*>(wj) + P * ldw * esize);
+        } else {
+          RowsT<K, NX, P>(x, ldx, wj, ldw, k, dtype, oj);
+        }
+        break;
       case 1: RowsT<K, NX, 1>(x, ldx, wj, ldw, k, dtype, oj); break;
       default:
         for (int j = j0; j < nw; ++j) {  // the last few rows of a matrix, one at a time
@@ -488,7 +517,7 @@ void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64
 }  // namespace
 
 const Kernels& Avx2Kernels() {
-  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8, WidenX8, Quantise};
+  static const Kernels k{PackB, PackA, Micro, Rows, RowsInput, RowsInt8, WidenX8, Quantise};
   return k;
 }
 

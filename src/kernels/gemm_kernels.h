@@ -40,9 +40,13 @@ struct Kernels {
   void (*pack_a)(const float* a, int64_t lda, int mr, int64_t kc, float* apack);
   // c[r][0..16) (row stride ldc) = (add ? c : 0) + Σ_k apack[k][r] · bpack[k][·] for r < 6.
   void (*micro)(int64_t kc, const float* apack, const float* bpack, float* c, int64_t ldc, bool add);
-  // out[r·kRowsW + j] = Σ_k x[r·ldx + k] · W[j][k] for r < nx (1..kRowsX), j < nw (1..kRowsW); W row j at w + j·ldw.
+  // out[r·kRowsW + j] = Σ_k x[r·ldx + k] · W[j][k] for r < nx (1..kRowsX), j < nw (1..kRowsW); W row j at w + j·ldw;
+  // x as rows_input gave it for this dtype.
   void (*rows)(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k,
                float* out);
+  // The T rows of K activations (row stride K) in the order `rows` reads them for `dtype`: x itself, or a reordered
+  // copy in *scratch. Done once per product, so that no weight row pays for it.
+  const float* (*rows_input)(DType dtype, const float* x, int64_t T, int64_t K, std::vector<float>* scratch);
   // out[r·kRowsW + j] = Σ_b dw[j][b] · x.d[r][b] · Σ_i code_w[j][b·32 + i] · x.q[r][b·32 + i] for r < nx (1..kRowsX),
   // j < nw (1..kRowsW), b < x.blocks; W row j at w + j·StorageBytes(dtype, ldw), dtype Q8_0 or Q4_0 (code − 8);
   // or Q4_0x8 / Q4G128x8 (d·code + m) with w the start of an 8-row group and nw = 8.

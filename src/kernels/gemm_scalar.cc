@@ -61,6 +61,9 @@ void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64
   }
 }
 
+// The scalar rows read activations in their natural order.
+const float* RowsInput(DType, const float* x, int64_t, int64_t, std::vector<float>*) { return x; }
+
 void RowsInt8(DType dtype, const QuantisedRows& x, int nx, const void* w, int64_t ldw, int nw, float* out) {
   const auto* wb = static_cast<const uint8_t*>(w);
   const int64_t row_bytes = StorageBytes(dtype, ldw);
@@ -149,7 +152,7 @@ QuantisedRows QuantiseRows(const Kernels& kern, const float* x, int64_t T, int64
 }
 
 const Kernels& ScalarKernels() {
-  static const Kernels k{PackB, PackA, Micro, Rows, RowsInt8, WidenX8, Quantise};
+  static const Kernels k{PackB, PackA, Micro, Rows, RowsInput, RowsInt8, WidenX8, Quantise};
   return k;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/status.h"
@@ -35,6 +36,13 @@ struct DecoderStep {
 // Runs one step; writes vocab_size logits per requested row into `logits` (untouched with no_logits).
 void DecoderForward(const DecoderConfig& c, const DecoderWeights& w, const DecoderStep& step, ThreadPool* pool,
                     float* logits);
+
+// Runs steps of several sequences (each with its own cache) as one: the linear layers multiply all their rows
+// together, so each weight is read once for all of them; attention stays within each sequence. The steps must
+// share the adapter mode; the first step's workspace serves them all. `logits` receives each step's requested
+// rows in step order (none for no_logits steps). Gives the same logits as the steps run one by one.
+void DecoderForwardBatch(const DecoderConfig& c, const DecoderWeights& w, std::span<const DecoderStep> steps,
+                         ThreadPool* pool, float* logits);
 
 // Rows of tok_embeddings for `ids` (ids must be valid: callers check them against the vocabulary).
 void EmbedTokens(const DecoderWeights& w, const int* ids, int64_t n, float* out);

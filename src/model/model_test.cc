@@ -215,6 +215,83 @@ INSTANTIATE_TEST_SUITE_P(Shapes, DecoderVsNaive,
                                            Shape5{64, 4, 2, 64, "dynamic", WeightType::kQ8_0},  // Q8_0 matrices
                                            Shape5{64, 4, 2, 64, "dynamic", WeightType::kQ4_0}));  // Q4_0 linears
 
+// Sequences stepped together give the logits they give stepped one by one: each row's products use the same
+// arithmetic in a batch of fewer than 8 rows, and attention stays within each sequence's own cache (and prefix).
+class DecoderBatch : public ::testing::TestWithParam<WeightType> {};
+
+TEST_P(DecoderBatch, EqualsTheStepsOneByOne) {
+  ModelConfig mc = SmallConfig(64, 4, 2, 24, "dynamic");
+  SyntheticOptions so;
+  so.vision = false;
+  so.type = GetParam();
+  auto ck = MakeSyntheticCheckpoint(mc, so);
+  auto w = BindWeights(mc, ck->tensors);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  const DecoderConfig& c = mc.text;
+  const int64_t D = c.hidden_size, V = c.vocab_size;
+  ThreadPool pool(2);
+  for (AdapterMode mode : {AdapterMode::kBase, AdapterMode::kWeb}) {
+    // Three sequences: prompts of 5, 19 and 3 rows (the second past max_position_embeddings, so its RoPE base
+    // differs), the third after a shared prefix of 4 rows.
+    const int64_t prompt[3] = {5, 19, 3};
+    KvCache prefix(c.num_hidden_layers, c.kv_dim());
+    auto pe = testing::RandomFloats(4 * D, 40);
+    std::vector<float> scratch(V);
+    DecoderStep ps;
+    ps.embeds = pe.data();
+    ps.num_rows = 4;
+    ps.mode = mode;
+    ps.cache = &prefix;
+    DecoderForward(c, w->text, ps, &pool, scratch.data());
+    std::vector<KvCache> one, together;
+    for (int i = 0; i < 3; ++i) {
+      one.emplace_back(c.num_hidden_layers, c.kv_dim());
+      together.emplace_back(c.num_hidden_layers, c.kv_dim());
+    }
+    for (int i = 0; i < 3; ++i) {
+      auto e = testing::RandomFloats(prompt[i] * D, 50 + i);
+      for (KvCache* cache : {&one[i], &together[i]}) {
+        DecoderStep st;
+        st.embeds = e.data();
+        st.num_rows = prompt[i];
+        st.mode = mode;
+        st.cache = cache;
+        st.shared_prefix = i == 2 ? &prefix : nullptr;
+        DecoderForward(c, w->text, st, &pool, scratch.data());
+      }
+    }
+    for (int step = 0; step < 4; ++step) {
+      auto e = testing::RandomFloats(3 * D, 100 + step);
+      std::vector<float> want(3 * V), got(3 * V);
+      DecoderStep steps[3];
+      for (int i = 0; i < 3; ++i) {
+        DecoderStep st;
+        st.embeds = &e[i * D];
+        st.num_rows = 1;
+        st.mode = mode;
+        st.shared_prefix = i == 2 ? &prefix : nullptr;
+        st.cache = &one[i];
+        DecoderForward(c, w->text, st, &pool, &want[i * V]);
+        st.cache = &together[i];
+        steps[i] = st;
+      }
+      // The middle sequence asks for no logits this step: the others' rows close up.
+      steps[1].no_logits = step == 2;
+      DecoderForwardBatch(c, w->text, steps, &pool, got.data());
+      for (int i = 0, out = 0; i < 3; ++i) {
+        if (steps[i].no_logits) continue;
+        EXPECT_EQ(std::vector<float>(&got[out * V], &got[(out + 1) * V]), std::vector<float>(&want[i * V], &want[(i + 1) * V]))
+            << "sequence " << i << ", step " << step << ", mode " << int(mode);
+        ++out;
+      }
+      for (int i = 0; i < 3; ++i) ASSERT_EQ(together[i].length(), one[i].length());
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, DecoderBatch, ::testing::Values(WeightType::kBF16, WeightType::kF32, WeightType::kQ8_0, WeightType::kQ4_0),
+                         [](const auto& info) { return std::string(WeightTypeName(info.param)); });
+
 TEST(Rope, DynamicNtkBaseFollowsTheSpecFormula) {
   DecoderConfig c;
   c.hidden_size = 4096;

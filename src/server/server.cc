@@ -148,6 +148,8 @@ void Server::Impl::StartWorkers() {
   so.threads = options.threads;
   so.precision = options.precision;
   so.kv_type = options.kv_type;
+  // The slots decode in step: one batched forward per token for all streams (README "Server").
+  if (options.parallel > 1) so.decode_group = std::make_shared<DecodeGroup>();
   for (int i = 0; i < options.parallel; ++i) slots.push_back(std::make_unique<Slot>(model, so));
   for (auto& s : slots) s->worker = std::thread([this, p = s.get()] { WorkerLoop(p); });
 }

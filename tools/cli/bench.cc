@@ -52,6 +52,8 @@ json BenchJson(const BenchReport& r) {
   j["image_prefill_s"] = Opt(r.image_prefill_s);
   j["decode_tok_s"] = Opt(r.decode_tok_s);
   j["decode_tok_s_16k"] = Opt(r.decode_tok_s_16k);
+  j["decode_tok_s_x4"] = Opt(r.decode_tok_s_x4);
+  j["decode_x4_speedup"] = Opt(r.decode_x4_speedup);
   j["decode_weight_bytes"] = r.decode_weight_bytes;
   j["decode_kv_bytes"] = r.decode_kv_bytes;
   j["decode_kv_bytes_16k"] = r.decode_kv_bytes_16k;
@@ -146,6 +148,8 @@ void PrintBench(const BenchReport& r) {
        Percent(r.decode_bandwidth_share, "read bandwidth for weights" + kv4)},
       {"decode16k", Format("tokens/s at %lld context", (long long)r.decode_context_16k), Num(r.decode_tok_s_16k, "%.3f"),
        weights, Percent(r.decode_16k_bandwidth_share, "read bandwidth for weights" + kv16)},
+      {"decodex4", Format("tokens/s, 4 streams at %lld", (long long)r.decode_context), Num(r.decode_tok_s_x4, "%.3f"),
+       weights, r.decode_x4_speedup ? Format("%.2fx one stream's tokens/s", *r.decode_x4_speedup) : std::string()},
   };
   for (const Row& row : rows) {
     const bool ran = row.value != "-";
@@ -198,7 +202,7 @@ int RunBench(int argc, char** argv) {
   fs.Add({"--isa", "", "LEVEL", "use kernels up to this instruction set: scalar, avx2, avx512, avx512bf16, amx "
           "(default: the best the CPU has)",
           [&](const std::string& v) { return LimitInstructionSet(v); }});
-  fs.Add({"--stages", "", "LIST", "comma-separated subset of vit,prefill,image,decode,decode16k (default: all)",
+  fs.Add({"--stages", "", "LIST", "comma-separated subset of vit,prefill,image,decode,decode16k,decodex4 (default: all)",
           [&](const std::string& v) {
             auto s = ParseBenchStages(v);
             if (!s.ok()) return Status(s.status().code(), "--stages: " + s.status().message());

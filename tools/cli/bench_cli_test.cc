@@ -33,10 +33,10 @@ TEST(CliBench, JsonHasEveryFigure) {
   EXPECT_EQ(j["model_layers"], 2);
   EXPECT_EQ(j["vit_layers"], 2);
   EXPECT_EQ(j["decode_tokens"], 2);
-  EXPECT_EQ(j["stages"], json::parse(R"(["vit", "prefill", "image", "decode", "decode16k"])"));
+  EXPECT_EQ(j["stages"], json::parse(R"(["vit", "prefill", "image", "decode", "decode16k", "decodex4"])"));
   EXPECT_EQ(j["image_prompt_tokens"], 2878);  // the tiny tower keeps the real 560 px views and 14 px patches
   for (const char* k : {"vit_tile_s", "prefill_tok_s_512", "image_prompt_s", "image_encode_s", "image_prefill_s",
-                        "decode_tok_s", "decode_tok_s_16k", "decode_weight_bytes", "decode_kv_bytes",
+                        "decode_tok_s", "decode_tok_s_16k", "decode_tok_s_x4", "decode_x4_speedup", "decode_weight_bytes", "decode_kv_bytes",
                         "decode_kv_bytes_16k", "peak_rss_mb", "bandwidth_gbs", "bandwidth_probe_bytes", "peak_gflops",
                         "prefill_flop_per_token", "vit_flop_per_tile", "image_prompt_flop", "bandwidth_gbs_start",
                         "bandwidth_gbs_end",
@@ -67,7 +67,8 @@ TEST(CliBench, SkippedStagesAreNullAndDashes) {
   EXPECT_EQ(j["kv_type"], "f32");
   EXPECT_EQ(j["decode_kv_bytes"], 4096 * 2 * 1 * 64 * 4);  // positions × (k, v) × layers × kv width × f32
   EXPECT_GT(j["decode_tok_s"].get<double>(), 0);
-  for (const char* k : {"vit_tile_s", "prefill_tok_s_512", "image_prompt_s", "decode_tok_s_16k", "vit_peak_share"})
+  for (const char* k : {"vit_tile_s", "prefill_tok_s_512", "image_prompt_s", "decode_tok_s_16k", "decode_tok_s_x4",
+                        "decode_x4_speedup", "vit_peak_share"})
     EXPECT_TRUE(j[k].is_null()) << k;
 
   CliRun t = ixc::testing::RunIxc(args, false);
