@@ -1,5 +1,6 @@
 // ixc chat: one-shot (-p) or interactive multi-turn chat.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "commands.h"
@@ -25,38 +26,98 @@ Status ReadHistory(const std::string& path, std::vector<ChatTurnText>* out) {
   return Status::Ok();
 }
 
+const char kInteractiveHelp[] =
+    "Commands:\n"
+    "  /image PATH   add a picture to the next question\n"
+    "  /video PATH   add a video to the next question\n"
+    "  /reset        forget the conversation and its pictures\n"
+    "  /help         this list\n"
+    "  /exit         quit (also /quit, Ctrl-D)\n"
+    "Ctrl-C stops an answer. Anything else is sent to the model.\n";
+
 int RunInteractive(Session& session, const ChatRequest& base) {
   std::vector<ChatTurnText> history = base.history;
-  std::vector<MediaInput> images = base.images;  // the images belong to the first question
-  std::fprintf(stderr, "Interactive chat. Ctrl-C stops an answer; Ctrl-D or /exit quits; /reset clears the history.\n");
+  // Pictures already placed in the conversation (in marker order), and those waiting for the next question. A single
+  // --image waits like one added with /image: alone, the engine places it as ixc chat -p does; with more, every
+  // picture gets its <ImageHere> marker (several --image take the markers the questions give them).
+  std::vector<MediaInput> images, pending;
+  if (base.images.size() == 1) {
+    pending = base.images;
+  } else {
+    images = base.images;
+  }
+  int unmarked_turn = -1;  // the turn whose lone picture the engine placed (it needs a marker once there are more)
+  std::fprintf(stderr, "Interactive chat. /help lists the commands; Ctrl-C stops an answer; Ctrl-D or /exit quits.\n");
   std::string line;
   while (true) {
     std::fprintf(stderr, "\n> ");
     g_interrupted = false;
     if (!std::getline(std::cin, line)) break;
     if (line == "/exit" || line == "/quit") break;
+    if (line == "/help") {
+      std::fputs(kInteractiveHelp, stderr);
+      continue;
+    }
     if (line == "/reset") {
       history.clear();
       images.clear();
+      pending.clear();
+      unmarked_turn = -1;
+      continue;
+    }
+    if (line.rfind("/image ", 0) == 0 || line.rfind("/video ", 0) == 0) {
+      const bool video = line[1] == 'v';
+      std::string path = line.substr(7);
+      while (!path.empty() && path.front() == ' ') path.erase(path.begin());
+      while (!path.empty() && path.back() == ' ') path.pop_back();
+      std::error_code ec;
+      if (path.empty() || !std::filesystem::is_regular_file(path, ec)) {
+        std::fprintf(stderr, "ixc: %s is not a file\n", path.empty() ? "(nothing)" : path.c_str());
+        continue;
+      }
+      pending.push_back(MediaInput(path, video));
+      std::fprintf(stderr, "[%s %s added to the next question]\n", video ? "video" : "image", path.c_str());
       continue;
     }
     if (line.empty()) continue;
+    if (line[0] == '/' && line.size() > 1 && line.find(' ') == std::string::npos) {
+      std::fprintf(stderr, "ixc: unknown command %s (/help lists them)\n", line.c_str());
+      continue;
+    }
+    std::string query = line;
+    std::vector<ChatTurnText> turns = history;
+    int placed_turn = unmarked_turn;
+    if (!pending.empty()) {
+      if (images.empty() && pending.size() == 1) {
+        placed_turn = static_cast<int>(history.size());
+      } else {
+        for (size_t i = 0; i < pending.size(); ++i) query = "<ImageHere>" + query;
+        if (placed_turn >= 0) turns[placed_turn].user = "<ImageHere>" + turns[placed_turn].user;
+        placed_turn = -1;
+      }
+    }
     ChatRequest req = base;
-    req.history = history;
-    req.query = line;
+    req.history = turns;
+    req.query = query;
     req.images = images;
+    req.images.insert(req.images.end(), pending.begin(), pending.end());
     ChatProgressLine progress = ChatProgressLine::Terminal(true);
     req.progress = progress.callback();
     auto res = session.Chat(req, progress.Wrap(StdoutStreamer(true)));
     progress.Clear();
     std::printf("\n");
     if (!res.ok()) {
+      // The pictures stay waiting: the question can be asked again (or /reset).
       std::fprintf(stderr, "ixc: error: %s\n", res.status().message().c_str());
       continue;
     }
     if (res->stop_reason == "cancelled") std::fprintf(stderr, "[stopped]\n");
     // The turn stays in the history (a stopped answer as far as it got), so the conversation goes on.
-    history.push_back({line, res->text});
+    history = std::move(turns);
+    history.push_back({query, res->text});
+    images = std::move(req.images);
+    pending.clear();
+    unmarked_turn = placed_turn;
   }
   return 0;
 }
@@ -70,7 +131,7 @@ int RunChat(int argc, char** argv) {
   bool has_prompt = false, meta = false;
   FlagSet fs;
   AddCommonFlags(fs, common);
-  fs.Add({"--prompt", "-p", "TEXT", "the question; without it, an interactive chat starts",
+  fs.Add({"--prompt", "-p", "TEXT", "the question; without it, an interactive chat starts (/help there lists its commands)",
           [&](const std::string& v) { prompt = v; has_prompt = true; return Status::Ok(); }});
   AddMediaFlags(fs, req);
   fs.Add({"--system", "", "TEXT", "system text placed before the conversation",

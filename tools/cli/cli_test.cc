@@ -115,6 +115,33 @@ TEST(Cli, HistoryFileFeedsEarlierTurns) {
   EXPECT_GT(json::parse(r.out)["prompt_tokens"].get<int>(), 30);
 }
 
+// Interactive chat: /help and unknown commands are not sent to the model; /image adds a picture to the next
+// question, placed as the one-shot command places it (alone: by the engine; with more: <ImageHere> markers, the
+// first picture's turn included).
+TEST(Cli, InteractiveCommandsAddPicturesAsTheOneShotCommandDoes) {
+  IXC_REQUIRE_GOLDEN();
+  std::string dir = ixc::testing::MakeTempDir("cli");
+  ixc::testing::WriteFile(dir + "/in.txt", "/help\n/bogus\n/image " + Image("synth1.png") + "\nWhat is this?\n/image " +
+                                               dir + "/missing.png\n/image " + Image("synth2.png") +
+                                               "\nCompare them.\n/exit\n");
+  CliRun inter = ixc::testing::RunIxc("chat -m " + Model() + " --greedy -n 4 < " + dir + "/in.txt", false);
+  ASSERT_EQ(inter.code, 0) << inter.out;
+  CliRun err = Ixc("chat -m " + Model() + " --greedy -n 4 < " + dir + "/in.txt");
+  EXPECT_NE(err.out.find("/video PATH"), std::string::npos) << err.out;
+  EXPECT_NE(err.out.find("unknown command /bogus"), std::string::npos) << err.out;
+  EXPECT_NE(err.out.find("missing.png is not a file"), std::string::npos) << err.out;
+
+  CliRun first = Ixc("chat -m " + Model() + " --image " + Image("synth1.png") + " -p 'What is this?' --greedy -n 4 --json");
+  ASSERT_EQ(first.code, 0) << first.out;
+  const std::string a1 = json::parse(first.out)["text"];
+  ixc::testing::WriteFile(dir + "/h.json", json::array({json::array({"<ImageHere>What is this?", a1})}).dump());
+  CliRun second = Ixc("chat -m " + Model() + " --history " + dir + "/h.json --image " + Image("synth1.png") + " --image " +
+                      Image("synth2.png") + " -p '<ImageHere>Compare them.' --greedy -n 4 --json");
+  ASSERT_EQ(second.code, 0) << second.out;
+  const std::string a2 = json::parse(second.out)["text"];
+  EXPECT_EQ(inter.out, a1 + "\n" + a2 + "\n");
+}
+
 TEST(Cli, WriteArticleRunsInWriteModeAndWritesItsFile) {
   IXC_REQUIRE_GOLDEN();
   std::string dir = ixc::testing::MakeTempDir("cli");
