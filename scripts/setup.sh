@@ -21,8 +21,17 @@ BUILD_PKGS=(
 # checkpoint with torch (.bin, AWQ) skip with a message when these are absent.
 FIXTURE_PKGS=(python3-numpy python3-pil python3-torch python3-sentencepiece ffmpeg)
 
+# Server tests that drive ixc serve from outside (IXC_WITH_SERVER_TESTS=1): the openai npm client and Chromium
+# (tests/js, npm packages pinned in package-lock.json), nginx over two replicas (deploy/test_nginx.sh). Without
+# them those two tests skip.
+SERVER_TEST_PKGS=(chromium nginx curl)
+
 want=("${BUILD_PKGS[@]}")
 if [[ "${IXC_WITH_FIXTURE_TOOLS:-0}" == 1 ]]; then want+=("${FIXTURE_PKGS[@]}"); fi
+if [[ "${IXC_WITH_SERVER_TESTS:-0}" == 1 ]]; then
+  want+=("${SERVER_TEST_PKGS[@]}")
+  command -v npm >/dev/null || want+=(nodejs npm)  # a Node.js installed another way is fine too
+fi
 
 missing=()
 for p in "${want[@]}"; do
@@ -33,4 +42,8 @@ if ((${#missing[@]})); then
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ "${IXC_WITH_SERVER_TESTS:-0}" == 1 && ! -d "$(dirname "$0")/../tests/js/node_modules" ]]; then
+  (cd "$(dirname "$0")/../tests/js" && npm ci --no-audit --no-fund >/dev/null)
 fi

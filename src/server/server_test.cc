@@ -16,6 +16,7 @@
 
 #include "core/mapped_file.h"
 #include "core/testing.h"
+#include "load/load.h"
 
 namespace ixc::server {
 namespace {
@@ -402,6 +403,37 @@ TEST_F(ServerTest, FullServerSays503AndADisconnectFreesTheSlot) {
     status = res->status;
   }
   EXPECT_EQ(status, 200);
+}
+
+// The bounded load test: 1,000 requests (a third streamed, a quarter with a picture) from 16 clients against 4 slots,
+// every answer complete and equal to the one the same question gets alone, nothing lost or mixed, memory flat.
+TEST_F(ServerTest, ThousandRequestsFromSixteenClientsAllAnsweredRight) {
+  ServerOptions o;
+  o.parallel = 4;
+  o.max_queue = 16;
+  Running srv(o);
+  load::LoadOptions lo;
+  lo.port = srv.port();
+  lo.clients = 16;
+  lo.requests = 1000;
+  lo.max_tokens = 6;
+  for (const char* n : {"synth0.png", "synth1.png", "synth2.png", "synth3.png"}) lo.images.push_back(GoldenImage(n));
+  lo.hd_num = 1;
+  lo.pid = static_cast<int>(getpid());
+  // A first round fills every slot's cache and the allocator's pools; the measured one must then hold steady.
+  load::LoadOptions warm = lo;
+  warm.requests = 100;
+  const load::LoadReport w = load::RunLoad(warm);
+  ASSERT_EQ(w.ok, 100) << (w.problems.empty() ? "" : w.problems[0]);
+  const load::LoadReport r = load::RunLoad(lo);
+  for (const std::string& p : r.problems) ADD_FAILURE() << p;
+  EXPECT_EQ(r.sent, 1000);
+  EXPECT_EQ(r.ok, 1000);
+  EXPECT_EQ(r.statuses.at(200), 1000);
+  // Flat: the process (server and clients) grows by less than 8 MiB over the second half of the requests.
+  EXPECT_LT(r.rss_after_kb - r.rss_half_kb, 8 * 1024) << r.rss_half_kb << " KiB halfway, " << r.rss_after_kb << " after";
+  std::printf("load: %d requests in %.1f s, p50 %.0f ms, p99 %.0f ms, RSS %lld -> %lld -> %lld KiB\n", r.sent, r.seconds,
+              r.p50_ms, r.p99_ms, (long long)r.rss_before_kb, (long long)r.rss_half_kb, (long long)r.rss_after_kb);
 }
 
 }  // namespace
