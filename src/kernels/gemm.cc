@@ -44,13 +44,14 @@ void FewRows(const gemm::Kernels& kern, const float* x, int64_t T, int64_t K, co
     static thread_local std::vector<float> reordered;
     x = kern.rows_input(w.dtype, x, T, K, &reordered);
   }
+  const int64_t rows_x = int8 ? gemm::kRowsX : gemm::kRowsXFloat;
   auto work = [&](int64_t g0, int64_t g1, int) {
-    float out[kRowsX * kRowsW];
+    float out[std::max(gemm::kRowsX, gemm::kRowsXFloat) * kRowsW];
     for (int64_t g = g0; g < g1; ++g) {
       const int64_t n0 = g * kRowsW;
       const int nw = static_cast<int>(std::min<int64_t>(kRowsW, N - n0));
-      for (int64_t t0 = 0; t0 < T; t0 += kRowsX) {
-        const int nx = static_cast<int>(std::min<int64_t>(kRowsX, T - t0));
+      for (int64_t t0 = 0; t0 < T; t0 += rows_x) {
+        const int nx = static_cast<int>(std::min<int64_t>(rows_x, T - t0));
         if (int8) {
           gemm::QuantisedRows part = xq;
           part.q += t0 * K;

@@ -204,25 +204,41 @@ inline void Activations16(const float* x, __m256* lo, __m256* hi) {
   *hi = _mm256_loadu_ps(x + 8);
 }
 
-// NX activation rows × NW weight rows, dot products along k: each weight row is one sequential stream, read 32
-// bytes at a time. Eight bf16 rows at once keep enough loads in flight to use the memory bandwidth.
+// NX activation rows × NW weight rows, dot products along k over [i0, i1) (multiples of 16): each weight row is one
+// sequential stream, read 32 bytes at a time. Eight bf16 rows at once keep enough loads in flight to use the memory
+// bandwidth. The accumulators come from and go back to `state` (NX·NW vectors), so a product can be taken in
+// k-slices without changing any lane's order of additions (the same bits as in one go).
 //
 // With several activation rows a pass holds fewer weight rows (kPassRows), too few streams to keep the memory busy:
-// PF rows from `pf` on (the next pass's) are prefetched alongside, a cache line per row every 64 bytes read.
+// PF rows from `pf` on (the next pass's, at [i0, i1)) are prefetched alongside, a cache line per row every 64 bytes.
 template <int K, int NX, int NW, int PF = 0>
-void RowsT(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, DType dtype, float* out,
-           const uint8_t* pf = nullptr) {
+void RowsStep(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t i0, int64_t i1, __m256* state,
+              const uint8_t* pf = nullptr) {
   const size_t esize = K == kKindF32 ? 4 : 2;
   const auto* wb = static_cast<const uint8_t*>(w);
   __m256 acc[NX][NW];
   for (int r = 0; r < NX; ++r)
-    for (int j = 0; j < NW; ++j) acc[r][j] = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
+    for (int j = 0; j < NW; ++j) acc[r][j] = state[r * NW + j];
+  for (int64_t i = i0; i < i1; i += 16) {
     if constexpr (PF > 0) {
       if ((i * esize) % 64 == 0) {
-        for (int j = 0; j < PF; ++j) _mm_prefetch(reinterpret_cast<const char*>(pf + j * ldw * esize + i * esize), _MM_HINT_T0);
+        for (int j = 0; j < PF; ++j) {
+          _mm_prefetch(reinterpret_cast<const char*>(pf + j * ldw * esize + (i - i0) * esize), _MM_HINT_T0);
+        }
       }
+    }
+    if constexpr (NX >= 4) {
+      // Too many rows to hold their activations in registers beside the accumulators: each multiply-add reads
+      // its activations from L1 instead.
+      for (int j = 0; j < NW; ++j) {
+        __m256 lo, hi;
+        Weights16<K>(wb + j * ldw * esize, i, &lo, &hi);
+        for (int r = 0; r < NX; ++r) {
+          acc[r][j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * ldx + i), lo, acc[r][j]);
+          acc[r][j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * ldx + i + 8), hi, acc[r][j]);
+        }
+      }
+      continue;
     }
     __m256 xl[NX], xh[NX];
     for (int r = 0; r < NX; ++r) Activations16(x + r * ldx + i, &xl[r], &xh[r]);
@@ -235,40 +251,80 @@ void RowsT(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, D
       }
     }
   }
+  for (int r = 0; r < NX; ++r)
+    for (int j = 0; j < NW; ++j) state[r * NW + j] = acc[r][j];
+}
+
+// The sums of the accumulators, plus the scalar tail [k16, k).
+template <int K, int NX, int NW>
+void RowsFinish(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k16, int64_t k, DType dtype,
+                const __m256* state, float* out) {
+  const size_t esize = K == kKindF32 ? 4 : 2;
+  const auto* wb = static_cast<const uint8_t*>(w);
   for (int r = 0; r < NX; ++r) {
     for (int j = 0; j < NW; ++j) {
-      float s = HorizontalSum(acc[r][j]);
-      for (int64_t t = i; t < k; ++t) s += x[r * ldx + t] * Load1(dtype, wb + j * ldw * esize, t);
+      float s = HorizontalSum(state[r * NW + j]);
+      for (int64_t t = k16; t < k; ++t) s += x[r * ldx + t] * Load1(dtype, wb + j * ldw * esize, t);
       out[r * kRowsW + j] = s;
     }
   }
 }
 
+template <int K, int NX, int NW>
+void RowsT(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t k, DType dtype, float* out) {
+  __m256 state[NX * NW];
+  for (__m256& v : state) v = _mm256_setzero_ps();
+  const int64_t k16 = k / 16 * 16;
+  RowsStep<K, NX, NW>(x, ldx, w, ldw, 0, k16, state);
+  RowsFinish<K, NX, NW>(x, ldx, w, ldw, k16, k, dtype, state, out);
+}
+
 // Weight rows per pass for NX activation rows: the accumulators (NX × NW) and activations (2 × NX) fit in the 16
 // vector registers.
 template <int NX>
-constexpr int kPassRows = NX == 1 ? 8 : NX == 2 ? 4 : 2;
+constexpr int kPassRows = NX == 1 ? 8 : NX == 2 ? 4 : 2;  // 4 rows: 8 accumulators, activations from L1
+
+// Activation values per k-slice when three or four rows share a pass: NX rows of them stay in L1 (16 KiB) while
+// every pass of the group reads them; whole rows (4 × 16 KiB at k = 4096) would be read from L2 by each pass.
+template <int NX>
+constexpr int64_t kSliceK = 4096 / NX / 16 * 16;
 
 template <int K, int NX>
 void RowsNx(const float* x, int64_t ldx, const void* w, int64_t ldw, int nw, int64_t k, DType dtype, float* out) {
   constexpr int P = kPassRows<NX>;
   const size_t esize = K == kKindF32 ? 4 : 2;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  if constexpr (NX > 2) {
+    if (nw == kRowsW) {
+      // k-slices outermost, the passes over the group's rows within each, the next pass's rows prefetched (after
+      // the last pass, the first pass's rows of the next slice).
+      constexpr int passes = kRowsW / P;
+      __m256 state[passes][NX * P];
+      for (auto& s : state)
+        for (__m256& v : s) v = _mm256_setzero_ps();
+      const int64_t k16 = k / 16 * 16;
+      for (int64_t i0 = 0; i0 < k16; i0 += kSliceK<NX>) {
+        const int64_t i1 = std::min(k16, i0 + kSliceK<NX>);
+        for (int p = 0; p < passes; ++p) {
+          const uint8_t* pf = p + 1 < passes ? wb + (p + 1) * P * ldw * esize + i0 * esize : wb + i1 * esize;
+          RowsStep<K, NX, P, P>(x, ldx, wb + p * P * ldw * esize, ldw, i0, i1, state[p], pf);
+        }
+      }
+      for (int p = 0; p < passes; ++p) {
+        RowsFinish<K, NX, P>(x, ldx, wb + p * P * ldw * esize, ldw, k16, k, dtype, state[p], out + p * P);
+      }
+      return;
+    }
+  }
   for (int j0 = 0; j0 < nw; j0 += P) {
-    const void* wj = static_cast<const uint8_t*>(w) + j0 * ldw * esize;
+    const void* wj = wb + j0 * ldw * esize;
     float* oj = out + j0;
     switch (nw - j0 >= P ? P : nw - j0) {
-      case P:
-        if constexpr (NX > 1) {
-          // The rows after these (the next pass's, or the next group's: rows are contiguous) are fetched meanwhile.
-          RowsT<K, NX, P, P>(x, ldx, wj, ldw, k, dtype, oj, static_cast<const uint8_t*>(wj) + P * ldw * esize);
-        } else {
-          RowsT<K, NX, P>(x, ldx, wj, ldw, k, dtype, oj);
-        }
-        break;
+      case P: RowsT<K, NX, P>(x, ldx, wj, ldw, k, dtype, oj); break;
       case 1: RowsT<K, NX, 1>(x, ldx, wj, ldw, k, dtype, oj); break;
       default:
         for (int j = j0; j < nw; ++j) {  // the last few rows of a matrix, one at a time
-          RowsT<K, NX, 1>(x, ldx, static_cast<const uint8_t*>(w) + j * ldw * esize, ldw, k, dtype, out + j);
+          RowsT<K, NX, 1>(x, ldx, wb + j * ldw * esize, ldw, k, dtype, out + j);
         }
         return;
     }
@@ -279,6 +335,7 @@ template <int K>
 void RowsKind(const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k, DType dtype,
               float* out) {
   switch (nx) {
+    case 4: return RowsNx<K, 4>(x, ldx, w, ldw, nw, k, dtype, out);
     case 3: return RowsNx<K, 3>(x, ldx, w, ldw, nw, k, dtype, out);
     case 2: return RowsNx<K, 2>(x, ldx, w, ldw, nw, k, dtype, out);
     default: return RowsNx<K, 1>(x, ldx, w, ldw, nw, k, dtype, out);

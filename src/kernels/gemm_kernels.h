@@ -18,7 +18,8 @@ namespace ixc::gemm {
 constexpr int kMr = 6;         // rows of a micro-tile
 constexpr int kNr = 16;        // outputs of a micro-tile (one panel)
 constexpr int kRowsW = 8;      // weight rows per call of the row kernel
-constexpr int kRowsX = 3;      // activation rows per call of the row kernel
+constexpr int kRowsX = 3;      // activation rows per call of the int8 row kernel
+constexpr int kRowsXFloat = 4; // ... and of the f32/f16/bf16 one (4 streams decoded together take one pass)
 
 // Activation rows quantised to int8 for products with block-quantised weights (Q8_0, Q4_0): row r, block b (32
 // values) has codes q[(r·blocks + b)·32 + i], scale d[r·blocks + b] (f32) and ds[r·blocks + b] = d·Σ_i q (the
@@ -40,7 +41,7 @@ struct Kernels {
   void (*pack_a)(const float* a, int64_t lda, int mr, int64_t kc, float* apack);
   // c[r][0..16) (row stride ldc) = (add ? c : 0) + Σ_k apack[k][r] · bpack[k][·] for r < 6.
   void (*micro)(int64_t kc, const float* apack, const float* bpack, float* c, int64_t ldc, bool add);
-  // out[r·kRowsW + j] = Σ_k x[r·ldx + k] · W[j][k] for r < nx (1..kRowsX), j < nw (1..kRowsW); W row j at w + j·ldw;
+  // out[r·kRowsW + j] = Σ_k x[r·ldx + k] · W[j][k] for r < nx (1..kRowsXFloat), j < nw (1..kRowsW); W row j at w + j·ldw;
   // x as rows_input gave it for this dtype.
   void (*rows)(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k,
                float* out);

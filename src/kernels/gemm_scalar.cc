@@ -52,7 +52,7 @@ void Micro(int64_t kc, const float* apack, const float* bpack, float* c, int64_t
 void Rows(DType dtype, const float* x, int64_t ldx, int nx, const void* w, int64_t ldw, int nw, int64_t k,
           float* out) {
   for (int j = 0; j < nw; ++j) {
-    float acc[kRowsX] = {};
+    float acc[kRowsXFloat] = {};
     for (int64_t i = 0; i < k; ++i) {
       const float wv = Load(dtype, w, j * ldw + i);
       for (int r = 0; r < nx; ++r) acc[r] += x[r * ldx + i] * wv;
