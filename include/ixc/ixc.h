@@ -80,7 +80,7 @@ struct SessionOptions {
   int threads = 0;  // 0: all hardware threads; sessions with the same count share one pool
   Precision precision = Precision::kFast;
   KvCacheType kv_type = KvCacheType::kAuto;
-  std::shared_ptr<DecodeGroup> decode_group;  // optional: decode in step with the group's other sessions
+  std::shared_ptr<DecodeGroup> decode_group = nullptr;  // optional: decode in step with the group's other sessions
 };
 
 struct GenerationOptions {

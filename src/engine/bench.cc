@@ -391,11 +391,13 @@ Result<std::vector<std::vector<int>>> QuestionText(const ModelImpl& m, Runner* r
   return text;
 }
 
-// Reads one byte per page of every bound weight, so a mapped checkpoint is in memory before anything is timed.
+// Reads one byte per page of the weights the stages multiply, so a mapped checkpoint is in memory before anything is
+// timed.
 void TouchWeights(const ModelWeights& w, ThreadPool* pool) {
   std::vector<const TensorView*> views;
   const DecoderWeights& t = w.text;
-  views.push_back(&t.tok_embeddings);
+  // Not the embedding table: a request reads only its tokens' rows (they fault in as the stages embed them), and
+  // the whole table would add its size to peak_rss_mb.
   views.push_back(&t.output);
   for (const DecoderLayerWeights& L : t.layers) {
     for (const LinearWeights* lw : {&L.wqkv, &L.wo, &L.w1, &L.w2, &L.w3}) {
@@ -487,6 +489,25 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   r.decode_context = o.decode_context;
   r.decode_context_16k = kDecodeContext16k;
   r.prefill_tokens = kPrefillTokens;
+
+  const int64_t available_at_start = AvailableMemoryBytes();
+  // The machine's limits, before any weights exist so that the probe buffer is never extra memory.
+  int64_t probe_bytes = o.probe_bytes;
+  if (probe_bytes == 0) {
+    probe_bytes = kDefaultProbeBytes;
+    if (available_at_start > 0) probe_bytes = std::max<int64_t>(64 << 20, std::min(probe_bytes, available_at_start / 4));
+  }
+  runner.Say("measuring read bandwidth (%s)", Gb(static_cast<double>(probe_bytes)).c_str());
+  const BandwidthProbe bw = ProbeReadBandwidth(&pool, probe_bytes);
+  r.bandwidth_gbs = r.bandwidth_gbs_start = bw.gbs;
+  r.bandwidth_probe_bytes = bw.bytes;
+  runner.Say("measuring arithmetic peaks");
+  const std::vector<PeakProbe> peaks = ProbePeakFlops(&pool);
+  for (const PeakProbe& p : peaks) r.peaks.push_back({p.kind, p.gflops});
+  if (const PeakProbe* best = PeakForIsa(peaks, ActiveIsa())) {
+    r.peak_gflops = best->gflops;
+    r.peak_kind = best->kind;
+  }
 
   // The shapes: a real folder's own (loaded now; the weights stay mapped), or the synthetic ones.
   ModelConfig config;
@@ -587,24 +608,6 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
     }
   }
 
-  // The machine's limits, before any weights exist so that the probe buffer is never extra memory.
-  int64_t probe_bytes = o.probe_bytes;
-  if (probe_bytes == 0) {
-    probe_bytes = kDefaultProbeBytes;
-    if (available > 0) probe_bytes = std::max<int64_t>(64 << 20, std::min(probe_bytes, available / 4));
-  }
-  runner.Say("measuring read bandwidth (%s)", Gb(static_cast<double>(probe_bytes)).c_str());
-  const BandwidthProbe bw = ProbeReadBandwidth(&pool, probe_bytes);
-  r.bandwidth_gbs = r.bandwidth_gbs_start = bw.gbs;
-  r.bandwidth_probe_bytes = bw.bytes;
-  runner.Say("measuring arithmetic peaks");
-  const std::vector<PeakProbe> peaks = ProbePeakFlops(&pool);
-  for (const PeakProbe& p : peaks) r.peaks.push_back({p.kind, p.gflops});
-  if (const PeakProbe* best = PeakForIsa(peaks, ActiveIsa())) {
-    r.peak_gflops = best->gflops;
-    r.peak_kind = best->kind;
-  }
-
   // Builds (synthetic) or hands out (real) the model for a group; a synthetic one lives until the group is done.
   auto model_for = [&](const SyntheticOptions& so, std::unique_ptr<ModelImpl>* owned) -> Result<const ModelImpl*> {
     if (real) return &real->impl();
@@ -659,6 +662,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
 
   // The bandwidth again, now that the stages' weights are freed (the probe's buffer must not add to peak_rss_mb).
   one.reset();
+  real.reset();
   runner.Say("measuring read bandwidth again");
   r.bandwidth_gbs_end = ProbeReadBandwidth(&pool, probe_bytes).gbs;
   r.bandwidth_gbs = std::max(r.bandwidth_gbs_start, r.bandwidth_gbs_end);
