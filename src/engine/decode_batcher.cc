@@ -18,7 +18,7 @@ void DecodeBatcher::Leave() {
 }
 
 void DecodeBatcher::Step(const ModelImpl& model, const DecoderStep& step, ThreadPool* pool, float* logits) {
-  Pending me{&model, &step, pool, logits};
+  Pending me{&model, &step, pool, logits, false, nullptr};
   std::unique_lock<std::mutex> lock(mu_);
   pending_.push_back(&me);
   cv_.notify_all();
@@ -26,16 +26,28 @@ void DecodeBatcher::Step(const ModelImpl& model, const DecoderStep& step, Thread
     cv_.wait(lock, [&] {
       return me.done || (!running_ && static_cast<int>(pending_.size()) >= members_);
     });
-    if (me.done) return;
-    // Every member has handed in a step (or left): this thread computes the batch.
+    if (me.done) {
+      if (me.error) std::rethrow_exception(me.error);
+      return;
+    }
+    // Every member has handed in a step (or left): this thread computes the batch. Whatever it throws reaches
+    // every member, so none waits for a batch that will never finish.
     std::vector<Pending*> batch;
     batch.swap(pending_);
     running_ = true;
     lock.unlock();
-    RunBatch(batch);
+    std::exception_ptr error;
+    try {
+      RunBatch(batch);
+    } catch (...) {
+      error = std::current_exception();
+    }
     lock.lock();
     running_ = false;
-    for (Pending* p : batch) p->done = true;
+    for (Pending* p : batch) {
+      p->error = error;
+      p->done = true;
+    }
     cv_.notify_all();
   }
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <exception>
 #include <mutex>
 #include <vector>
 
@@ -36,6 +37,7 @@ class DecodeBatcher {
     ThreadPool* pool;
     float* logits;
     bool done = false;
+    std::exception_ptr error;  // what the batch threw (e.g. bad_alloc): every member rethrows it
   };
   void RunBatch(std::vector<Pending*>& batch);
 
