@@ -210,7 +210,16 @@ void Server::Impl::RunJob(Slot* slot, Job* job) {
     publish(stops.Push(utf8.Push(piece)));
     return !stops.stopped() && !job->cancelled.load();
   };
-  auto result = slot->session.Chat(req, on_text);
+  // The worker thread is the outermost frame here: whatever the engine throws (an allocation failure) becomes this
+  // request's error instead of ending the process.
+  Result<ChatResult> result = Internal("no result");
+  try {
+    result = slot->session.Chat(req, on_text);
+  } catch (const std::bad_alloc&) {
+    result = ResourceExhausted("out of memory while answering this request");
+  } catch (const std::exception& e) {
+    result = Internal(std::string("internal error: ") + e.what());
+  }
   std::lock_guard<std::mutex> lock(job->mu);
   if (!result.ok()) {
     job->error = ErrorFromStatus(result.status());
