@@ -6,13 +6,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <chrono>
 #include <thread>
 
+#include "core/base64.h"
 #include "core/dtype.h"
 #include "core/status.h"
 #include "core/testing.h"
@@ -37,6 +40,29 @@ TEST(DType, F16MatchesKnownEncodings) {
   EXPECT_EQ(F32ToF16(1e6f), 0x7c00);
   EXPECT_EQ(F16ToF32(0x0001), std::ldexp(1.0f, -24));
   for (uint32_t h = 0; h < 0x7c00; ++h) EXPECT_EQ(F32ToF16(F16ToF32(h)), h) << h;
+}
+
+// RFC 4648 §10's vectors, random bytes both ways, and what the decoder refuses.
+TEST(Base64, KnownVectorsRoundTripAndMalformedInput) {
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
+                                                          {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+                                                          {"foobar", "Zm9vYmFy"}};
+  for (const auto& [plain, coded] : vectors) {
+    EXPECT_EQ(EncodeBase64(plain), coded);
+    EXPECT_EQ(DecodeBase64(coded).value_or("?"), plain);
+  }
+  std::mt19937 rng(3);
+  for (int n = 0; n < 70; ++n) {
+    std::string bytes(n, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    std::string coded = EncodeBase64(bytes);
+    EXPECT_EQ(DecodeBase64(coded).value_or("x"), bytes) << n;
+    while (!coded.empty() && coded.back() == '=') coded.pop_back();
+    EXPECT_EQ(DecodeBase64(coded).value_or("x"), bytes) << n;  // padding is optional
+  }
+  EXPECT_FALSE(DecodeBase64("ab$d").has_value());
+  EXPECT_FALSE(DecodeBase64("abcde").has_value());
+  EXPECT_FALSE(DecodeBase64("ab d").has_value());
 }
 
 TEST(ThreadPool, CoversRangeExactlyOnce) {

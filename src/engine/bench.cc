@@ -140,7 +140,6 @@ constexpr int64_t kChunk = 512;             // prompt rows per DecoderForward, a
 constexpr int64_t kPrefillTokens = 512;
 constexpr int64_t kDecodeContext16k = 16384;
 constexpr int kDecodeStreams = 4;  // the decodex4 stage's
-constexpr int64_t kPloraRank = 256;         // the real checkpoint's Partial LoRA rank
 constexpr double kRepeatBelowS = 2.0;       // stages shorter than this are repeated (see MedianRun)
 constexpr int64_t kDefaultProbeBytes = int64_t{1} << 30;
 
@@ -566,7 +565,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
 
   // Partial LoRA rank: the real checkpoint's (256 in IXC-2.5), which synthetic weights copy. The question's text
   // tokens are recounted with a real model's tokenizer once the image stage runs.
-  int64_t plora_rank = kPloraRank;
+  int64_t plora_rank = kRealPloraRank;
   if (real && real->impl().weights.text.has_plora) plora_rank = real->impl().weights.text.layers.at(0).wqkv.plora.rank();
   BenchWork work = ComputeBenchWork(config, plora_rank, kBenchQuestionTextTokens);
 
@@ -581,10 +580,10 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   text_so.plora_rank = 0;
   text_so.vision = false;
   if (o.one_model) {
-    text_so.plora_rank = kPloraRank;
+    text_so.plora_rank = kRealPloraRank;
     text_so.vision = true;
   }
-  vision_so.plora_rank = kPloraRank;  // a checkpoint with a vision tower must have Partial LoRA (the binder checks)
+  vision_so.plora_rank = kRealPloraRank;  // a checkpoint with a vision tower must have Partial LoRA (the binder checks)
   vision_so.vision = true;
   const int64_t available = AvailableMemoryBytes();
   if (synthetic) {

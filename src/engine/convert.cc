@@ -68,9 +68,6 @@ Status Write(const ConvertOptions& o, const std::map<std::string, GgufValue>& me
   });
 }
 
-// The real checkpoint's adapter ranks (spec §1.3), which a synthetic full-size file copies.
-constexpr int64_t kPloraRank = 256, kWebRank = 512, kSftRank = 256, kDpoRank = 256;
-
 Result<ConvertReport> ConvertSynthetic(const ConvertOptions& o, WeightType type) {
   if (o.tokenizer.empty()) return InvalidArgument("a synthetic model needs a tokenizer.model to hold");
   ModelConfig config;
@@ -84,10 +81,10 @@ Result<ConvertReport> ConvertSynthetic(const ConvertOptions& o, WeightType type)
   SyntheticOptions so;
   so.seed = o.seed;
   so.type = type;
-  so.plora_rank = kPloraRank;
-  so.web_rank = kWebRank;
-  so.sft_rank = kSftRank;
-  so.dpo_rank = kDpoRank;
+  so.plora_rank = kRealPloraRank;
+  so.web_rank = kRealWebRank;
+  so.sft_rank = kRealSftRank;
+  so.dpo_rank = kRealDpoRank;
   const int64_t need = SyntheticCheckpointBytes(config, so), available = AvailableMemoryBytes();
   if (available > 0 && need > available) {
     return ResourceExhausted(StrFormat("synthetic %s weights need %.1f GB, but only %.1f GB of memory is available",

@@ -16,6 +16,9 @@
 
 namespace ixc {
 
+// The adapter ranks of the real IXC-2.5 checkpoint (spec §1.3), which full-size synthetic models copy.
+inline constexpr int64_t kRealPloraRank = 256, kRealWebRank = 512, kRealSftRank = 256, kRealDpoRank = 256;
+
 struct SyntheticOptions {
   uint64_t seed = 1;
   // The model's weight type (model/weight_types.h): every tensor gets the type a converted file of this type would

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/base64.h"
 #include "core/mapped_file.h"
 
 namespace ixc::server {
@@ -81,15 +82,6 @@ std::optional<ApiError> GetString(const json& j, const char* key, std::string* o
   if (!j[key].is_string()) return Bad(key, std::string("expected a string, got ") + TypeName(j[key]));
   *out = j[key].get<std::string>();
   return std::nullopt;
-}
-
-int Base64Value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
 }
 
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
@@ -182,26 +174,6 @@ ApiError ErrorFromStatus(const Status& s) {
     default: e.status = 500; break;
   }
   return e;
-}
-
-std::optional<std::string> DecodeBase64(std::string_view text) {
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() / 4 * 3 + 2);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : text) {
-    const int v = Base64Value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
 }
 
 std::optional<ApiError> ParseChatCompletion(std::string_view body, const RequestLimits& limits, ChatCall* out) {

@@ -54,9 +54,6 @@ struct ChatCall {
 // num_beams > 1). Unknown fields are ignored, as OpenAI's clients send many.
 std::optional<ApiError> ParseChatCompletion(std::string_view body, const RequestLimits& limits, ChatCall* out);
 
-// Decodes standard base64 (padding optional; no other characters). nullopt on malformed input.
-std::optional<std::string> DecodeBase64(std::string_view text);
-
 struct Usage {
   int64_t prompt_tokens = 0, completion_tokens = 0;
 };

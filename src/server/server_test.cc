@@ -14,6 +14,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "core/base64.h"
 #include "core/mapped_file.h"
 #include "core/testing.h"
 #include "load/load.h"
@@ -23,28 +24,10 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string Base64(const std::string& in) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += k[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += k[(acc << (6 - bits)) & 63];
-  while (out.size() % 4) out += '=';
-  return out;
-}
-
 std::string GoldenImage(const std::string& name) { return testing::GoldenDir() + "/images/" + name; }
 
 json ImagePart(const std::string& path) {
-  return {{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + Base64(*ReadFileToString(path))}}}};
+  return {{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + EncodeBase64(*ReadFileToString(path))}}}};
 }
 json Text(const std::string& t) { return {{"type", "text"}, {"text", t}}; }
 
@@ -111,6 +94,20 @@ json Post(httplib::Client& c, const json& body, int want_status = 200) {
 
 json Body(json messages, int max_tokens) {
   return {{"messages", std::move(messages)}, {"temperature", 0}, {"max_tokens", max_tokens}};
+}
+
+// A raw TCP connection to the server (for clients httplib cannot play: half requests, dropped streams); -1 on failure.
+int ConnectLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 // Parses an SSE body: every event is "data: <payload>\n\n"; returns the payloads.
@@ -192,7 +189,7 @@ TEST_F(ServerTest, VideoPartEqualsTheEngine) {
   ChatRequest r = Greedy("Describe this video.", 6);
   r.images = {MediaInput(clip, /*video=*/true)};
   const json j = Post(c, Body({{{"role", "user"},
-                                {"content", {{{"type", "video_url"}, {"video_url", {{"url", "data:video/mp4;base64," + Base64(*ReadFileToString(clip))}}}},
+                                {"content", {{{"type", "video_url"}, {"video_url", {{"url", "data:video/mp4;base64," + EncodeBase64(*ReadFileToString(clip))}}}},
                                              Text("Describe this video.")}}}}, 6));
   EXPECT_EQ(j["choices"][0]["message"]["content"], EngineAnswer(r));
 }
@@ -275,9 +272,9 @@ TEST_F(ServerTest, BadRequestsGetTheirStatusAndTheServerGoesOn) {
       {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":"many"})", 400, "max_tokens"},
       {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,%%%"}}]}]})", 400, "base64"},
       // Valid base64 of bytes that are no picture: the decoder's error, naming the part.
-      {json{{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + Base64("\x89PNG\r\n\x1a\nbroken")}}}}, Text("q")}}}}}}.dump(),
+      {json{{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + EncodeBase64("\x89PNG\r\n\x1a\nbroken")}}}}, Text("q")}}}}}}.dump(),
        400, "messages[0].content[0].image_url.url"},
-      {json{{"messages", {{{"role", "user"}, {"content", {{{"type", "video_url"}, {"video_url", {{"url", "data:video/mp4;base64," + Base64("no video here")}}}}, Text("q")}}}}}}.dump(),
+      {json{{"messages", {{{"role", "user"}, {"content", {{{"type", "video_url"}, {"video_url", {{"url", "data:video/mp4;base64," + EncodeBase64("no video here")}}}}, Text("q")}}}}}}.dump(),
        400, "video_url"},
       {R"({"messages":[{"role":"user","content":"x"}],"mode":"dance"})", 400, "mode"},
       {std::string(2 << 20, ' '), 413, "byte limit"},
@@ -303,12 +300,8 @@ TEST_F(ServerTest, BadRequestsGetTheirStatusAndTheServerGoesOn) {
   EXPECT_NE(res->body.find("no route"), std::string::npos);
 
   // A slow client that sends half a request and stops is dropped; the server still answers others.
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(srv.port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int fd = ConnectLoopback(srv.port());
+  ASSERT_GE(fd, 0);
   const std::string half = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"messa";
   ASSERT_EQ(write(fd, half.data(), half.size()), static_cast<ssize_t>(half.size()));
 
@@ -373,12 +366,8 @@ TEST_F(ServerTest, FullServerSays503AndADisconnectFreesTheSlot) {
   const std::string payload = body.dump();
   const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                               "Content-Length: " + std::to_string(payload.size()) + "\r\n\r\n" + payload;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(srv.port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int fd = ConnectLoopback(srv.port());
+  ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
   std::string got;
   char buf[4096];

@@ -10,30 +10,14 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "core/base64.h"
+
 namespace ixc::load {
 
 namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-std::string Base64(const std::string& in) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += k[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += k[(acc << (6 - bits)) & 63];
-  while (out.size() % 4) out += '=';
-  return out;
-}
 
 std::string ReadAll(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -125,7 +109,7 @@ int64_t ResidentKb(int pid) {
 LoadReport RunLoad(const LoadOptions& o) {
   LoadReport r;
   std::vector<std::string> data_urls;
-  for (const std::string& p : o.images) data_urls.push_back("data:image/png;base64," + Base64(ReadAll(p)));
+  for (const std::string& p : o.images) data_urls.push_back("data:image/png;base64," + EncodeBase64(ReadAll(p)));
   auto client = [&] {
     httplib::Client c(o.host, o.port);
     c.set_read_timeout(600, 0);
