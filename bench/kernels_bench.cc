@@ -42,7 +42,8 @@ void BM_MatMulBf16(benchmark::State& st) {
 // Decode (1 row; 2-4 rows: streams decoded together), a 512-row prompt chunk through wqkv and w1, ViT fc1 over one 1601-token view.
 BENCHMARK(BM_MatMulBf16)->Args({1, 4096, 4096, 1})->Args({1, 4096, 4096, 2})->Args({1, 14336, 4096, 1})
     ->Args({1, 14336, 4096, 2})->Args({2, 14336, 4096, 2})->Args({3, 14336, 4096, 2})->Args({4, 14336, 4096, 2})
-    ->Args({4, 14336, 4096, 1})->Args({4, 1024, 4096, 1})
+    ->Args({4, 14336, 4096, 1})->Args({4, 1024, 4096, 1})->Args({1, 128, 4096, 1})->Args({2, 128, 4096, 1})
+    ->Args({3, 128, 4096, 1})->Args({4, 128, 4096, 1})
     ->Args({64, 4096, 4096, 2})->Args({512, 6144, 4096, 2})->Args({512, 14336, 4096, 2})->Args({1601, 4096, 1024, 2})
     ->Args({11207, 1024, 1024, 2})->Args({11207, 4096, 1024, 2})->Args({11207, 1024, 4096, 2})
     ->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "kernels/kernels.h"
 #include "model/decoder.h"
 #include "text/sampler.h"
 
@@ -91,18 +92,31 @@ class DecoderBeamModel : public BeamModel {
     std::vector<KvCache> next;
     for (int p : parents) next.push_back(caches_[p]);
     caches_ = std::move(next);
-    std::vector<float> embed(c_.hidden_size);
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      EmbedTokens(w_, &tokens[i], 1, embed.data());
-      DecoderStep s;
-      s.embeds = embed.data();
-      s.num_rows = 1;
-      s.mode = mode_;
-      s.shared_prefix = &prompt_;
-      s.cache = &caches_[i];
-      s.workspace = &workspace_;
-      (*logits)[i].resize(c_.vocab_size);
-      DecoderForward(c_, w_, s, pool_, (*logits)[i].data());
+    // The beams step together, each weight read once for all of them. Groups stay within the row kernel's range,
+    // where a batched row's logits equal its own forward pass bit for bit, so the search is that of beams run
+    // one by one.
+    const int64_t D = c_.hidden_size, V = c_.vocab_size;
+    const size_t k = tokens.size();
+    embeds_.resize(k * D);
+    EmbedTokens(w_, tokens.data(), static_cast<int64_t>(k), embeds_.data());
+    for (size_t g0 = 0; g0 < k; g0 += kMatMulRowKernelMax) {
+      const size_t g1 = std::min(k, g0 + static_cast<size_t>(kMatMulRowKernelMax));
+      std::vector<DecoderStep> steps(g1 - g0);
+      for (size_t i = g0; i < g1; ++i) {
+        DecoderStep& s = steps[i - g0];
+        s.embeds = &embeds_[i * D];
+        s.num_rows = 1;
+        s.mode = mode_;
+        s.shared_prefix = &prompt_;
+        s.cache = &caches_[i];
+        s.workspace = &workspace_;
+      }
+      batch_logits_.resize((g1 - g0) * V);
+      DecoderForwardBatch(c_, w_, steps, pool_, batch_logits_.data());
+      for (size_t i = g0; i < g1; ++i) {
+        const float* row = &batch_logits_[(i - g0) * V];
+        (*logits)[i].assign(row, row + V);
+      }
     }
   }
 
@@ -114,6 +128,7 @@ class DecoderBeamModel : public BeamModel {
   ThreadPool* pool_;
   std::vector<KvCache> caches_;
   Workspace workspace_;
+  std::vector<float> embeds_, batch_logits_;
 };
 
 }  // namespace

@@ -1,10 +1,14 @@
-// Beam-search rules (spec beam-search.md) hand-traced on toy logits tables, without a model.
+// Beam-search rules (spec beam-search.md) hand-traced on toy logits tables, without a model; then the decoder's
+// beams stepped together against the same beams stepped one by one.
 #include <cmath>
 #include <map>
 
 #include <gtest/gtest.h>
 
+#include "core/testing.h"
 #include "engine/beam_search.h"
+#include "model/decoder.h"
+#include "model/synthetic.h"
 
 namespace ixc {
 namespace {
@@ -111,6 +115,91 @@ TEST(BeamSearch, BeamSampleIsReproducibleForASeed) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->tokens, b->tokens);
 }
+
+// Each beam's own forward pass, one after another: what the decoder's batched beams must reproduce.
+class OneByOneModel : public BeamModel {
+ public:
+  OneByOneModel(const DecoderConfig& c, const DecoderWeights& w, const KvCache& prompt, int k, ThreadPool* pool)
+      : c_(c), w_(w), prompt_(prompt), pool_(pool) {
+    for (int i = 0; i < k; ++i) caches_.emplace_back(c.num_hidden_layers, c.kv_dim(), prompt.dtype());
+  }
+  void Advance(const std::vector<int>& parents, const std::vector<int>& tokens,
+               std::vector<std::vector<float>>* logits) override {
+    std::vector<KvCache> next;
+    for (int p : parents) next.push_back(caches_[p]);
+    caches_ = std::move(next);
+    std::vector<float> embed(c_.hidden_size);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      EmbedTokens(w_, &tokens[i], 1, embed.data());
+      DecoderStep s;
+      s.embeds = embed.data();
+      s.num_rows = 1;
+      s.shared_prefix = &prompt_;
+      s.cache = &caches_[i];
+      (*logits)[i].resize(c_.vocab_size);
+      DecoderForward(c_, w_, s, pool_, (*logits)[i].data());
+    }
+  }
+
+ private:
+  const DecoderConfig& c_;
+  const DecoderWeights& w_;
+  const KvCache& prompt_;
+  ThreadPool* pool_;
+  std::vector<KvCache> caches_;
+};
+
+class DecoderBeams : public ::testing::TestWithParam<WeightType> {};
+
+// 3 beams step as one batch; 9 beams as a batch of 7 and one of 2 (the row kernel's limit). Either way the search
+// must be the one-by-one search exactly: same tokens, same score.
+TEST_P(DecoderBeams, SteppedTogetherEqualsOneByOne) {
+  ModelConfig mc;
+  DecoderConfig& c = mc.text;
+  c.vocab_size = 97;
+  c.hidden_size = 64;
+  c.intermediate_size = 96;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.max_position_embeddings = 64;
+  c.rope_theta = 10000;
+  SyntheticOptions so;
+  so.vision = false;
+  so.type = GetParam();
+  auto ck = MakeSyntheticCheckpoint(mc, so);
+  auto w = BindWeights(mc, ck->tensors);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  ThreadPool pool(2);
+  KvCache prompt(c.num_hidden_layers, c.kv_dim());
+  auto e = testing::RandomFloats(6 * c.hidden_size, 11);
+  std::vector<float> first(c.vocab_size);
+  DecoderStep s;
+  s.embeds = e.data();
+  s.num_rows = 6;
+  s.cache = &prompt;
+  DecoderForward(c, w->text, s, &pool, first.data());
+  for (int beams : {3, 9}) {
+    for (bool sample : {false, true}) {
+      BeamSearchParams p;
+      p.num_beams = beams;
+      p.max_new_tokens = 7;
+      p.eos_ids = {2};
+      p.do_sample = sample;
+      p.seed = 5;
+      p.repetition_penalty = 1.2f;
+      OneByOneModel one(c, w->text, prompt, beams, &pool);
+      auto want = BeamSearch(one, first, p, nullptr);
+      auto got = RunBeamSearch(c, w->text, AdapterMode::kBase, prompt, first, p, &pool, nullptr);
+      ASSERT_TRUE(want.ok() && got.ok()) << beams;
+      EXPECT_EQ(got->tokens, want->tokens) << beams << " beams, sample " << sample;
+      EXPECT_EQ(got->score, want->score) << beams << " beams, sample " << sample;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, DecoderBeams, ::testing::Values(WeightType::kBF16, WeightType::kQ4_0),
+                         [](const auto& info) { return std::string(WeightTypeName(info.param)); });
 
 }  // namespace
 }  // namespace ixc

@@ -16,7 +16,7 @@ using gemm::kRowsW;
 using gemm::kRowsX;
 
 // Fewer rows than this take the row kernel (each weight byte read once per kRowsX rows, no panel conversion).
-constexpr int64_t kFewRows = 8;
+constexpr int64_t kFewRows = kMatMulRowKernelMax + 1;
 // A task: up to kMc rows × kNc panels. The k-block keeps a converted panel (kKc × 16 f32 = 16 KiB) in L1 while
 // the task's packed rows (kMc × kKc f32 = 192 KiB, in L2) stream past it; kMc rows amortise the panel's
 // conversion and kNc panels the rows' packing.

@@ -16,6 +16,9 @@ namespace ixc {
 // When `bias` is non-null (f32 [N]) it is added. `accumulate` adds into y instead of overwriting it.
 void MatMul(const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias, float* y, bool accumulate,
             ThreadPool* pool);
+// Below this many rows each row of MatMul's result is the same, bit for bit, as that row multiplied alone (they take
+// the row kernel, whose order of additions does not depend on the row count); from it on, the panel kernel.
+inline constexpr int64_t kMatMulRowKernelMax = 7;
 void MatMulRef(const float* x, int64_t T, int64_t K, const TensorView& w, const float* bias, float* y, bool accumulate);
 
 // y = w · (x / rms(x)) per row of D, with the reference's order (normalise in f32, then scale by the weight).
