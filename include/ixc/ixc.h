@@ -311,7 +311,8 @@ struct ConvertOptions {
                               // dequantised to F16); "q8_0": every multiplied matrix (decoder linears, LM head,
                               // embeddings, adapters, vision linears, projector) as Q8_0; "q4_0": the decoder's
                               // linears as Q4_0, the other matrices as for q8_0. Norms, biases and the patch
-                              // embedding stay as for bf16.
+                              // embedding stay as for bf16. AWQ layers are quantised from their exact values
+                              // (q − z)·s, rounded once.
   LoadProgress progress;      // loading stages, then "writing <type>"
   // Random weights instead of a model (model_dir empty): the shapes of the config.json `synthetic_config` (empty:
   // the real IXC-2.5 shapes, rope_scaling dynamic ×2) with the real adapter ranks (Partial LoRA, sft and dpo 256,

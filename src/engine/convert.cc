@@ -20,7 +20,8 @@ namespace ixc {
 
 namespace {
 
-// The table the binder saw: the stored tensors, with AWQ triples replaced by their dequantised F16 weights.
+// The table the binder saw: the stored tensors, with AWQ triples replaced by their dequantised weights (F16, or
+// exact in Q4G128x8).
 std::map<std::string, TensorView> BoundTable(const ModelImpl& m) {
   std::map<std::string, TensorView> table;
   std::set<std::string> dense;
@@ -127,7 +128,11 @@ Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
   LoadOptions lo;
   lo.model_dir = o.model_dir;
   lo.progress = o.progress;
-  IXC_ASSIGN_OR_RETURN(std::unique_ptr<ModelImpl> m, LoadModelImpl(lo, /*stored_layout=*/true));
+  // Quantised outputs requantise AWQ layers from their exact values, (q − z)·s, read from the 4-bit layout: through
+  // the F16 dequantisation they would be rounded twice. bf16 keeps that F16 dequantisation (the reference's).
+  const bool requantise = type == WeightType::kQ8_0 || type == WeightType::kQ4_0;
+  IXC_ASSIGN_OR_RETURN(std::unique_ptr<ModelImpl> m,
+                       LoadModelImpl(lo, /*stored_layout=*/true, /*stored_awq_four_bit=*/requantise));
 
   // config.json and tokenizer.model, verbatim but for AWQ's quantization_config (its layers are dense now).
   std::string config_text, tokenizer;
@@ -164,7 +169,7 @@ Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
         pool->ParallelFor(rows, [&](int64_t r0, int64_t r1, int) {
           std::vector<float> row(cols);
           for (int64_t r = r0; r < r1; ++r) {
-            ConvertToF32(src.dtype, src.row(r), row.data(), cols);
+            RowToF32(src, r, row.data());  // also the rows of interleaved 4-bit AWQ layers
             uint8_t* out = dst + r * row_bytes;
             if (IsBlockType(want)) {
               QuantizeBlocks(want, row.data(), out, cols);

@@ -12,6 +12,7 @@
 #include "engine/memory_estimate.h"
 #include "model/vision.h"
 #include "engine/model_impl.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "ixc/ixc.h"
 
@@ -155,6 +156,61 @@ TEST(AwqLoad, GreedyChatStaysCloseToTheDenseTwin) {
   ASSERT_TRUE(ra.ok() && rd.ok());
   EXPECT_LE(testing::RelL2(ra->tensors.last_logits.data(), rd->tensors.last_logits.data(), rd->tensors.last_logits.size()),
             1e-2);
+}
+
+// ixc convert quantises AWQ layers from their exact values (q − z)·s, rounded once into Q8_0 / Q4_0 blocks, not from
+// the F16 dequantisation (which would round them twice); bf16 keeps that F16 dequantisation.
+TEST(AwqLoad, ConvertQuantisesTheExactWeightsOnce) {
+  REQUIRE_AWQ_FIXTURE(dir);
+  LoadOptions lo;
+  lo.model_dir = dir + "/awq";
+  auto exact = LoadModelImpl(lo);  // for inference: the layers in 4 bits, exact
+  ASSERT_TRUE(exact.ok()) << exact.status().message();
+  auto dense = SafetensorsFile::Open(dir + "/dense/model.safetensors");
+  ASSERT_TRUE(dense.ok()) << dense.status().message();
+  for (const char* type : {"q4_0", "q8_0", "bf16"}) {
+    ConvertOptions co;
+    co.model_dir = dir + "/awq";
+    co.output = testing::MakeTempDir("awq_convert") + "/m.gguf";
+    co.type = type;
+    auto report = ConvertModel(co);
+    ASSERT_TRUE(report.ok()) << report.status().message();
+    auto file = GgufFile::Open(co.output);
+    ASSERT_TRUE(file.ok()) << file.status().message();
+    int checked = 0;
+    for (size_t i = 0; i < (*exact)->weights.text.layers.size(); ++i) {
+      const DecoderLayerWeights& L = (*exact)->weights.text.layers[i];
+      const std::pair<const char*, const LinearWeights*> linears[] = {
+          {"attention.wqkv", &L.wqkv}, {"attention.wo", &L.wo}, {"feed_forward.w1", &L.w1},
+          {"feed_forward.w3", &L.w3}, {"feed_forward.w2", &L.w2}};
+      for (auto [name, lw] : linears) {
+        const std::string x = "model.layers." + std::to_string(i) + "." + name + ".weight";
+        const TensorView& got = (*file)->tensors().at(x);
+        ASSERT_EQ(lw->weight.dtype, DType::kQ4G128x8) << x;
+        if (std::string(type) == "bf16") {
+          const TensorView& want = (*dense)->tensors().at(x);
+          ASSERT_EQ(got.dtype, DType::kF16) << x;
+          EXPECT_EQ(std::memcmp(got.data, want.data, want.nbytes()), 0) << x;
+          ++checked;
+          continue;
+        }
+        const DType q = std::string(type) == "q4_0" ? DType::kQ4_0 : DType::kQ8_0;
+        ASSERT_EQ(got.dtype, q) << x;
+        const int64_t cols = got.dim(1), row_bytes = StorageBytes(q, cols);
+        std::vector<float> row(cols);
+        std::vector<uint8_t> want(row_bytes);
+        int64_t differing_rows = 0;
+        for (int64_t r = 0; r < got.dim(0); ++r) {
+          RowToF32(lw->weight, r, row.data());
+          QuantizeBlocks(q, row.data(), want.data(), cols);
+          differing_rows += std::memcmp(want.data(), got.row(r), row_bytes) != 0;
+        }
+        EXPECT_EQ(differing_rows, 0) << x << " (" << type << ") is not the exact weights quantised once";
+        ++checked;
+      }
+    }
+    EXPECT_EQ(checked, 10) << type;
+  }
 }
 
 TEST(AwqLoad, InconsistentFoldersGiveNamedErrors) {

@@ -285,7 +285,8 @@ Result<std::unique_ptr<GgufFile>> OpenModelGguf(const std::string& path) {
   return f;
 }
 
-Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options, bool stored_layout) {
+Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options, bool stored_layout,
+                                                 bool stored_awq_four_bit) {
   namespace fs = std::filesystem;
   const std::string& dir = options.model_dir;
   const LoadProgress& progress = options.progress;
@@ -323,7 +324,8 @@ Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options, boo
   const std::map<std::string, TensorView>* tensors = &m->checkpoint->tensors();
   std::map<std::string, TensorView> with_dense;
   if (!AwqLayerNames(*tensors).empty()) {
-    Status s = DequantizeAwqLayers(*tensors, m->quantization, progress, !stored_layout, m.get(), &with_dense);
+    Status s = DequantizeAwqLayers(*tensors, m->quantization, progress, !stored_layout || stored_awq_four_bit,
+                                   m.get(), &with_dense);
     if (!s.ok()) return s.WithContext(StrFormat("checkpoint in %s", dir.c_str()));
     tensors = &with_dense;
   }

@@ -62,8 +62,9 @@ Result<QuantizationConfig> ParseQuantizationConfig(const std::string& json_text,
 // Opens the folder's checkpoint, repacks AWQ layers when there are any (in 4 bits, or dequantised to F16 under
 // `stored_layout` or when their groups are not 128 inputs), binds the weights, loads the tokenizer, and prepares the
 // weights for the kernels (PrepareWeightsForKernels) unless `stored_layout` (ixc convert reads the tensors as the
-// file stores them, and AWQ layers as F16).
-Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options, bool stored_layout = false);
+// file stores them, and AWQ layers as F16, or with `stored_awq_four_bit` as exact 4-bit Q4G128x8 for requantising).
+Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options, bool stored_layout = false,
+                                                 bool stored_awq_four_bit = false);
 Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const std::string& model_dir);
 
 // A model of random weights in `config`'s shapes (`ixc bench --synthetic`): generated in memory, then bound as

@@ -50,11 +50,14 @@ const char* WeightTypeName(WeightType t) {
 }
 
 DType StoredTypeFor(WeightType t, const std::string& name, const Shape& shape, DType source) {
-  if (IsBlockType(source) || shape.size() < 2) return source;
+  // AWQ layers held exactly in 4 bits (Q4G128x8, a layout of our own, not GGUF's) are requantised like dense ones.
+  const bool awq = source == DType::kQ4G128x8;
+  if ((IsBlockType(source) && !awq) || shape.size() < 2) return source;
   const bool whole_blocks = shape.back() % kQ8Block == 0;
   if ((t == WeightType::kQ8_0 || t == WeightType::kQ4_0) && whole_blocks && IsMultipliedMatrix(name)) {
     return t == WeightType::kQ4_0 && IsDecoderLinear(name) ? DType::kQ4_0 : DType::kQ8_0;
   }
+  if (awq) return t == WeightType::kF32 ? DType::kF32 : DType::kF16;  // F16: the reference's dequantisation
   switch (t) {
     case WeightType::kF16: return DType::kF16;
     case WeightType::kF32: return source;

@@ -17,7 +17,8 @@ enum class WeightType { kBF16, kF16, kF32, kQ8_0, kQ4_0 };
 bool ParseWeightType(const std::string& name, WeightType* out);  // "bf16", "f16", "f32", "q8_0", "q4_0"
 const char* WeightTypeName(WeightType t);
 
-// The type tensor `name` of shape `shape`, stored now as `source` (a float type), has in a model of type `t`.
+// The type tensor `name` of shape `shape`, stored now as `source` (a float type, or Q4G128x8 for an AWQ layer held
+// exactly), has in a model of type `t`.
 DType StoredTypeFor(WeightType t, const std::string& name, const Shape& shape, DType source);
 
 // The decoder's big linears (wqkv, wo, w1, w2, w3 of every layer).
