@@ -6,13 +6,14 @@
 
 #include <immintrin.h>
 
+#include "kernels/target_avx2.h"
+
 #include <algorithm>
 #include <limits>
 
 #include "core/dtype.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
+IXC_AVX2_BEGIN
 
 namespace ixc::attention_internal {
 namespace {
@@ -392,7 +393,7 @@ void PackRows(const void* src, int64_t stride, DType dtype, int64_t nb, int64_t 
 }  // namespace
 }  // namespace ixc::attention_internal
 
-#pragma GCC pop_options
+IXC_AVX2_END
 
 namespace ixc::attention_internal {
 

@@ -8,8 +8,7 @@
 #include "kernels/elementwise_kernels.h"
 #include "kernels/vec_avx2.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
+IXC_AVX2_BEGIN
 
 namespace ixc::elementwise {
 
@@ -125,6 +124,6 @@ const Kernels& Avx2Kernels() {
 
 }  // namespace ixc::elementwise
 
-#pragma GCC pop_options
+IXC_AVX2_END
 
 #endif  // __x86_64__

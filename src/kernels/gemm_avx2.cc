@@ -5,13 +5,14 @@
 
 #include <immintrin.h>
 
+#include "kernels/target_avx2.h"
+
 #include <cstring>
 
 #include "kernels/gemm_kernels.h"
 #include "kernels/vec_avx2.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
+IXC_AVX2_BEGIN
 
 namespace ixc::gemm {
 
@@ -580,6 +581,6 @@ const Kernels& Avx2Kernels() {
 
 }  // namespace ixc::gemm
 
-#pragma GCC pop_options
+IXC_AVX2_END
 
 #endif  // __x86_64__

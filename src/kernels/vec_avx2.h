@@ -1,10 +1,14 @@
-// AVX2 helpers shared by the x86 kernel files. Include only from files that compile their functions under
-// `#pragma GCC target("avx2,fma,f16c")`; everything here is static inline so no copy leaks into baseline code.
+// AVX2 helpers shared by the x86 kernel files, compiled for AVX2 + FMA + F16C (kernels/target_avx2.h); everything
+// here is static inline so no copy leaks into baseline code.
 #pragma once
 
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+
+#include "kernels/target_avx2.h"
+
+IXC_AVX2_BEGIN
 
 namespace ixc::avx2 {
 
@@ -65,5 +69,7 @@ __attribute__((target("avx2,fma"))) static inline __m256i PackInt8(const __m256i
 }
 
 }  // namespace ixc::avx2
+
+IXC_AVX2_END
 
 #endif  // __x86_64__
