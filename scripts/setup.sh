@@ -26,7 +26,11 @@ FIXTURE_PKGS=(python3-numpy python3-pil python3-torch python3-sentencepiece ffmp
 # them those two tests skip.
 SERVER_TEST_PKGS=(chromium nginx curl)
 
+# Fuzzing (IXC_WITH_FUZZ=1; scripts/fuzz.sh): clang and its libFuzzer runtime. .ci/run uses it for the smoke run.
+FUZZ_PKGS=(clang libclang-rt-14-dev)
+
 want=("${BUILD_PKGS[@]}")
+if [[ "${IXC_WITH_FUZZ:-0}" == 1 ]]; then want+=("${FUZZ_PKGS[@]}"); fi
 if [[ "${IXC_WITH_FIXTURE_TOOLS:-0}" == 1 ]]; then want+=("${FIXTURE_PKGS[@]}"); fi
 if [[ "${IXC_WITH_SERVER_TESTS:-0}" == 1 ]]; then
   want+=("${SERVER_TEST_PKGS[@]}")

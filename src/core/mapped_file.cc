@@ -7,17 +7,42 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 namespace ixc {
 
-Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+Status CheckRegularFile(const std::string& path, const char* what) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    if (e == ENOENT || e == ENOTDIR) return NotFound(StrFormat("%s %s does not exist", what, path.c_str()));
+    return InvalidArgument(StrFormat("cannot read %s %s: %s", what, path.c_str(), std::strerror(e)));
+  }
+  if (S_ISREG(st.st_mode)) return Status::Ok();
+  const char* kind = S_ISDIR(st.st_mode)    ? "a directory"
+                     : S_ISFIFO(st.st_mode) ? "a named pipe (FIFO)"
+                     : S_ISSOCK(st.st_mode) ? "a socket"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                   : "not a regular file";
+  return InvalidArgument(StrFormat("%s %s is %s, not a regular file", what, path.c_str(), kind));
+}
+
+namespace {
+
+// open() for reading, after CheckRegularFile; O_NONBLOCK so that a path swapped for a pipe in between cannot block.
+Result<int> OpenRegular(const std::string& path, const char* what) {
+  IXC_RETURN_IF_ERROR(CheckRegularFile(path, what));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return Status(errno == ENOENT ? StatusCode::kNotFound : StatusCode::kInvalidArgument,
                   StrFormat("cannot open %s: %s", path.c_str(), std::strerror(errno)));
   }
+  return fd;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
+  IXC_ASSIGN_OR_RETURN(const int fd, OpenRegular(path, "file"));
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
@@ -55,19 +80,28 @@ MappedFile::~MappedFile() {
 }
 
 Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound(StrFormat("cannot open %s", path.c_str()));
-  in.seekg(0, std::ios::end);
-  std::streamoff n = in.tellg();
-  if (n < 0) return InvalidArgument(StrFormat("cannot read %s", path.c_str()));
-  if (static_cast<size_t>(n) > max_bytes) {
-    return ResourceExhausted(StrFormat("%s is %lld bytes, over the %zu-byte limit for this kind of file",
-                                       path.c_str(), static_cast<long long>(n), max_bytes));
+  IXC_ASSIGN_OR_RETURN(const int fd, OpenRegular(path, "file"));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return InvalidArgument(StrFormat("%s is not a regular file", path.c_str()));
   }
-  in.seekg(0);
+  const auto n = static_cast<uint64_t>(st.st_size);
+  if (n > max_bytes) {
+    ::close(fd);
+    return ResourceExhausted(StrFormat("%s is %llu bytes, over the %zu-byte limit for this kind of file", path.c_str(),
+                                       static_cast<unsigned long long>(n), max_bytes));
+  }
   std::string s(static_cast<size_t>(n), '\0');
-  in.read(s.data(), n);
-  if (!in) return DataLoss(StrFormat("short read of %s", path.c_str()));
+  size_t done = 0;
+  while (done < s.size()) {
+    const ssize_t got = ::read(fd, s.data() + done, s.size() - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    done += static_cast<size_t>(got);
+  }
+  ::close(fd);
+  if (done != s.size()) return DataLoss(StrFormat("short read of %s (%zu of %zu bytes)", path.c_str(), done, s.size()));
   return s;
 }
 

@@ -33,7 +33,14 @@ class MappedFile {
 // without holding both.
 Status MakePagesWritable(const void* p, size_t n);
 
-// Reads a whole (small) file into a string: configs, index files, JSON requests.
+// Reads a whole (small) file into a string: configs, index files, JSON requests. The size is checked against
+// `max_bytes` before anything is allocated (ResourceExhausted).
 Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes = 64u << 20);
+
+// Whether `path` names a regular file (following symbolic links), checked with stat() before anything opens it: a
+// named pipe would block open() until a writer came, and a directory or device is never an input. Errors name the
+// path, `what` it was meant to be ("tokenizer file", "video") and what it is instead: NotFound when nothing is
+// there, InvalidArgument for a directory, pipe, socket or device.
+Status CheckRegularFile(const std::string& path, const char* what = "file");
 
 }  // namespace ixc

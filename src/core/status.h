@@ -3,6 +3,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <new>
+#include <stdexcept>
 
 #include "ixc/status.h"
 
@@ -31,3 +33,22 @@
       std::abort();                                                                        \
     }                                                                                      \
   } while (0)
+
+namespace ixc {
+
+// Runs `f` (returning a Status or a Result) and turns an allocation failure inside it into ResourceExhausted naming
+// `what`. The public entry points run their work through it, so a request too large for the machine's memory is
+// an error the front end reports, never an abort; sizes are checked before allocating where they are known, and
+// this catches the rest.
+template <typename F>
+auto CatchAllocationFailure(const char* what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return ResourceExhausted(StrFormat("out of memory while %s", what));
+  } catch (const std::length_error&) {
+    return ResourceExhausted(StrFormat("a buffer too large to allocate while %s", what));
+  }
+}
+
+}  // namespace ixc

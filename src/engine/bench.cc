@@ -457,7 +457,7 @@ int64_t GroupBytes(const ModelConfig& c, const SyntheticOptions& so, const std::
 
 }  // namespace
 
-Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progress) {
+static Result<BenchReport> RunBenchImpl(const BenchOptions& o, const BenchProgress& progress) {
   const bool synthetic = o.model_dir.empty();
   if (!synthetic && (!o.config_path.empty() || o.layers > 0 || o.vit_layers > 0)) {
     return InvalidArgument("a config file, --layers and --vit-layers apply to synthetic weights only");
@@ -696,6 +696,10 @@ Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progres
   }
   r.peak_rss_mb = PeakRssMb();
   return r;
+}
+
+Result<BenchReport> RunBench(const BenchOptions& o, const BenchProgress& progress) {
+  return CatchAllocationFailure("benchmarking", [&] { return RunBenchImpl(o, progress); });
 }
 
 }  // namespace ixc

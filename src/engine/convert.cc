@@ -110,7 +110,7 @@ Result<ConvertReport> ConvertSynthetic(const ConvertOptions& o, WeightType type)
 
 }  // namespace
 
-Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
+static Result<ConvertReport> ConvertModelImpl(const ConvertOptions& o) {
   namespace fs = std::filesystem;
   WeightType type;
   if (!ParseWeightType(o.type, &type) || type == WeightType::kF16 || type == WeightType::kF32) {
@@ -188,6 +188,10 @@ Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
   IXC_RETURN_IF_ERROR(Write(o, metadata, out));
   report.file_bytes = static_cast<int64_t>(fs::file_size(o.output, ec));
   return report;
+}
+
+Result<ConvertReport> ConvertModel(const ConvertOptions& o) {
+  return CatchAllocationFailure("converting the model", [&] { return ConvertModelImpl(o); });
 }
 
 }  // namespace ixc

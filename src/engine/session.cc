@@ -261,14 +261,20 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
 Session::Session(const Model& model, const SessionOptions& options)
     : impl_(std::make_unique<SessionImpl>(model.impl(), options)) {}
 Session::~Session() = default;
-Result<ChatResult> Session::Chat(const ChatRequest& r, const TextCallback& on_text) { return impl_->Chat(r, on_text); }
+Result<ChatResult> Session::Chat(const ChatRequest& r, const TextCallback& on_text) {
+  // The conversation's cache is taken out of the session at the start of a request, so after a failure the next
+  // turn starts afresh.
+  return CatchAllocationFailure("answering the request", [&] { return impl_->Chat(r, on_text); });
+}
 
 Model::Model(std::unique_ptr<ModelImpl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
 Result<std::unique_ptr<Model>> Model::Load(const LoadOptions& o) {
-  IXC_ASSIGN_OR_RETURN(auto impl, LoadModelImpl(o));
-  return std::unique_ptr<Model>(new Model(std::move(impl)));
+  return CatchAllocationFailure("loading the model", [&]() -> Result<std::unique_ptr<Model>> {
+    IXC_ASSIGN_OR_RETURN(auto impl, LoadModelImpl(o));
+    return std::unique_ptr<Model>(new Model(std::move(impl)));
+  });
 }
 
 bool Model::HasMode(TaskMode m) const { return CheckModeAvailable(*impl_, m).ok(); }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <new>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -203,7 +204,9 @@ std::vector<PeakKernel> KernelsToProbe() {
 
 // Free on destruction; aligned to pages so each thread's share starts on its own page.
 struct PageBuffer {
-  explicit PageBuffer(size_t bytes) : p(static_cast<float*>(std::aligned_alloc(4096, bytes))) {}
+  explicit PageBuffer(size_t bytes) : p(static_cast<float*>(std::aligned_alloc(4096, bytes))) {
+    if (!p) throw std::bad_alloc();
+  }
   ~PageBuffer() { std::free(p); }
   float* p;
 };

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <functional>
+#include <new>
 
 #include "core/status.h"
 #include "kernels/cpu.h"
@@ -124,7 +125,7 @@ class Builder {
     const size_t bytes = static_cast<size_t>(StorageBytes(dtype, n));
     // Uninitialised on purpose: the fill below is the first touch, so the page faults are spread over the pool.
     auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-    IXC_DCHECK(buf != nullptr);
+    if (!buf) throw std::bad_alloc();  // the public entry points report it (CatchAllocationFailure)
     ck_->storage.emplace_back(buf);
     ck_->bytes += static_cast<int64_t>(bytes);
     const Key key = NameKey(o_.seed, name);

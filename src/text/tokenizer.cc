@@ -1,5 +1,7 @@
 #include "text/tokenizer.h"
 
+#include "core/mapped_file.h"
+
 #include <filesystem>
 
 #include <sentencepiece_processor.h>
@@ -10,8 +12,7 @@ Tokenizer::Tokenizer() : sp_(std::make_unique<sentencepiece::SentencePieceProces
 Tokenizer::~Tokenizer() = default;
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) return NotFound(StrFormat("tokenizer file %s not found", path.c_str()));
+  IXC_RETURN_IF_ERROR(CheckRegularFile(path, "tokenizer file"));
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   auto st = t->sp_->Load(path);
   if (!st.ok()) return DataLoss(StrFormat("cannot load tokenizer %s: %s", path.c_str(), st.ToString().c_str()));

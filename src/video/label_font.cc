@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "core/mapped_file.h"
 #include "video/video.h"
 
 namespace ixc {
@@ -48,6 +49,7 @@ LabelFont::~LabelFont() = default;
 
 Result<std::unique_ptr<LabelFont>> LabelFont::Open(const std::string& path, int pixel_size) {
   if (pixel_size < 1 || pixel_size > 1000) return InvalidArgument(StrFormat("font size %d out of range", pixel_size));
+  IXC_RETURN_IF_ERROR(CheckRegularFile(path, "font file"));
   auto impl = std::make_unique<Impl>();
   if (int err = FT_Init_FreeType(&impl->lib)) return FtError("init", err);
   if (int err = FT_New_Face(impl->lib, path.c_str(), 0, &impl->face)) {

@@ -1,6 +1,8 @@
 // FFmpeg demux/decode/convert for VideoDecoder; the indexing and conversion rules are described in the header.
 #include "video/video_decoder.h"
 
+#include "core/mapped_file.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -128,8 +130,7 @@ int64_t VideoDecoder::seeks() const { return impl_->seeks; }
 
 Result<std::unique_ptr<VideoDecoder>> VideoDecoder::Open(const std::string& path, const VideoDecoderOptions& opts) {
   QuietFfmpegLogs();
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) return NotFound(StrFormat("video file %s not found", path.c_str()));
+  IXC_RETURN_IF_ERROR(CheckRegularFile(path, "video file"));
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   if (int err = avformat_open_input(&impl->fmt, path.c_str(), nullptr, nullptr); err < 0) {

@@ -115,7 +115,9 @@ TEST_F(LoadVideoTest, FontLookupFromTheModelFolder) {
 
 TEST_F(LoadVideoTest, MissingUnreadableAndForeignFiles) {
   EXPECT_EQ(LoadVideo(dir_ + "/nope.mp4", opts_).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(LoadVideo(dir_, opts_).status().code(), StatusCode::kNotFound);  // a directory
+  const Status folder = LoadVideo(dir_, opts_).status();  // a directory is there, just not a video
+  EXPECT_EQ(folder.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(folder.message().find("is a directory"), std::string::npos) << folder.message();
   // Random bytes with a video extension.
   std::string junk(100000, '\0');
   std::mt19937 rng(7);

@@ -177,7 +177,7 @@ int RunBench(int argc, char** argv) {
   fs.Add({"--synthetic", "", "", "random weights of the real IXC-2.5 shapes, built in memory (no download)",
           [&](const std::string&) { synthetic = true; return Status::Ok(); }});
   fs.Add({"--model", "-m", "DIR", "bench a model folder instead, loaded as ixc chat loads it",
-          [&](const std::string& v) { model_dir = v; return Status::Ok(); }});
+          [&](const std::string& v) { return ParsePath("-m", v, &model_dir); }});
   fs.Add({"--type", "", "T", "synthetic weight type: bf16 (default), f16, f32, q8_0 or q4_0 (laid out as ixc convert writes them)",
           [&](const std::string& v) {
             o.type = v;

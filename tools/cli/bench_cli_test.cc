@@ -135,6 +135,19 @@ TEST(CliBench, RealFolder) {
   EXPECT_TRUE(j["prefill_tok_s_512"].is_null());
 }
 
+// Out of memory is an error with exit code 3, not an abort: under a 1.5 GB address-space limit the synthetic
+// weights of two full-size layers (about 2.6 GB) cannot be allocated.
+TEST(CliBench, OutOfMemoryIsAnErrorNotAnAbort) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer reserves more address space than the limit allows";
+#else
+  CliRun r = ixc::testing::RunIxc("bench --synthetic --type bf16 --layers 2 --stages decode --threads 2 --json", true,
+                                  "ulimit -v 1500000;");
+  EXPECT_EQ(r.code, 3) << r.out;
+  EXPECT_NE(r.out.find("out of memory"), std::string::npos) << r.out;
+#endif
+}
+
 TEST(CliBench, UsageErrors) {
   auto expect_error = [](const std::string& args, int code, const std::string& mention) {
     CliRun r = ixc::testing::RunIxc("bench " + args);
@@ -149,8 +162,8 @@ TEST(CliBench, UsageErrors) {
   expect_error("", 2, "--synthetic");
   expect_error("--synthetic -m /some/model", 2, "--synthetic");
   expect_error("-m /some/model --layers 2", 2, "--layers");
-  expect_error("--synthetic --config /nonexistent/config.json", 1, "/nonexistent/config.json");
-  expect_error("--synthetic --type f32 --layers 60000", 1, "--type bf16");  // far more memory than any machine has
+  expect_error("--synthetic --config /nonexistent/config.json", 2, "/nonexistent/config.json");
+  expect_error("--synthetic --type f32 --layers 60000", 3, "--type bf16");  // far more memory than any machine has
   EXPECT_EQ(ixc::testing::RunIxc("bench --help").code, 0);
 }
 

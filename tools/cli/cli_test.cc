@@ -30,6 +30,9 @@ TEST(Cli, UsageErrorsExitTwoAndNameTheProblem) {
   r = Ixc("chat -m");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("needs a value"), std::string::npos) << r.out;
+  r = Ixc("chat -m '' -p hi");  // not the demo model: an empty path is a mistake
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("-m needs a path; it was given an empty one"), std::string::npos) << r.out;
   r = Ixc("frobnicate");
   EXPECT_EQ(r.code, 2);
   r = Ixc("chat -m x -p hi -n many");
@@ -61,18 +64,19 @@ TEST(Cli, ConvertWritesAFileEveryCommandTakes) {
   EXPECT_EQ(Ixc("convert --help").code, 0);
 }
 
-TEST(Cli, BadFilesExitOneWithTheFileNamed) {
+// Exit codes (README): 2 for invalid input (a missing or corrupt file), 3 for a resource limit.
+TEST(Cli, BadFilesExitTwoWithTheFileNamed) {
   IXC_REQUIRE_GOLDEN();
   CliRun r = Ixc("chat -m /nonexistent/model -p hi");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("/nonexistent/model"), std::string::npos);
   std::string dir = ixc::testing::MakeTempDir("cli");
   ixc::testing::WriteFile(dir + "/broken.png", "\x89PNG\r\n\x1a\nnot really");
   r = Ixc("chat -m " + Model() + " --image " + dir + "/broken.png -p hi -n 2");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("broken.png"), std::string::npos) << r.out;
   r = Ixc("chat -m " + Model() + " --image " + Image("synth0.png") + " --max-image-pixels 1000 -p hi -n 2");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 3);
   EXPECT_NE(r.out.find("synth0.png"), std::string::npos) << r.out;
   ixc::testing::WriteFile(dir + "/h.json", "{\"not\": \"a list\"}");
   r = Ixc("chat -m " + Model() + " --history " + dir + "/h.json -p hi -n 2");

@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include "core/mapped_file.h"
 #include "progress.h"
 
 #include <csignal>
@@ -24,9 +25,21 @@ void InstallInterruptHandler() {
   sigaction(SIGINT, &sa, nullptr);
 }
 
+int ExitCodeFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return 0;
+    case StatusCode::kInvalidArgument: case StatusCode::kNotFound: case StatusCode::kDataLoss:
+    case StatusCode::kUnimplemented: case StatusCode::kFailedPrecondition:
+      return 2;  // usage or invalid input: a flag, a missing or corrupt file, an unsupported format or mode
+    case StatusCode::kResourceExhausted: return 3;
+    case StatusCode::kCancelled: return 130;
+    default: return 1;  // a run-time or I/O failure
+  }
+}
+
 int Fail(const Status& s) {
   std::fprintf(stderr, "ixc: error: %s\n", s.message().c_str());
-  return s.code() == StatusCode::kInvalidArgument ? 2 : 1;
+  return ExitCodeFor(s);
 }
 
 Flag KvTypeFlag(KvCacheType* out) {
@@ -42,7 +55,7 @@ Flag KvTypeFlag(KvCacheType* out) {
 void AddCommonFlags(FlagSet& fs, CommonArgs& a) {
   fs.Add({"--model", "-m", "DIR", "model folder (Hugging Face layout: config.json, *.safetensors or *.bin, tokenizer.model); "
           "default: $IXC_MODEL, else the bundled demo model",
-          [&](const std::string& v) { a.model_dir = v; return Status::Ok(); }});
+          [&](const std::string& v) { return ParsePath("-m", v, &a.model_dir); }});
   fs.Add({"--threads", "-t", "N", "worker threads (default: all cores)",
           [&](const std::string& v) { return ParseInt("--threads", v, 1, 1024, &a.threads); }});
   fs.Add({"--precision", "", "P", "fast (default: f16 KV cache) or f32 (every activation and the KV cache in f32)",
@@ -169,19 +182,7 @@ nlohmann::json ResultJson(const ChatResult& r) {
   return j;
 }
 
-Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return NotFound("cannot open " + path);
-  const std::streamoff size = in.tellg();
-  if (size < 0 || static_cast<size_t>(size) > max_bytes) {
-    return ResourceExhausted(path + " is larger than " + std::to_string(max_bytes) + " bytes");
-  }
-  in.seekg(0);
-  std::string text(static_cast<size_t>(size), '\0');
-  in.read(text.data(), size);
-  if (!in) return DataLoss("cannot read " + path);
-  return text;
-}
+Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes) { return ReadFileToString(path, max_bytes); }
 
 int ExitCodeFor(const ChatResult& r) { return r.stop_reason == "cancelled" ? 130 : 0; }
 

@@ -17,6 +17,10 @@ extern std::atomic<bool> g_interrupted;
 void InstallInterruptHandler();
 
 // Prints "ixc: error: ..." and returns the exit code: 2 for usage errors, 1 otherwise.
+// Exit codes, one table for every command (README "Exit codes"): 0 ok, 1 run-time or I/O error, 2 usage or
+// invalid input, 3 over a resource limit (memory, a request or file bound), 130 interrupted.
+int ExitCodeFor(const Status& s);
+// Prints the error and returns its exit code.
 int Fail(const Status& s);
 
 struct CommonArgs {

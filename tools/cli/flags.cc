@@ -67,6 +67,12 @@ Status ParseU64(const std::string& flag, const std::string& v, unsigned long lon
   return Status::Ok();
 }
 
+Status ParsePath(const std::string& flag, const std::string& v, std::string* out) {
+  if (v.empty()) return InvalidArgument(flag + " needs a path; it was given an empty one");
+  *out = v;
+  return Status::Ok();
+}
+
 Status ParseFloat(const std::string& flag, const std::string& v, double lo, double hi, float* out) {
   errno = 0;
   char* end = nullptr;

@@ -33,5 +33,7 @@ class FlagSet {
 Status ParseInt(const std::string& flag, const std::string& v, long long lo, long long hi, int* out);
 Status ParseU64(const std::string& flag, const std::string& v, unsigned long long* out);
 Status ParseFloat(const std::string& flag, const std::string& v, double lo, double hi, float* out);
+// A path value; an empty one (`-m ""`, an unset shell variable) is an error rather than "not given".
+Status ParsePath(const std::string& flag, const std::string& v, std::string* out);
 
 }  // namespace ixc::cli

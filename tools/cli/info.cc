@@ -152,7 +152,7 @@ int RunInfo(int argc, char** argv) {
   int context = static_cast<int>(q.context_tokens), text_tokens = static_cast<int>(q.text_tokens);
   std::string mode = "base";
   FlagSet fs;
-  fs.Add({"--model", "-m", "DIR", "model folder", [&](const std::string& v) { common.model_dir = v; return Status::Ok(); }});
+  fs.Add({"--model", "-m", "DIR", "model folder", [&](const std::string& v) { return ParsePath("-m", v, &common.model_dir); }});
   fs.Add({"--hd-num", "", "N", "tiles per image for the memory estimate (default 24; 6 whenever several images)",
           [&](const std::string& v) { return ParseInt("--hd-num", v, 1, 100, &q.hd_num); }});
   fs.Add({"--grid", "", "RxC", "tile grid of each image, e.g. 2x2 (default: the largest --hd-num allows, N tiles in one column)",

@@ -112,7 +112,7 @@ TEST(CliInfo, UsageErrors) {
   EXPECT_EQ(Ixc("info --bogus").code, 2);
   EXPECT_EQ(Ixc("info --help").code, 0);
   InfoRun r = Ixc("info -m /nonexistent/model", true);
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("/nonexistent/model"), std::string::npos) << r.out;
 }
 

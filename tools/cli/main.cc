@@ -1,6 +1,7 @@
 // ixc: the command-line front end. Everything goes through the public API (ixc/ixc.h); these files only parse
 // flags, print, and decide exit codes.
 #include <cstdio>
+#include <new>
 #include <string>
 
 #include "commands.h"
@@ -22,9 +23,7 @@ void Usage() {
       "Run 'ixc COMMAND --help' for the options of a command.\n");
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     Usage();
     return argc < 2 ? 2 : 0;
@@ -39,4 +38,16 @@ int main(int argc, char** argv) {
   if (cmd == "serve") return ixc::cli::RunServe(argc, argv);
   std::fprintf(stderr, "ixc: error: unknown command '%s' (see ixc --help)\n", cmd.c_str());
   return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The library turns allocation failures into errors; this catches the front end's own.
+  try {
+    return Run(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "ixc: error: out of memory\n");
+    return 3;
+  }
 }

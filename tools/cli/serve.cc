@@ -20,7 +20,7 @@ int RunServe(int argc, char** argv) {
   bool help = false;
   FlagSet fs;
   fs.Add({"--model", "-m", "MODEL", "model folder or GGUF file (default: $IXC_MODEL, else the bundled demo model)",
-          [&](const std::string& v) { model_dir = v; return Status::Ok(); }});
+          [&](const std::string& v) { return ParsePath("-m", v, &model_dir); }});
   fs.Add({"--host", "", "ADDR", "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)",
           [&](const std::string& v) { o.host = v; return Status::Ok(); }});
   fs.Add({"--port", "", "N", "port (default 8080; 0: any free port, printed at start)",
