@@ -49,6 +49,7 @@ struct VideoOptions {
   int64_t max_frames_total = 2'000'000;
   int64_t max_composite_pixels = kDefaultMaxCompositePixels;
   int decode_threads = 1;  // FFmpeg decoder threads (1 = decord's num_threads=1; results do not depend on it)
+  int decode_timeout_s = 600;  // the decoding child process is stopped after this long
 };
 
 // §6.2–6.3: resizes each frame (Pillow bilinear) to 1120 on its long side and stacks them with 40-pixel label
