@@ -64,12 +64,20 @@ fuzz() {
     if [[ -d "$d" ]]; then cp -n "$d"/* "$corpus"/ 2>/dev/null || true; else cp -n "$d" "$corpus"/; fi
   done
   echo "== $t: ${secs}s"
+  local marker="$crashes/.started" extra=()
+  touch "$marker"
+  # The video target runs each input in a forked child and goes on after a crash: FFmpeg's own decoders crash on
+  # some inputs (LoadVideo isolates them, tests/fixtures/video/ffv1_crashes_libavcodec.mkv); the crash files are
+  # still written and reported below, to be looked at.
+  [[ "$t" == video ]] && extra=(-fork=1 -ignore_crashes=1)
   # 2 GB RSS and 10 s per input: an input past either is a finding (memory bomb, hang), not an environment problem.
   IXC_GOLDEN_DIR="$golden" "$root/build/fuzz/fuzz/ixc_fuzz_$t" "$corpus" -max_total_time="$secs" -rss_limit_mb=2048 \
-    -timeout=10 -max_len=1048576 -artifact_prefix="$crashes/" -print_final_stats=1 2>&1 |
-    grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|ERROR|SUMMARY|Test unit written|crash-|timeout-|oom-" || true
-  if compgen -G "$crashes/*" >/dev/null; then
-    echo "fuzz.sh: $t left inputs in $crashes" >&2
+    -timeout=10 -max_len=1048576 -artifact_prefix="$crashes/" -print_final_stats=1 "${extra[@]}" 2>&1 |
+    grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|ERROR|SUMMARY|Test unit written|crash-|timeout-|oom-|INFO: fuzzed for" || true
+  local found
+  found=$(find "$crashes" -type f -newer "$marker" ! -name .started | wc -l)
+  if ((found > 0)); then
+    echo "fuzz.sh: $t wrote $found new input(s) to $crashes" >&2
     return 1
   fi
 }

@@ -178,4 +178,26 @@ TEST(Cli, WebpageFromInstructionResumeAndScreenshot) {
   ASSERT_EQ(r.code, 0) << r.out;
 }
 
+// Outputs and inputs are checked before the model is loaded and the page generated: an unwritable -o, a directory
+// in its place and an empty resume fail at once (exit 2), and no temporary file is left behind.
+TEST(Cli, ComposeChecksItsFilesBeforeWorking) {
+  IXC_REQUIRE_GOLDEN();
+  std::string dir = ixc::testing::MakeTempDir("cli");
+  CliRun r = Ixc("webpage -m " + Model() + " -p 'A page.' -n 2 -o " + dir + "/no/such/folder/p.html");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("cannot write " + dir + "/no/such/folder/p.html"), std::string::npos) << r.out;
+  r = Ixc("write-article -m " + Model() + " -p 'An essay.' -n 2 -o " + dir);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("exists and is not a regular file"), std::string::npos) << r.out;
+  ixc::testing::WriteFile(dir + "/empty.md", " \n\n");
+  r = Ixc("webpage -m " + Model() + " --from resume --resume " + dir + "/empty.md -n 2 -o " + dir + "/cv.html");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("is empty"), std::string::npos) << r.out;
+  r = Ixc("write-article -m " + Model() + " -p 'An essay.' -n 2 -o " + dir + "/a.txt");
+  ASSERT_EQ(r.code, 0) << r.out;
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.is_regular_file();
+  EXPECT_EQ(files, 2) << "empty.md and a.txt, no .partial file";
+}
+
 }  // namespace

@@ -1,5 +1,11 @@
 // ixc write-article and ixc webpage: the reference's composition methods (spec §5.2–5.4).
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "commands.h"
@@ -10,13 +16,39 @@ namespace ixc::cli {
 
 namespace {
 
-Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) return InvalidArgument("cannot write " + path);
-  return Status::Ok();
-}
+// An output file checked before any work: a temporary file is created beside it now, so an unwritable folder or a
+// directory in the way fails at once rather than after a long generation; Commit writes the text into it and
+// renames it over the path. Dropped uncommitted, the temporary file is removed.
+class PendingOutput {
+ public:
+  static Result<std::unique_ptr<PendingOutput>> Create(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+      return InvalidArgument("cannot write " + path + ": it exists and is not a regular file");
+    }
+    std::string tmp = path + ".partial-XXXXXX";
+    const int fd = ::mkstemp(tmp.data());
+    if (fd < 0) return InvalidArgument("cannot write " + path + ": " + std::strerror(errno));
+    ::close(fd);
+    return std::unique_ptr<PendingOutput>(new PendingOutput(path, tmp));
+  }
+  ~PendingOutput() {
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+  Status Commit(const std::string& text) {
+    std::ofstream out(tmp_, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out || std::rename(tmp_.c_str(), path_.c_str()) != 0) return Status(StatusCode::kInternal, "cannot write " + path_);
+    committed_ = true;
+    return Status::Ok();
+  }
+
+ private:
+  PendingOutput(std::string path, std::string tmp) : path_(std::move(path)), tmp_(std::move(tmp)) {}
+  std::string path_, tmp_;
+  bool committed_ = false;
+};
 
 // Runs one composition request, streaming to stderr-free stdout unless JSON is asked for.
 Result<ChatResult> Run(Session& s, ChatRequest r, bool stream) {
@@ -53,6 +85,12 @@ int RunWriteArticle(int argc, char** argv) {
   }
   if (!s.ok()) return Fail(s);
   if (prompt.empty()) return Fail(InvalidArgument("write-article needs -p TEXT"));
+  std::unique_ptr<PendingOutput> output;
+  if (!out_path.empty()) {
+    auto o = PendingOutput::Create(out_path);
+    if (!o.ok()) return Fail(o.status());
+    output = std::move(o).value();
+  }
   auto model = LoadModel(common);
   if (!model.ok()) return Fail(model.status());
   ChatRequest r = MakeArticleRequest(prompt, media.images, meta);
@@ -62,8 +100,8 @@ int RunWriteArticle(int argc, char** argv) {
   InstallInterruptHandler();
   auto res = Run(session, r, !common.json_out);
   if (!res.ok()) return Fail(res.status());
-  if (!out_path.empty()) {
-    s = WriteText(out_path, res->text);
+  if (output) {
+    s = output->Commit(res->text);
     if (!s.ok()) return Fail(s);
     if (!common.json_out) std::fprintf(stderr, "ixc: wrote %s\n", out_path.c_str());
   }
@@ -101,6 +139,8 @@ int RunWebpage(int argc, char** argv) {
   }
   if (!s.ok()) return Fail(s);
   if (out_path.empty()) return Fail(InvalidArgument("webpage needs -o OUT.html"));
+  auto output = PendingOutput::Create(out_path);
+  if (!output.ok()) return Fail(output.status());
   std::string instruction;
   if (from == "instruction") {
     if (prompt.empty()) return Fail(InvalidArgument("--from instruction needs -p TEXT"));
@@ -109,6 +149,9 @@ int RunWebpage(int argc, char** argv) {
     if (resume_path.empty()) return Fail(InvalidArgument("--from resume needs --resume FILE.md"));
     auto md = ReadTextFile(resume_path, 1u << 20);
     if (!md.ok()) return Fail(md.status());
+    if (md->find_first_not_of(" \t\r\n") == std::string::npos) {
+      return Fail(InvalidArgument("the resume " + resume_path + " is empty"));
+    }
     instruction = ResumePageInstruction(*md);
   } else if (from == "screenshot") {
     if (media.images.empty()) return Fail(InvalidArgument("--from screenshot needs --image SHOT"));
@@ -138,7 +181,7 @@ int RunWebpage(int argc, char** argv) {
     html = MergeJavaScript(html, js->text);
   }
   html = RewriteImageUrls(html);
-  s = WriteText(out_path, html);
+  s = (*output)->Commit(html);
   if (!s.ok()) return Fail(s);
   if (common.json_out) {
     nlohmann::json j = ResultJson(*res);
