@@ -9,13 +9,18 @@
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <cstring>
+#include <limits>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "core/mapped_file.h"
 #include "core/testing.h"
+#include "engine/model_impl.h"
 #include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "ixc/ixc.h"
 #include "media/image.h"
 #include "text/tokenizer.h"
@@ -82,6 +87,73 @@ TEST(Hostile, ModelFolderWithAPipeForConfigFails) {
   const Status s = ReturnsPromptly([&] { return Model::Load({dir}).status(); }, fifo);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("config.json is a named pipe"), std::string::npos) << s.message();
+}
+
+// A checkpoint whose final norm holds a NaN gives NaN logits: the request fails with an error naming them, for greedy
+// decoding and for beam search alike, instead of answering with text picked from garbage.
+TEST(Hostile, NaNWeightsStopGenerationWithAnError) {
+  IXC_REQUIRE_GOLDEN();
+  const std::string golden = testing::GoldenDir() + "/model";
+  const std::string dir = testing::MakeTempDir("hostile_nan");
+  fs::copy_file(golden + "/config.json", dir + "/config.json");
+  fs::copy_file(golden + "/tokenizer.model", dir + "/tokenizer.model");
+  auto src = SafetensorsFile::Open(golden + "/model.safetensors");
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  std::vector<NamedTensor> out;
+  for (const auto& [name, t] : (*src)->tensors()) {
+    const auto* p = static_cast<const uint8_t*>(t.data);
+    NamedTensor n{name, t.dtype, t.shape, std::vector<uint8_t>(p, p + t.nbytes())};
+    if (name == "model.norm.weight") {
+      ASSERT_TRUE(t.dtype == DType::kBF16 || t.dtype == DType::kF32) << DTypeName(t.dtype);
+      if (t.dtype == DType::kBF16) {
+        n.bytes[0] = 0xc0;  // 0x7fc0: a quiet NaN
+        n.bytes[1] = 0x7f;
+      } else {
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        std::memcpy(n.bytes.data(), &nan, 4);
+      }
+    }
+    out.push_back(std::move(n));
+  }
+  ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", out).ok());
+  auto model = Model::Load({dir});
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  Session session(**model, {2});
+  for (int beams : {1, 3}) {
+    ChatRequest r;
+    r.query = "Hello";
+    r.generation.do_sample = false;
+    r.generation.num_beams = beams;
+    r.generation.max_new_tokens = 4;
+    auto res = session.Chat(r);
+    ASSERT_FALSE(res.ok()) << beams << " beams answered: " << res->text;
+    EXPECT_EQ(res.status().code(), StatusCode::kDataLoss);
+    EXPECT_NE(res.status().message().find("non-finite logits"), std::string::npos) << res.status().message();
+  }
+}
+
+// Configs whose numbers would turn every activation into NaN are refused by field, the vision config's too.
+TEST(Hostile, ConfigsThatWouldComputeNaNAreRefused) {
+  IXC_REQUIRE_GOLDEN();
+  auto text = ReadFileToString(testing::GoldenDir() + "/model/config.json");
+  ASSERT_TRUE(text.ok());
+  auto good = ParseModelConfig(*text, "config.json");
+  ASSERT_TRUE(good.ok()) << good.status().message();
+  ASSERT_TRUE(good->vision_config_present);
+  const std::pair<const char*, std::string> cases[] = {
+      {"layer_norm_eps", "\"layer_norm_eps\": -1e-05"}, {"layer_norm_eps", "\"layer_norm_eps\": 0"},
+      {"rms_norm_eps", "\"rms_norm_eps\": -1e-05"}, {"rope_theta", "\"rope_theta\": -5"}};
+  for (const auto& [field, replacement] : cases) {
+    std::string bad = *text;
+    const std::string key = std::string("\"") + field + "\"";
+    const size_t at = bad.find(key);
+    ASSERT_NE(at, std::string::npos) << field;
+    const size_t end = bad.find_first_of(",}", at);
+    bad.replace(at, end - at, replacement);
+    auto r = ParseModelConfig(bad, "config.json");
+    EXPECT_FALSE(r.ok()) << replacement;
+    EXPECT_NE(r.status().message().find(field), std::string::npos) << r.status().message();
+  }
 }
 
 }  // namespace

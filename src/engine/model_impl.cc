@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
@@ -86,7 +87,9 @@ Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string&
                       {c.max_position_embeddings, "max_position_embeddings"}, {c.max_length, "max_length"}}) {
     IXC_RETURN_IF_ERROR(Positive(v, k, name));
   }
-  if (!(c.rms_norm_eps > 0) || !(c.rope_theta > 0)) return InvalidArgument(StrFormat("%s: rms_norm_eps and rope_theta must be positive", name.c_str()));
+  if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps) || !(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) {
+    return InvalidArgument(StrFormat("%s: rms_norm_eps and rope_theta must be positive finite numbers", name.c_str()));
+  }
 
   if (j.contains("vision_config") && !j["vision_config"].is_null()) {
     const json& v = j["vision_config"];
@@ -107,6 +110,11 @@ Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string&
                           {vc.num_attention_heads, "num_attention_heads"}, {vc.intermediate_size, "intermediate_size"},
                           {vc.num_channels, "num_channels"}}) {
       IXC_RETURN_IF_ERROR(Positive(val, k, where, 1 << 16));
+    }
+    // A zero or negative epsilon makes LayerNorm divide by zero or take the root of a negative variance: NaN
+    // image embeddings and nonsense answers.
+    if (!(vc.layer_norm_eps > 0) || !std::isfinite(vc.layer_norm_eps)) {
+      return InvalidArgument(StrFormat("%s: layer_norm_eps must be a positive finite number", where.c_str()));
     }
     if (vc.hidden_act != "quick_gelu") {
       return Unimplemented(StrFormat("%s: hidden_act '%s' is not supported (quick_gelu)", where.c_str(), vc.hidden_act.c_str()));

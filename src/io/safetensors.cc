@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
 #include <limits>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -25,12 +27,31 @@ Status ParseSafetensors(const uint8_t* data, size_t size, const std::string& nam
     return DataLoss(StrFormat("%s: header length %llu does not fit in the %zu-byte file (truncated or not safetensors)",
                               name.c_str(), static_cast<unsigned long long>(header_len), size));
   }
-  json header = json::parse(data + 8, data + 8 + header_len, nullptr, /*allow_exceptions=*/false);
+  // A name given twice would silently take its last entry (a JSON object keeps one value per key): an error.
+  std::set<std::string> names;
+  std::string duplicate;
+  json::parser_callback_t no_duplicates = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 1 && event == json::parse_event_t::key && !names.insert(parsed.get<std::string>()).second &&
+        duplicate.empty()) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
+  json header = json::parse(data + 8, data + 8 + header_len, no_duplicates, /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object()) {
     return DataLoss(StrFormat("%s: the header is not a valid JSON object", name.c_str()));
   }
+  if (!duplicate.empty()) {
+    return DataLoss(StrFormat("%s: the header names tensor '%s' twice", name.c_str(), duplicate.c_str()));
+  }
   const uint8_t* base = data + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
+  struct Range {
+    uint64_t begin, end;
+    std::string name;
+    bool operator<(const Range& o) const { return begin != o.begin ? begin < o.begin : end < o.end; }
+  };
+  std::vector<Range> ranges;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") continue;
     const std::string& tname = it.key();
@@ -73,11 +94,30 @@ Status ParseSafetensors(const uint8_t* data, size_t size, const std::string& nam
                            DTypeName(v.dtype), static_cast<unsigned long long>(numel * DTypeSize(v.dtype)),
                            static_cast<unsigned long long>(en - b)));
     }
-    if ((b % DTypeSize(v.dtype)) != 0 || (reinterpret_cast<uintptr_t>(base + b) % DTypeSize(v.dtype)) != 0) {
-      return bad("data is not aligned to its element size");
+    if ((b % DTypeSize(v.dtype)) != 0) return bad("data_offsets do not start on a multiple of the element size");
+    if ((reinterpret_cast<uintptr_t>(base + b) % DTypeSize(v.dtype)) != 0) {
+      // Writers pad the header with spaces to a multiple of 8 bytes so that the data is aligned; ixc reads the
+      // tensors in place and needs that.
+      return DataLoss(StrFormat("%s: the header is %llu bytes, not padded to a multiple of 8, so tensor '%s' is not "
+                                "aligned in the file (rewrite it with a safetensors writer)",
+                                name.c_str(), static_cast<unsigned long long>(header_len), tname.c_str()));
     }
     v.data = base + b;
+    ranges.push_back({b, en, tname});
     (*out)[tname] = std::move(v);
+  }
+  // Two tensors sharing bytes would alias each other's weights: an error (gaps between tensors are tolerated).
+  std::sort(ranges.begin(), ranges.end());
+  const Range* reach = nullptr;  // of the ranges so far, the one that ends last
+  for (const Range& q : ranges) {
+    if (q.begin == q.end) continue;  // empty tensors own no bytes
+    if (reach && q.begin < reach->end) {
+      return DataLoss(StrFormat("%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", name.c_str(),
+                                reach->name.c_str(), static_cast<unsigned long long>(reach->begin),
+                                static_cast<unsigned long long>(reach->end), q.name.c_str(),
+                                static_cast<unsigned long long>(q.begin), static_cast<unsigned long long>(q.end)));
+    }
+    if (!reach || q.end > reach->end) reach = &q;
   }
   return Status::Ok();
 }

@@ -58,6 +58,13 @@ TEST(Safetensors, RejectsHostileHeaders) {
       {Header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})") + std::string(8, 'x'), "outside"},
       {Header(R"({"w":{"dtype":"F32","shape":[2]}})"), "needs dtype, shape and data_offsets"},
       {Header(R"({"w":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,8]}})"), "absurdly large"},
+      // Aliasing: a name twice, bytes shared by two tensors (also a small one inside a larger one, not adjacent to it
+      // in offset order).
+      {Header("{" + ok_entry + "," + ok_entry + "}") + std::string(8, 'x'), "names tensor 'w' twice"},
+      {Header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})") +
+           std::string(12, 'x'), "tensors 'a' [0, 8) and 'b' [4, 12) overlap"},
+      {Header(R"({"a":{"dtype":"F32","shape":[6],"data_offsets":[0,24]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},)"
+              R"("c":{"dtype":"F32","shape":[1],"data_offsets":[16,20]}})") + std::string(24, 'x'), "overlap"},
   };
   for (const auto& c : cases) {
     Status s = Parse(c.bytes);
@@ -65,6 +72,23 @@ TEST(Safetensors, RejectsHostileHeaders) {
     EXPECT_NE(s.message().find(c.expect), std::string::npos) << "got: " << s.message() << " want: " << c.expect;
   }
   EXPECT_TRUE(Parse(Header("{" + ok_entry + "}") + std::string(8, 'x')).ok());
+  // An empty tensor may sit anywhere; a gap between tensors is tolerated.
+  EXPECT_TRUE(Parse(Header(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},"b":{"dtype":"F32","shape":[1],)"
+                           R"("data_offsets":[0,4]},"c":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})") +
+                    std::string(12, 'x')).ok());
+}
+
+// A header not padded to a multiple of 8 bytes leaves the data misaligned: the error says so, naming the header,
+// rather than blaming a tensor's offsets.
+TEST(Safetensors, UnpaddedHeaderIsNamedAsTheCause) {
+  std::string json = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  while (json.size() % 8 != 2) json.push_back(' ');
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(static_cast<uint64_t>(json.size()) >> (8 * i));
+  bytes += json + std::string(8, 'x');
+  const Status s = Parse(bytes);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("not padded to a multiple of 8"), std::string::npos) << s.message();
 }
 
 TEST(Checkpoint, ShardedIndexIsValidated) {
