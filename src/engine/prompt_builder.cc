@@ -15,6 +15,28 @@
 namespace ixc {
 
 namespace {
+
+// Prompts longer than this are first counted a slice at a time.
+constexpr int64_t kSlicedCountBytes = int64_t{1} << 18;
+
+// Tokens of `text` tokenized in slices of about 16 KB (cut after a newline or space where one is near), stopping
+// once the count passes `limit`. Only a guard: a slice boundary can change the tokens around it by a few, so callers
+// compare against a generous limit; the prompt itself is tokenized whole.
+int64_t CountTokensUpTo(const Tokenizer& tok, const std::string& text, int64_t limit) {
+  constexpr size_t kSlice = 16 << 10, kLookAhead = 1 << 10;
+  int64_t n = 0;
+  for (size_t at = 0; at < text.size() && n <= limit;) {
+    size_t end = std::min(text.size(), at + kSlice);
+    if (end < text.size()) {
+      const size_t cut = text.find_first_of("\n ", end);
+      if (cut != std::string::npos && cut - end < kLookAhead) end = cut + 1;
+    }
+    n += static_cast<int64_t>(tok.Encode(text.substr(at, end - at)).size());
+    at = end;
+  }
+  return n;
+}
+
 constexpr int kMaxImages = 64;
 constexpr int kMaxHdNum = 100;
 }  // namespace
@@ -70,6 +92,18 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
   std::vector<ChatTurn> history;
   for (const auto& t : r.history) history.push_back({t.user, t.assistant});
   const std::string prompt = BuildChatPrompt(r.system, history, r.query);
+  const int64_t max_length = r.max_length > 0 ? r.max_length : c.max_length;
+  const char* whose = r.max_length > 0 ? "request's" : "model's";
+  // A text far too long for max_length is refused while it is being tokenized, a slice at a time (a 20 MB history
+  // took 86 s and 2.4 GB to tokenize whole), and before any image is decoded or encoded.
+  if (static_cast<int64_t>(prompt.size()) > kSlicedCountBytes) {
+    const int64_t at_least = CountTokensUpTo(tok, prompt, 2 * max_length);
+    if (at_least > 2 * max_length) {
+      return ResourceExhausted(StrFormat("the prompt's text (%zu bytes) is far over the %s max_length of %lld tokens; "
+                                         "use a shorter history or question, or a larger context",
+                                         prompt.size(), whose, (long long)max_length));
+    }
+  }
   IXC_ASSIGN_OR_RETURN(std::vector<std::string> parts, SplitForImages(prompt, static_cast<int>(r.images.size())));
 
   // Text parts: the first always (it carries BOS), later ones only when non-empty.
@@ -80,6 +114,13 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
       std::vector<int> p = tok.Encode(parts[k]);
       ids[k].insert(ids[k].end(), p.begin(), p.end());
     }
+  }
+  int64_t text_tokens = 0;
+  for (const auto& p : ids) text_tokens += static_cast<int64_t>(p.size());
+  if (text_tokens > max_length) {
+    return ResourceExhausted(StrFormat("the prompt's text is %lld tokens, over the %s max_length of %lld; use a shorter "
+                                       "history or question, or a larger context", (long long)text_tokens, whose,
+                                       (long long)max_length));
   }
 
   const int hd_num = EffectiveHdNum(r);
@@ -153,11 +194,10 @@ Result<PromptSequence> BuildPrompt(const ModelImpl& m, const ChatRequest& r, Thr
     total += static_cast<int64_t>(ids[k].size());
     if (k < n_images) total += image_rows[k];
   }
-  const int64_t max_length = r.max_length > 0 ? r.max_length : c.max_length;
   if (total > max_length) {
     return ResourceExhausted(StrFormat("the prompt is %lld tokens, over the %s max_length of %lld; use fewer or smaller "
                                        "images (--hd-num), a shorter history, or a larger context", (long long)total,
-                                       r.max_length > 0 ? "request's" : "model's", (long long)max_length));
+                                       whose, (long long)max_length));
   }
 
   PromptSequence seq;

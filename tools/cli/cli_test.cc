@@ -178,6 +178,25 @@ TEST(Cli, WebpageFromInstructionResumeAndScreenshot) {
   ASSERT_EQ(r.code, 0) << r.out;
 }
 
+// A 24 MB history is refused while it is tokenized, a slice at a time, within a 1.5 GB address-space limit; it used
+// to be tokenized whole first (gigabytes) and only then measured.
+TEST(Cli, AHugeHistoryIsRefusedWithinBoundedMemory) {
+  IXC_REQUIRE_GOLDEN();
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer reserves more address space than the limit allows";
+#else
+  std::string dir = ixc::testing::MakeTempDir("cli");
+  std::string turn;
+  for (int i = 0; i < 400000; ++i) turn += "word ";
+  std::string history = "[";
+  for (int i = 0; i < 6; ++i) history += std::string(i ? "," : "") + "[\"" + turn + "\", \"" + turn + "\"]";
+  ixc::testing::WriteFile(dir + "/h.json", history + "]");
+  CliRun r = Ixc("chat -m " + Model() + " --history " + dir + "/h.json -p hi -n 2", "ulimit -v 1500000;");
+  EXPECT_EQ(r.code, 3) << r.out;
+  EXPECT_NE(r.out.find("is far over the model's max_length of"), std::string::npos) << r.out;
+#endif
+}
+
 // Outputs and inputs are checked before the model is loaded and the page generated: an unwritable -o, a directory
 // in its place and an empty resume fail at once (exit 2), and no temporary file is left behind.
 TEST(Cli, ComposeChecksItsFilesBeforeWorking) {
