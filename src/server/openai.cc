@@ -61,11 +61,15 @@ std::optional<ApiError> GetInt(const json& j, const char* key, int64_t lo, int64
   if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
     return Bad(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
   }
+  // A float is range-checked before it is converted: out of int64's range the conversion is undefined (found by
+  // fuzz/chat_request.cc: "n": 2e31).
   const double d = v.get<double>();
-  const int64_t x = v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(d);
-  if (x < lo || x > hi || (v.is_number_float() && !(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)))) {
+  // (d is whole here; "< hi + 1" also keeps 2^63, which INT64_MAX rounds to as a double, out.)
+  if (v.is_number_float() && !(d >= static_cast<double>(lo) && d < static_cast<double>(hi) + 1.0)) {
     return Bad(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
   }
+  const int64_t x = v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(d);
+  if (x < lo || x > hi) return Bad(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
   *out = x;
   return std::nullopt;
 }

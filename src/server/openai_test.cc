@@ -135,6 +135,9 @@ TEST(OpenAi, BadRequestsNameTheField) {
       {"{" + ok_msgs + R"(,"max_tokens":0})", 400, "max_tokens: must be between 1 and 4096"},
       {"{" + ok_msgs + R"(,"max_tokens":2.5})", 400, "max_tokens: expected an integer"},
       {"{" + ok_msgs + R"(,"n":2})", 400, "only n = 1"},
+      {"{" + ok_msgs + R"(,"max_tokens":2e31})", 400, "max_tokens: must be between 1 and 4096"},  // no overflowing cast
+      {"{" + ok_msgs + R"(,"seed":-1e300})", 400, "seed: must be between"},
+      {"{" + ok_msgs + R"(,"seed":9223372036854775808.0})", 400, "seed: must be between"},  // 2^63 as a double
       {"{" + ok_msgs + R"(,"stream":"yes"})", 400, "stream: expected a boolean"},
       {"{" + ok_msgs + R"(,"stop":["a","b","c","d","e"]})", 400, "at most 4 stop strings"},
       {"{" + ok_msgs + R"(,"stop":[""]})", 400, "may not be empty"},
