@@ -28,29 +28,35 @@ Status CheckRegularFile(const std::string& path, const char* what) {
 
 namespace {
 
-// open() for reading, after CheckRegularFile; O_NONBLOCK so that a path swapped for a pipe in between cannot block.
-Result<int> OpenRegular(const std::string& path, const char* what) {
+// A regular file opened for reading, with its size: CheckRegularFile first, then open() with O_NONBLOCK and fstat()
+// on the descriptor, so that a path swapped for a pipe in between can neither block nor pass.
+struct OpenFile {
+  int fd;
+  uint64_t size;
+};
+Result<OpenFile> OpenRegular(const std::string& path, const char* what) {
   IXC_RETURN_IF_ERROR(CheckRegularFile(path, what));
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return Status(errno == ENOENT ? StatusCode::kNotFound : StatusCode::kInvalidArgument,
                   StrFormat("cannot open %s: %s", path.c_str(), std::strerror(errno)));
   }
-  return fd;
-}
-
-}  // namespace
-
-Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
-  IXC_ASSIGN_OR_RETURN(const int fd, OpenRegular(path, "file"));
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     return InvalidArgument(StrFormat("%s is not a regular file", path.c_str()));
   }
+  return OpenFile{fd, static_cast<uint64_t>(st.st_size)};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
+  IXC_ASSIGN_OR_RETURN(const OpenFile file, OpenRegular(path, "file"));
+  const int fd = file.fd;
   std::unique_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
-  f->size_ = static_cast<size_t>(st.st_size);
+  f->size_ = static_cast<size_t>(file.size);
   if (f->size_ > 0) {
     void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
@@ -80,13 +86,9 @@ MappedFile::~MappedFile() {
 }
 
 Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) {
-  IXC_ASSIGN_OR_RETURN(const int fd, OpenRegular(path, "file"));
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return InvalidArgument(StrFormat("%s is not a regular file", path.c_str()));
-  }
-  const auto n = static_cast<uint64_t>(st.st_size);
+  IXC_ASSIGN_OR_RETURN(const OpenFile file, OpenRegular(path, "file"));
+  const int fd = file.fd;
+  const uint64_t n = file.size;
   if (n > max_bytes) {
     ::close(fd);
     return ResourceExhausted(StrFormat("%s is %llu bytes, over the %zu-byte limit for this kind of file", path.c_str(),

@@ -153,13 +153,7 @@ Result<BeamSearchOutput> BeamSearch(BeamModel& model, const std::vector<float>& 
 
   while (true) {
     for (int b = 0; b < K; ++b) {
-      // NaN or +inf logits mean broken weights or config: an error, not a search over garbage.
-      for (float x : logits[b]) {
-        if (std::isnan(x) || x == std::numeric_limits<float>::infinity()) {
-          return DataLoss(StrFormat("the model produced non-finite logits for beam %d at step %d: its weights or config "
-                                    "are broken", b, cur_len + 1));
-        }
-      }
+      IXC_RETURN_IF_ERROR(CheckLogits(logits[b], StrFormat("beam %d at step %d", b, cur_len + 1)));
       // Penalty on this beam's log-probs, then its running score (spec rule 2).
       std::vector<float> row = logits[b];
       LogSoftmax(row, &lp);

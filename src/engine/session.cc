@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <limits>
 #include <thread>
 
 #include "core/status.h"
@@ -52,19 +51,6 @@ Status ValidateGeneration(const GenerationOptions& g, int64_t max_length, int64_
 }
 
 }  // namespace
-
-// NaN or +inf in logits means broken weights or config (NaN weights, say): generation stops with an error naming
-// where, instead of printing text chosen from garbage. (−inf is a legitimate "never".)
-Status CheckLogits(const std::vector<float>& logits, const char* where, int64_t index = -1) {
-  for (float x : logits) {
-    if (std::isnan(x) || x == std::numeric_limits<float>::infinity()) {
-      const std::string at = index >= 0 ? StrFormat("%s %lld", where, (long long)index) : std::string(where);
-      return DataLoss(StrFormat("the model produced non-finite logits (%s) for %s: its weights or config are broken",
-                                std::isnan(x) ? "NaN" : "inf", at.c_str()));
-    }
-  }
-  return Status::Ok();
-}
 
 class SessionImpl {
  public:
@@ -257,7 +243,7 @@ Result<ChatResult> SessionImpl::Chat(const ChatRequest& r, const TextCallback& o
       } else {
         DecoderForward(c, model_.weights.text, ds, &pool_, logits.data());
       }
-      IXC_RETURN_IF_ERROR(CheckLogits(logits, "generated token", step + 2));
+      IXC_RETURN_IF_ERROR(CheckLogits(logits, StrFormat("generated token %d", step + 2)));
       conv->row_keys.push_back(static_cast<uint64_t>(next));
       conv->row_bases.push_back(RopeBaseForLength(c, position + 1));
     }

@@ -73,4 +73,14 @@ int SelectNextToken(std::span<float> logits, std::span<const int> generated, con
   return SampleFromScores(logits, rng);
 }
 
+Status CheckLogits(std::span<const float> logits, const std::string& where) {
+  for (float x : logits) {
+    if (std::isnan(x) || x == std::numeric_limits<float>::infinity()) {
+      return DataLoss(StrFormat("the model produced non-finite logits (%s) for %s: its weights or config are broken",
+                                std::isnan(x) ? "NaN" : "inf", where.c_str()));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace ixc

@@ -5,7 +5,10 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
+
+#include "core/status.h"
 
 namespace ixc {
 
@@ -39,5 +42,9 @@ int SampleFromScores(std::span<const float> scores, Rng& rng);
 
 // Picks the next token: argmax after the penalty for greedy decoding, otherwise a draw after the warpers.
 int SelectNextToken(std::span<float> logits, std::span<const int> generated, const SamplerParams& p, Rng& rng);
+
+// NaN or +inf in logits means broken weights or config (NaN weights, say): DataLoss naming `where` (what the logits
+// are for), so generation stops with an error instead of choosing from garbage. −inf is a legitimate "never".
+Status CheckLogits(std::span<const float> logits, const std::string& where);
 
 }  // namespace ixc

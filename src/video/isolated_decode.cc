@@ -41,18 +41,12 @@ class Reader {
     pos_ += sizeof(T);
     return true;
   }
-  // A length-prefixed run of bytes into `out` (resized to it), refused when longer than `max`.
-  bool Blob(std::vector<uint8_t>* out, uint64_t max) {
-    uint64_t n;
-    if (!Get(&n) || n > max || b_.size() - pos_ < n) return false;
-    out->assign(b_.data() + pos_, b_.data() + pos_ + n);
-    pos_ += n;
-    return true;
-  }
-  bool String(std::string* s) {
+  // A length-prefixed run of bytes (Writer::Bytes) into `out`, a string or a byte vector.
+  template <typename C>
+  bool Blob(C* out) {
     uint64_t n;
     if (!Get(&n) || b_.size() - pos_ < n) return false;
-    s->assign(reinterpret_cast<const char*>(b_.data() + pos_), n);
+    out->assign(b_.data() + pos_, b_.data() + pos_ + n);
     pos_ += n;
     return true;
   }
@@ -157,14 +151,14 @@ Result<DecodedVideo> RunIsolated(const std::string& path, const std::function<St
   const Status garbled = Internal(StrFormat("%s: garbled reply from the video decoder process", path.c_str()));
   int32_t code;
   std::string message;
-  if (!rd.Get(&code) || !rd.String(&message)) return garbled;
+  if (!rd.Get(&code) || !rd.Blob(&message)) return garbled;
   if (code != static_cast<int32_t>(StatusCode::kOk)) return Status(static_cast<StatusCode>(code), message);
   DecodedVideo v;
   int32_t w, h;
   std::vector<uint8_t> indices;
   uint64_t nframes;
   if (!rd.Get(&v.probe.avg_fps) || !rd.Get(&v.probe.num_frames) || !rd.Get(&w) || !rd.Get(&h) ||
-      !rd.Get(&v.probe.duration_s) || !rd.Blob(&indices, msg.size()) || indices.size() % sizeof(int64_t) != 0 ||
+      !rd.Get(&v.probe.duration_s) || !rd.Blob(&indices) || indices.size() % sizeof(int64_t) != 0 ||
       !rd.Get(&nframes) || nframes > msg.size()) {
     return garbled;
   }
@@ -174,7 +168,7 @@ Result<DecodedVideo> RunIsolated(const std::string& path, const std::function<St
   if (!indices.empty()) std::memcpy(v.frame_indices.data(), indices.data(), indices.size());
   for (uint64_t i = 0; i < nframes; ++i) {
     Image im;
-    if (!rd.Get(&im.width) || !rd.Get(&im.height) || !rd.Blob(&im.rgb, msg.size()) || im.width < 0 || im.height < 0 ||
+    if (!rd.Get(&im.width) || !rd.Get(&im.height) || !rd.Blob(&im.rgb) || im.width < 0 || im.height < 0 ||
         im.rgb.size() != static_cast<size_t>(im.width) * static_cast<size_t>(im.height) * 3) {
       return garbled;
     }

@@ -2,27 +2,19 @@
 #include "video/video.h"
 
 #include <algorithm>
-#include <filesystem>
 
+#include "core/mapped_file.h"
 #include "video/isolated_decode.h"
 #include "video/video_decoder.h"
 
 namespace ixc {
-namespace {
-
-bool IsFile(const std::string& p) {
-  std::error_code ec;
-  return !p.empty() && std::filesystem::is_regular_file(p, ec);
-}
-
-}  // namespace
 
 Result<VideoResult> LoadVideo(const std::string& path, const VideoOptions& opts) {
   std::string font = opts.font_path;
   if (font.empty()) {
     IXC_ASSIGN_OR_RETURN(font, FindLabelFont(opts.model_dir, ""));
-  } else if (!IsFile(font)) {
-    return NotFound(StrFormat("label font %s not found", font.c_str()));
+  } else {
+    IXC_RETURN_IF_ERROR(CheckRegularFile(font, "label font"));
   }
 
   VideoDecoderOptions dopts;
