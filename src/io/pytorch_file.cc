@@ -70,10 +70,26 @@ class PyTorchSource : public TensorSource {
 struct Storage {
   DType dtype;
   uint64_t numel = 0;
-  std::span<const uint8_t> bytes;
+  const ZipEntry* entry = nullptr;
+  uint64_t used = 0;               // elements [0, used) are reached by some tensor: all that is read
+  std::span<const uint8_t> bytes;  // those elements, once read
 };
 
-// Walks the unpickled tree into tensors. Holds the state shared across tensors (storages, copy budget).
+// A tensor as the pickle describes it, checked against its storage's size; its bytes come after every storage is
+// read.
+struct PendingTensor {
+  std::string name;
+  Storage* storage = nullptr;
+  uint64_t offset = 0;
+  Shape shape;
+  std::vector<int64_t> stride;
+  uint64_t numel = 0;
+};
+
+// Walks the unpickled tree into tensors. Holds the state shared across tensors (storages, copy budget). Two passes:
+// every tensor's shape, stride and offset are checked against its storage's declared size first; then each storage
+// is read only as far as its tensors reach, so a deflated member is never inflated past what the declared tensor
+// shapes need, whatever size the archive claims for it.
 class Builder {
  public:
   Builder(const ZipReader& zip, std::string prefix, const PyTorchLoadOptions& opt, uint64_t copy_budget,
@@ -85,6 +101,7 @@ class Builder {
       return Unimplemented(StrFormat("the pickled object has type %s, not a state dict (a dict of name -> tensor)",
                                      PyKindName(root->kind)));
     }
+    std::vector<PendingTensor> pending;
     for (const auto& [k, v] : root->dict) {
       if (k->kind != PyKind::kStr) return DataLoss(StrFormat("state dict has a key of type %s, not a tensor name", PyKindName(k->kind)));
       if (out_->tensors_.count(k->str)) return DataLoss(StrFormat("tensor '%s' appears twice", k->str.c_str()));
@@ -93,9 +110,22 @@ class Builder {
                                        "supported (save the inner dict, e.g. checkpoint['%s'], on its own)",
                                        k->str.c_str(), k->str.c_str()));
       }
-      TensorView view;
-      IXC_RETURN_IF_ERROR(Tensor(v, &view).WithContext(StrFormat("tensor '%s'", k->str.c_str())));
-      out_->tensors_.emplace(k->str, view);
+      PendingTensor t;
+      t.name = k->str;
+      IXC_RETURN_IF_ERROR(Describe(v, &t).WithContext(StrFormat("tensor '%s'", k->str.c_str())));
+      out_->tensors_.emplace(k->str, TensorView{});
+      pending.push_back(std::move(t));
+    }
+    for (auto& [key, st] : storages_) {
+      if (st.used == 0) continue;
+      const uint64_t esize = DTypeSize(st.dtype);
+      AlignedBuffer owned;
+      IXC_ASSIGN_OR_RETURN(st.bytes, zip_.Read(*st.entry, &owned, opt_.max_inflated_member_bytes,
+                                               opt_.verify_storage_crc, st.used * esize));
+      if (owned.data()) out_->owned_.push_back(std::move(owned));  // the buffer's heap address does not move
+    }
+    for (const PendingTensor& t : pending) {
+      IXC_RETURN_IF_ERROR(Materialise(t, &out_->tensors_[t.name]).WithContext(StrFormat("tensor '%s'", t.name.c_str())));
     }
     return Status::Ok();
   }
@@ -121,7 +151,7 @@ class Builder {
     return Status::Ok();
   }
 
-  Status Tensor(const PyObj* v, TensorView* out) {
+  Status Describe(const PyObj* v, PendingTensor* out) {
     // A saved nn.Parameter is _rebuild_parameter(tensor, requires_grad, hooks); only the tensor matters.
     if (IsCall(v, "_rebuild_parameter")) {
       const auto& args = v->items[1]->items;
@@ -135,7 +165,7 @@ class Builder {
     // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
     const auto& a = v->items[1]->items;
     if (a.size() != 6 && a.size() != 7) return DataLoss(StrFormat("_rebuild_tensor_v2 has %zu arguments, not 6 or 7", a.size()));
-    const Storage* st = nullptr;
+    Storage* st = nullptr;
     IXC_RETURN_IF_ERROR(GetStorage(a[0], &st));
     int64_t offset;
     Shape shape;
@@ -145,7 +175,6 @@ class Builder {
     IXC_RETURN_IF_ERROR(IntTuple(a[3], "stride", &stride));
     if (stride.size() != shape.size()) return DataLoss("size and stride have different lengths");
 
-    const size_t esize = DTypeSize(st->dtype);
     // numel and the highest element index, with overflow checks (each factor is bounded first).
     uint64_t numel = 1, last = static_cast<uint64_t>(offset);
     for (size_t i = 0; i < shape.size(); ++i) {
@@ -171,31 +200,48 @@ class Builder {
                                   static_cast<unsigned long long>(last), static_cast<unsigned long long>(st->numel)));
       }
     }
+    out->storage = st;
+    out->offset = static_cast<uint64_t>(offset);
+    out->shape = std::move(shape);
+    out->stride = std::move(stride);
+    out->numel = numel;
+    if (numel > 0) st->used = std::max(st->used, last + 1);
+    return Status::Ok();
+  }
+
+  // The tensor's bytes: in place when contiguous and aligned, else gathered into an owned buffer.
+  Status Materialise(const PendingTensor& t, TensorView* out) {
+    const Storage* st = t.storage;
+    const size_t esize = DTypeSize(st->dtype);
     bool contiguous = true;
     int64_t expect = 1;
-    for (size_t i = shape.size(); i-- > 0;) {
-      if (shape[i] != 1 && stride[i] != expect) contiguous = false;
-      expect *= shape[i];
+    for (size_t i = t.shape.size(); i-- > 0;) {
+      if (t.shape[i] != 1 && t.stride[i] != expect) contiguous = false;
+      expect *= t.shape[i];
     }
-    const uint8_t* src = st->bytes.data() + static_cast<uint64_t>(offset) * esize;
     out->dtype = st->dtype;
-    out->shape = shape;
-    if (numel == 0 || (contiguous && reinterpret_cast<uintptr_t>(src) % esize == 0)) {
+    out->shape = t.shape;
+    if (t.numel == 0) {
       // An empty tensor gets a static aligned address: its storage may sit anywhere, even at an odd offset.
       alignas(64) static const uint8_t kEmpty[64] = {};
-      out->data = numel == 0 ? kEmpty : src;
+      out->data = kEmpty;
+      return Status::Ok();
+    }
+    const uint8_t* src = st->bytes.data() + t.offset * esize;
+    if (contiguous && reinterpret_cast<uintptr_t>(src) % esize == 0) {
+      out->data = src;
       return Status::Ok();
     }
     // Materialise: non-contiguous strides, or data misaligned for its element type.
-    const uint64_t nbytes = numel * esize;
+    const uint64_t nbytes = t.numel * esize;
     if (nbytes > copy_budget_) {
       return ResourceExhausted(StrFormat("materialising this non-contiguous tensor (%s) needs %llu bytes, more than "
                                          "the archive could hold; save it with .contiguous()",
-                                         ShapeToString(shape).c_str(), static_cast<unsigned long long>(nbytes)));
+                                         ShapeToString(t.shape).c_str(), static_cast<unsigned long long>(nbytes)));
     }
     copy_budget_ -= nbytes;
     IXC_ASSIGN_OR_RETURN(AlignedBuffer buf, AlignedBuffer::Allocate(nbytes));
-    StridedCopy(st->bytes.data(), esize, static_cast<uint64_t>(offset), shape, stride, buf.data());
+    StridedCopy(st->bytes.data(), esize, t.offset, t.shape, t.stride, buf.data());
     out->data = buf.data();
     out_->owned_.push_back(std::move(buf));
     return Status::Ok();
@@ -229,7 +275,7 @@ class Builder {
   }
 
   // Resolves a persistent id ('storage', torch.<T>Storage, key, location, numel) to its member's bytes.
-  Status GetStorage(const PyObj* v, const Storage** out) {
+  Status GetStorage(const PyObj* v, Storage** out) {
     if (v->kind != PyKind::kPersId || v->items.size() != 1 || v->items[0]->kind != PyKind::kTuple) {
       return DataLoss("storage argument is not a persistent id tuple");
     }
@@ -269,10 +315,7 @@ class Builder {
                                 static_cast<long long>(numel), DTypeName(dtype),
                                 static_cast<unsigned long long>(numel) * esize));
     }
-    AlignedBuffer owned;
-    IXC_ASSIGN_OR_RETURN(auto bytes, zip_.Read(*e, &owned, opt_.max_inflated_member_bytes, opt_.verify_storage_crc));
-    if (owned.data()) out_->owned_.push_back(std::move(owned));  // the buffer's heap address does not move
-    Storage s{dtype, static_cast<uint64_t>(numel), bytes};
+    Storage s{dtype, static_cast<uint64_t>(numel), e, 0, {}};
     *out = &storages_.emplace(key, s).first->second;
     return Status::Ok();
   }

@@ -348,6 +348,44 @@ TEST(PyTorchFile, DeflatedMemberThatLiesAboutItsSize) {
       << src.status().message();
 }
 
+// A deflated storage far larger than its tensors reach (a compression bomb's shape): only the prefix the declared
+// tensor shapes need is inflated, so the memory bound is the tensors' size, not the member's claim. Shown with a
+// 4 KiB inflation limit that the 8 MiB member would break, and that a tensor reaching further does break.
+TEST(PyTorchFile, DeflatedStoragesInflateOnlyAsFarAsTheirTensorsReach) {
+  const int64_t numel = 2 << 20;  // 8 MiB of floats, nearly all zeros: deflates to a few KiB
+  std::string storage(numel * 4, '\0');
+  const std::string head = Floats({1, 2, 3, 4, 5, 6, 7, 8});
+  storage.replace(0, head.size(), head);
+  PyTorchLoadOptions opt;
+  opt.max_inflated_member_bytes = 4096;
+  auto parse = [&](const std::string& bytes) {
+    auto buf = std::make_shared<std::vector<uint8_t>>(bytes.begin(), bytes.end());
+    static std::vector<std::shared_ptr<std::vector<uint8_t>>> keep;
+    keep.push_back(buf);
+    return ParsePyTorchArchive(buf->data(), buf->size(), "bomb.bin", opt);
+  };
+  PickleWriter p;
+  p.Op('}').Op('(');
+  p.Str("a").Tensor("FloatStorage", "0", numel, 0, {2, 3}, {3, 1});
+  p.Str("b").Tensor("FloatStorage", "0", numel, 6, {2}, {1});
+  p.Op('u').Op('.');
+  const std::string z = Archive(p.s, {{"0", storage, true}});
+  ASSERT_LT(z.size(), 64u << 10);
+  auto src = parse(z);
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  const float* a = static_cast<const float*>((*src)->tensors().at("a").data);
+  const float* b = static_cast<const float*>((*src)->tensors().at("b").data);
+  EXPECT_EQ(std::vector<float>(a, a + 6), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(std::vector<float>(b, b + 2), (std::vector<float>{7, 8}));
+  // A tensor reaching element 2047 needs 8 KiB inflated: over the limit, refused before inflating.
+  PickleWriter far;
+  far.Op('}').Op('(').Str("c").Tensor("FloatStorage", "0", numel, 2000, {48}, {1}).Op('u').Op('.');
+  src = parse(Archive(far.s, {{"0", storage, true}}));
+  ASSERT_FALSE(src.ok());
+  EXPECT_EQ(src.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(src.status().message().find("would inflate to 8192 bytes"), std::string::npos) << src.status().message();
+}
+
 // Regression test for WriteSafetensors (kept here because safetensors_test.cc has another owner): an F32 after
 // an odd-length F16 used to land on a misaligned offset that the reader then refused.
 TEST(SafetensorsWriter, MixedElementSizesStayAligned) {

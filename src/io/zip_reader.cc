@@ -234,16 +234,18 @@ const ZipEntry* ZipReader::Find(std::string_view member) const {
 }
 
 Result<std::span<const uint8_t>> ZipReader::Read(const ZipEntry& e, AlignedBuffer* owned, uint64_t max_inflated_bytes,
-                                                 bool verify_crc) const {
+                                                 bool verify_crc, uint64_t prefix_bytes) const {
   const std::string where = Prefix(name_) + "member '" + e.name + "'";
   const uint8_t* src = data_ + e.data_offset;
   if (e.method == 0) {
     if (verify_crc && Crc32(src, e.compressed_size) != e.crc32) return DataLoss(where + " fails its CRC-32 check");
     return std::span<const uint8_t>(src, e.compressed_size);
   }
-  if (e.uncompressed_size > max_inflated_bytes) {
+  const bool whole = prefix_bytes >= e.uncompressed_size;
+  const uint64_t want = whole ? e.uncompressed_size : prefix_bytes;
+  if (want > max_inflated_bytes) {
     return ResourceExhausted(StrFormat("%s would inflate to %llu bytes, over the %llu-byte limit", where.c_str(),
-                                       static_cast<unsigned long long>(e.uncompressed_size),
+                                       static_cast<unsigned long long>(want),
                                        static_cast<unsigned long long>(max_inflated_bytes)));
   }
   if (e.uncompressed_size > e.compressed_size * kMaxDeflateRatio + 1024) {
@@ -251,11 +253,11 @@ Result<std::span<const uint8_t>> ZipReader::Read(const ZipEntry& e, AlignedBuffe
                               where.c_str(), static_cast<unsigned long long>(e.uncompressed_size),
                               static_cast<unsigned long long>(e.compressed_size)));
   }
-  IXC_ASSIGN_OR_RETURN(AlignedBuffer out, AlignedBuffer::Allocate(e.uncompressed_size));
+  IXC_ASSIGN_OR_RETURN(AlignedBuffer out, AlignedBuffer::Allocate(want));
   z_stream zs;
   std::memset(&zs, 0, sizeof(zs));
   if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) return Internal("zlib inflateInit2 failed");
-  uint64_t in_left = e.compressed_size, out_left = e.uncompressed_size;
+  uint64_t in_left = e.compressed_size, out_left = want;
   zs.next_in = const_cast<Bytef*>(src);
   zs.next_out = out.data();
   int rc = Z_OK;
@@ -270,17 +272,18 @@ Result<std::span<const uint8_t>> ZipReader::Read(const ZipEntry& e, AlignedBuffe
       out_left -= zs.avail_out;
     }
     rc = inflate(&zs, Z_NO_FLUSH);
+    if (!whole && rc == Z_OK && zs.avail_out == 0 && out_left == 0) break;  // the prefix is complete
     if (rc == Z_OK) continue;
     if (rc == Z_BUF_ERROR && ((zs.avail_in == 0 && in_left > 0) || (zs.avail_out == 0 && out_left > 0))) continue;
     break;
   }
-  const bool finished = rc == Z_STREAM_END && zs.avail_out == 0 && out_left == 0;
+  const bool finished = zs.avail_out == 0 && out_left == 0 && (whole ? rc == Z_STREAM_END : rc == Z_OK);
   inflateEnd(&zs);
   if (rc == Z_MEM_ERROR) return ResourceExhausted(where + ": out of memory inflating it");
-  if (rc != Z_STREAM_END && rc != Z_BUF_ERROR) return DataLoss(where + ": corrupt deflate data");
+  if (rc != Z_STREAM_END && rc != Z_BUF_ERROR && !(finished && !whole)) return DataLoss(where + ": corrupt deflate data");
   // Z_BUF_ERROR here: the input ran out early, or the stream wants to write past the declared size.
   if (!finished) return DataLoss(where + ": deflate data does not inflate to the declared size");
-  if (Crc32(out.data(), out.size()) != e.crc32) return DataLoss(where + " fails its CRC-32 check");
+  if (whole && Crc32(out.data(), out.size()) != e.crc32) return DataLoss(where + " fails its CRC-32 check");
   *owned = std::move(out);
   return std::span<const uint8_t>(owned->data(), owned->size());
 }

@@ -58,8 +58,10 @@ class ZipReader {
   // A member's bytes. Stored members are a view into the image (`owned` untouched); deflated ones are inflated
   // into `*owned` when their declared size is at most `max_inflated_bytes`, and must inflate to exactly that
   // size. `verify_crc` checks the CRC-32 (always done for inflated members, where it is nearly free).
+  // `prefix_bytes` below the member's size inflates only that many bytes from its start (memory bounded by what
+  // the caller needs, not by what the member claims); the CRC, which covers the whole member, is then not checked.
   Result<std::span<const uint8_t>> Read(const ZipEntry& e, AlignedBuffer* owned, uint64_t max_inflated_bytes,
-                                        bool verify_crc) const;
+                                        bool verify_crc, uint64_t prefix_bytes = UINT64_MAX) const;
 
   const std::string& name() const { return name_; }
 
