@@ -106,18 +106,32 @@ Status ParseSafetensors(const uint8_t* data, size_t size, const std::string& nam
     ranges.push_back({b, en, tname});
     (*out)[tname] = std::move(v);
   }
-  // Two tensors sharing bytes would alias each other's weights: an error (gaps between tensors are tolerated).
+  // As the format's reference reader (huggingface/safetensors, Metadata::validate): sorted by offsets, the tensors
+  // cover the data bytes back to back, from 0 to the end of the file. Two tensors sharing bytes would alias each
+  // other's weights; bytes that belong to no tensor mean a damaged or hand-edited file.
   std::sort(ranges.begin(), ranges.end());
-  const Range* reach = nullptr;  // of the ranges so far, the one that ends last
+  uint64_t expect = 0;
+  const Range* prev = nullptr;
   for (const Range& q : ranges) {
-    if (q.begin == q.end) continue;  // empty tensors own no bytes
-    if (reach && q.begin < reach->end) {
+    if (q.begin < expect) {
       return DataLoss(StrFormat("%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", name.c_str(),
-                                reach->name.c_str(), static_cast<unsigned long long>(reach->begin),
-                                static_cast<unsigned long long>(reach->end), q.name.c_str(),
+                                prev->name.c_str(), static_cast<unsigned long long>(prev->begin),
+                                static_cast<unsigned long long>(prev->end), q.name.c_str(),
                                 static_cast<unsigned long long>(q.begin), static_cast<unsigned long long>(q.end)));
     }
-    if (!reach || q.end > reach->end) reach = &q;
+    if (q.begin > expect) {
+      return DataLoss(StrFormat("%s: data bytes [%llu, %llu) before tensor '%s' belong to no tensor (safetensors packs "
+                                "tensors back to back; the format's reference reader refuses this file)",
+                                name.c_str(), static_cast<unsigned long long>(expect),
+                                static_cast<unsigned long long>(q.begin), q.name.c_str()));
+    }
+    expect = q.end;
+    prev = &q;
+  }
+  if (expect != data_size) {
+    return DataLoss(StrFormat("%s: %llu bytes after the last tensor's data belong to no tensor (the format's reference "
+                              "reader refuses this file)", name.c_str(),
+                              static_cast<unsigned long long>(data_size - expect)));
   }
   return Status::Ok();
 }

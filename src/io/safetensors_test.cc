@@ -72,10 +72,21 @@ TEST(Safetensors, RejectsHostileHeaders) {
     EXPECT_NE(s.message().find(c.expect), std::string::npos) << "got: " << s.message() << " want: " << c.expect;
   }
   EXPECT_TRUE(Parse(Header("{" + ok_entry + "}") + std::string(8, 'x')).ok());
-  // An empty tensor may sit anywhere; a gap between tensors is tolerated.
+  // As the reference reader: tensors cover the data back to back (an empty one where the previous one ends), with
+  // no gap between them and nothing after the last.
   EXPECT_TRUE(Parse(Header(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},"b":{"dtype":"F32","shape":[1],)"
-                           R"("data_offsets":[0,4]},"c":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})") +
-                    std::string(12, 'x')).ok());
+                           R"("data_offsets":[0,4]},"c":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})") +
+                    std::string(8, 'x')).ok());
+  Status gap = Parse(Header(R"({"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"c":{"dtype":"F32","shape":[1],)"
+                            R"("data_offsets":[8,12]}})") + std::string(12, 'x'));
+  EXPECT_NE(gap.message().find("data bytes [4, 8) before tensor 'c' belong to no tensor"), std::string::npos)
+      << gap.message();
+  Status tail = Parse(Header("{" + ok_entry + "}") + std::string(12, 'x'));
+  EXPECT_NE(tail.message().find("4 bytes after the last tensor's data belong to no tensor"), std::string::npos)
+      << tail.message();
+  Status inside = Parse(Header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],)"
+                               R"("data_offsets":[4,4]}})") + std::string(8, 'x'));
+  EXPECT_NE(inside.message().find("overlap"), std::string::npos) << inside.message();
 }
 
 // A header not padded to a multiple of 8 bytes leaves the data misaligned: the error says so, naming the header,
