@@ -38,6 +38,7 @@ Result<std::vector<BenchStage>> ParseBenchStages(std::string_view list);
 
 struct BenchOptions {
   std::string model_dir;    // a model folder, loaded as Model::Load does; empty: synthetic weights
+  bool check_weights = true;  // with model_dir: as LoadOptions::check_weights
   // Synthetic only:
   std::string config_path;  // shapes from this config.json; empty: the real IXC-2.5 shapes
   std::string type = "bf16";  // weight type: bf16, f16, f32, q8_0 or q4_0 (model/weight_types.h)

@@ -37,6 +37,9 @@ using LoadProgress = std::function<void(std::string_view stage, double fraction)
 struct LoadOptions {
   std::string model_dir;
   LoadProgress progress = nullptr;  // optional
+  // Scan every weight for NaN and ±inf at load (a second or so per 15 GB once the file is in the page cache) and
+  // refuse a checkpoint that has any, naming the tensor: otherwise it answers with NaN logits.
+  bool check_weights = true;
 };
 
 // How a session rounds intermediate values (DEVELOPERS.md "Numerics" states the tolerances of each).
@@ -314,6 +317,7 @@ struct ConvertOptions {
                               // embedding stay as for bf16. AWQ layers are quantised from their exact values
                               // (q − z)·s, rounded once.
   LoadProgress progress;      // loading stages, then "writing <type>"
+  bool check_weights = true;  // as LoadOptions::check_weights: a NaN in the input is not written out
   // Random weights instead of a model (model_dir empty): the shapes of the config.json `synthetic_config` (empty:
   // the real IXC-2.5 shapes, rope_scaling dynamic ×2) with the real adapter ranks (Partial LoRA, sft and dpo 256,
   // web 512), generated as `ixc bench --synthetic` does, and `tokenizer` (a tokenizer.model) inside. For measuring

@@ -1,10 +1,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -17,6 +19,7 @@
 
 #include "core/base64.h"
 #include "core/dtype.h"
+#include "core/mapped_file.h"
 #include "core/status.h"
 #include "core/testing.h"
 #include "core/thread_pool.h"
@@ -40,6 +43,94 @@ TEST(DType, F16MatchesKnownEncodings) {
   EXPECT_EQ(F32ToF16(1e6f), 0x7c00);
   EXPECT_EQ(F16ToF32(0x0001), std::ldexp(1.0f, -24));
   for (uint32_t h = 0; h < 0x7c00; ++h) EXPECT_EQ(F32ToF16(F16ToF32(h)), h) << h;
+}
+
+// The reference for FindNonFinite: every value converted to f32 on its own (block types: scale × code, which is
+// NaN or inf for every value of a block whose scale is, the zero code included).
+int64_t NaiveFindNonFinite(DType t, const std::vector<uint8_t>& bytes, int64_t n) {
+  std::vector<float> f(n);
+  if (t == DType::kF64) {
+    for (int64_t i = 0; i < n; ++i) {
+      double d;
+      std::memcpy(&d, bytes.data() + 8 * i, 8);
+      f[i] = std::isfinite(d) ? 0.f : NAN;
+    }
+  } else {
+    ConvertToF32(t, bytes.data(), f.data(), n);
+  }
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(f[i])) return i;
+  return -1;
+}
+
+// Random finite values in each float and block type, ragged lengths across the 4096-value chunks, then a NaN or
+// ±inf planted at random places (bit patterns with any mantissa): the scan agrees with the naive conversion.
+TEST(DType, FindNonFiniteAgreesWithConvertingEachValue) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-3.f, 3.f);
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kQ8_0, DType::kQ4_0}) {
+    for (int trial = 0; trial < 40; ++trial) {
+      const bool block = IsBlockType(t);
+      int64_t n = 1 + rng() % 20000;
+      if (block) n = (n + 31) / 32 * 32;
+      std::vector<float> x(n);
+      for (float& v : x) v = u(rng);
+      const int64_t bytes = block ? StorageBytes(t, n) : n * static_cast<int64_t>(DTypeSize(t));
+      std::vector<uint8_t> buf(bytes + 1);
+      uint8_t* p = buf.data() + 1;  // unaligned on purpose: mapped tensors need not be aligned
+      for (int64_t i = 0; i < n && !block; ++i) {
+        if (t == DType::kF32) std::memcpy(p + 4 * i, &x[i], 4);
+        if (t == DType::kF64) { double d = x[i]; std::memcpy(p + 8 * i, &d, 8); }
+        if (t == DType::kF16) { uint16_t h = F32ToF16(x[i]); std::memcpy(p + 2 * i, &h, 2); }
+        if (t == DType::kBF16) { uint16_t h = F32ToBf16(x[i]); std::memcpy(p + 2 * i, &h, 2); }
+      }
+      if (block) QuantizeBlocks(t, x.data(), p, n);
+      std::vector<uint8_t> copy(p, p + bytes);
+      ASSERT_EQ(FindNonFinite(t, p, n), -1) << DTypeName(t);
+      ASSERT_EQ(NaiveFindNonFinite(t, copy, n), -1);
+      // Plant 1-3 non-finite values (or scales) at random places.
+      for (int k = 0, plants = 1 + rng() % 3; k < plants; ++k) {
+        const uint32_t mant = rng() % 3 == 0 ? 0 : 1 + rng() % 0x3ff;  // inf or some NaN
+        const bool neg = rng() % 2;
+        if (block) {
+          const int64_t b = rng() % (n / 32);
+          const uint16_t h = static_cast<uint16_t>((neg ? 0x8000 : 0) | 0x7c00 | mant);
+          std::memcpy(p + b * DTypeBlockBytes(t), &h, 2);
+        } else {
+          const int64_t i = rng() % n;
+          if (t == DType::kF32) { uint32_t v = (neg ? 0x80000000u : 0) | 0x7f800000u | (mant << 13); std::memcpy(p + 4 * i, &v, 4); }
+          if (t == DType::kF64) { uint64_t v = (neg ? 1ull << 63 : 0) | 0x7ff0000000000000ull | (uint64_t{mant} << 42); std::memcpy(p + 8 * i, &v, 8); }
+          if (t == DType::kF16) { uint16_t v = static_cast<uint16_t>((neg ? 0x8000 : 0) | 0x7c00 | mant); std::memcpy(p + 2 * i, &v, 2); }
+          if (t == DType::kBF16) { uint16_t v = static_cast<uint16_t>((neg ? 0x8000 : 0) | 0x7f80 | (mant & 0x7f)); std::memcpy(p + 2 * i, &v, 2); }
+        }
+      }
+      copy.assign(p, p + bytes);
+      const int64_t want = NaiveFindNonFinite(t, copy, n);
+      ASSERT_GE(want, 0);
+      EXPECT_EQ(FindNonFinite(t, p, n), want) << DTypeName(t) << " n=" << n;
+    }
+  }
+  // Integer types hold no floats.
+  const int32_t ints[3] = {0x7f800000, -1, 0x7fc00000};
+  EXPECT_EQ(FindNonFinite(DType::kI32, ints, 3), -1);
+}
+
+// The load-time interleaved types: a bad scale (Q4_0x8) or offset (Q4G128x8) in block 1 is found at its first value.
+TEST(DType, FindNonFiniteReadsTheInterleavedScalesAndOffsets) {
+  std::vector<BlockQ4_0x8> q4(3);
+  std::memset(q4.data(), 0, sizeof(BlockQ4_0x8) * 3);
+  for (auto& b : q4) for (uint16_t& d : b.d) d = F32ToF16(0.5f);
+  EXPECT_EQ(FindNonFinite(DType::kQ4_0x8, q4.data(), 3 * 256), -1);
+  q4[1].d[5] = 0x7e00;
+  EXPECT_EQ(FindNonFinite(DType::kQ4_0x8, q4.data(), 3 * 256), 256);
+  std::vector<BlockQ4G128x8> g(3);
+  std::memset(g.data(), 0, sizeof(BlockQ4G128x8) * 3);
+  EXPECT_EQ(FindNonFinite(DType::kQ4G128x8, g.data(), 3 * 1024), -1);
+  g[1].m[7] = INFINITY;
+  EXPECT_EQ(FindNonFinite(DType::kQ4G128x8, g.data(), 3 * 1024), 1024);
+  g[1].m[7] = 0;
+  g[2].d[0] = 0xfc00;
+  EXPECT_EQ(FindNonFinite(DType::kQ4G128x8, g.data(), 3 * 1024), 2048);
 }
 
 // RFC 4648 §10's vectors, random bytes both ways, and what the decoder refuses.
@@ -132,6 +223,50 @@ TEST(Status, ResultCarriesErrorsAndValues) {
 
 // Test fixtures (some are 100 MB converted models) must not pile up in the temp dir: a process's directories go
 // when it exits normally, and a forked child's exit leaves its parent's alone.
+// Resident pages of this process (/proc/self/statm's second field).
+int64_t ResidentPages() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  long size = 0, resident = 0;
+  if (f) {
+    if (std::fscanf(f, "%ld %ld", &size, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident;
+}
+
+// Released mapped pages leave the resident set and read back unchanged; owned memory and pages made writable (and
+// written) are left alone, whatever the caller passes.
+TEST(MappedFile, ReleasedPagesLeaveTheResidentSetAndReadBackUnchanged) {
+  const std::string path = testing::MakeTempDir("release_pages") + "/data.bin";
+  const size_t n = 32u << 20;
+  std::string bytes(n, '\0');
+  std::mt19937 rng(3);
+  for (char& c : bytes) c = static_cast<char>(rng());
+  testing::WriteFile(path, bytes);
+  auto f = MappedFile::Open(path);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  const uint8_t* p = (*f)->data();
+  volatile uint64_t sum = 0;  // volatile: the reads must happen
+  for (size_t i = 0; i < n; i += 512) sum = sum + p[i];  // map every page
+  const int64_t before = ResidentPages();
+  ReleaseMappedPages(p + 100, n - 200);  // ragged ends: only whole pages inside go
+  const int64_t after = ResidentPages();
+  EXPECT_LT(after, before - static_cast<int64_t>((n / 2) / sysconf(_SC_PAGESIZE))) << before << " -> " << after;
+  EXPECT_EQ(std::memcmp(p, bytes.data(), n), 0);
+  // Pages written through MakePagesWritable keep what was written.
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  ASSERT_TRUE(MakePagesWritable(p + 4 * page, page).ok());
+  uint8_t* w = const_cast<uint8_t*>(p) + 4 * page;
+  std::memset(w, 0x5a, page);
+  ReleaseMappedPages(p, n);
+  for (size_t i = 0; i < page; ++i) ASSERT_EQ(w[i], 0x5a) << i;
+  // Owned memory is not a mapping: left as it is.
+  std::vector<uint8_t> owned(n, 7);
+  ReleaseMappedPages(owned.data(), owned.size());
+  EXPECT_EQ(std::count(owned.begin(), owned.end(), 7), static_cast<std::ptrdiff_t>(n));
+  (void)sum;
+}
+
 TEST(Testing, TempDirsAreRemovedWhenTheProcessExits) {
   const char* keep = std::getenv("IXC_KEEP_TEST_DIRS");
   if (keep && *keep && std::string(keep) != "0") GTEST_SKIP() << "IXC_KEEP_TEST_DIRS is set";

@@ -101,4 +101,10 @@ uint16_t F32ToF16(float f);
 // types: src at a block boundary, n a multiple of 32).
 void ConvertToF32(DType t, const void* src, float* dst, size_t n);
 
+// The first of n stored values that is NaN or infinite, or -1 when all are finite (integer types: always -1). For
+// block types a block counts as non-finite when a scale is (its codes are finite), and the index is its first
+// value in storage order; n must then be a multiple of the block. Reads each byte once, in chunks a compiler
+// vectorises: a load-time scan of a whole checkpoint runs at memory speed.
+int64_t FindNonFinite(DType t, const void* data, int64_t n);
+
 }  // namespace ixc

@@ -5,10 +5,38 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 namespace ixc {
+
+namespace {
+
+// The live MappedFile mappings and the page ranges of them made writable, for ReleaseMappedPages: only pages that
+// are provably the file's unchanged bytes may be dropped from a private mapping.
+struct MappingRegistry {
+  std::mutex mu;
+  std::map<uintptr_t, uintptr_t> mapped;    // begin -> end
+  std::map<uintptr_t, uintptr_t> writable;  // begin -> end, page-aligned
+};
+MappingRegistry& Registry() {
+  static MappingRegistry* r = new MappingRegistry();  // never destroyed: mappings may outlive static destruction
+  return *r;
+}
+
+// Whether some range of `ranges` overlaps [begin, end).
+bool Overlaps(const std::map<uintptr_t, uintptr_t>& ranges, uintptr_t begin, uintptr_t end) {
+  // The last range starting before `end` is the only candidate: the ranges are disjoint, so earlier ones end before
+  // it starts.
+  auto it = ranges.lower_bound(end);
+  if (it == ranges.begin()) return false;
+  return std::prev(it)->second > begin;
+}
+
+}  // namespace
 
 Status CheckRegularFile(const std::string& path, const char* what) {
   struct stat st;
@@ -65,6 +93,8 @@ Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
       return InvalidArgument(StrFormat("cannot map %s: %s", path.c_str(), std::strerror(e)));
     }
     f->data_ = static_cast<const uint8_t*>(p);
+    std::lock_guard<std::mutex> lock(Registry().mu);
+    Registry().mapped[reinterpret_cast<uintptr_t>(p)] = reinterpret_cast<uintptr_t>(p) + f->size_;
   }
   ::close(fd);
   return f;
@@ -78,11 +108,51 @@ Status MakePagesWritable(const void* p, size_t n) {
   if (::mprotect(reinterpret_cast<void*>(begin), end - begin, PROT_READ | PROT_WRITE) != 0) {
     return Status(StatusCode::kInternal, StrFormat("cannot make %zu bytes of weights writable: %s", n, std::strerror(errno)));
   }
+  MappingRegistry& r = Registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  // Merged with the ranges it touches, so that the recorded ranges never overlap.
+  uintptr_t b = begin, e = end;
+  for (auto it = r.writable.lower_bound(0); it != r.writable.end();) {
+    if (it->second >= b && it->first <= e) {
+      b = std::min(b, it->first);
+      e = std::max(e, it->second);
+      it = r.writable.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  r.writable[b] = e;
   return Status::Ok();
 }
 
+void ReleaseMappedPages(const void* p, size_t n) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (end <= begin) return;
+  MappingRegistry& r = Registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.mapped.upper_bound(begin);
+  if (it == r.mapped.begin()) return;
+  --it;
+  if (end > it->second) return;  // not inside one mapping
+  if (Overlaps(r.writable, begin, end)) return;
+  // MADV_DONTNEED on a private file mapping only unmaps: the next touch reads the page cache (or the file) again.
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (!data_) return;
+  MappingRegistry& r = Registry();
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    const uintptr_t b = reinterpret_cast<uintptr_t>(data_), e = b + size_;
+    r.mapped.erase(b);
+    for (auto it = r.writable.begin(); it != r.writable.end();) {
+      it = (it->first < e && it->second > b) ? r.writable.erase(it) : std::next(it);
+    }
+  }
+  ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) {

@@ -33,6 +33,13 @@ class MappedFile {
 // without holding both.
 Status MakePagesWritable(const void* p, size_t n);
 
+// Lets go of the whole pages of [p, p + n) when they lie in a MappedFile's mapping and were never made writable:
+// they leave the process's resident set but stay in the page cache, and touching them again maps them back with
+// the same bytes (a minor fault). Anything else (owned memory, pages MakePagesWritable touched) is left alone, so
+// it is safe to call on any tensor. For weights read once at load and then not for a long time (task adapters
+// after the load-time scan, AWQ's 4-bit words after dequantising).
+void ReleaseMappedPages(const void* p, size_t n);
+
 // Reads a whole (small) file into a string: configs, index files, JSON requests. The size is checked against
 // `max_bytes` before anything is allocated (ResourceExhausted).
 Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes = 64u << 20);

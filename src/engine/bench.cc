@@ -516,6 +516,7 @@ static Result<BenchReport> RunBenchImpl(const BenchOptions& o, const BenchProgre
     const auto t0 = Clock::now();
     LoadOptions lo;
     lo.model_dir = o.model_dir;
+    lo.check_weights = o.check_weights;
     IXC_ASSIGN_OR_RETURN(real, Model::Load(lo));
     runner.Say("reading the weights into memory");
     TouchWeights(real->impl().weights, &pool);

@@ -128,6 +128,7 @@ static Result<ConvertReport> ConvertModelImpl(const ConvertOptions& o) {
   LoadOptions lo;
   lo.model_dir = o.model_dir;
   lo.progress = o.progress;
+  lo.check_weights = o.check_weights;
   // Quantised outputs requantise AWQ layers from their exact values, (q − z)·s, read from the 4-bit layout: through
   // the F16 dequantisation they would be rounded twice. bf16 keeps that F16 dequantisation (the reference's).
   const bool requantise = type == WeightType::kQ8_0 || type == WeightType::kQ4_0;

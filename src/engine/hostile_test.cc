@@ -89,34 +89,100 @@ TEST(Hostile, ModelFolderWithAPipeForConfigFails) {
   EXPECT_NE(s.message().find("config.json is a named pipe"), std::string::npos) << s.message();
 }
 
-// A checkpoint whose final norm holds a NaN gives NaN logits: the request fails with an error naming them, for greedy
-// decoding and for beam search alike, instead of answering with text picked from garbage.
-TEST(Hostile, NaNWeightsStopGenerationWithAnError) {
-  IXC_REQUIRE_GOLDEN();
+// A copy of the golden checkpoint in a temp folder whose tensor `name` has `bits` (a bf16 or f32 pattern, widened
+// or narrowed to the stored type) at flat element `at`.
+std::string CheckpointWithBadValue(const std::string& tag, const std::string& name, int64_t at, uint32_t f32_bits) {
   const std::string golden = testing::GoldenDir() + "/model";
-  const std::string dir = testing::MakeTempDir("hostile_nan");
+  const std::string dir = testing::MakeTempDir(tag);
   fs::copy_file(golden + "/config.json", dir + "/config.json");
   fs::copy_file(golden + "/tokenizer.model", dir + "/tokenizer.model");
   auto src = SafetensorsFile::Open(golden + "/model.safetensors");
-  ASSERT_TRUE(src.ok()) << src.status().message();
+  EXPECT_TRUE(src.ok()) << src.status().message();
   std::vector<NamedTensor> out;
-  for (const auto& [name, t] : (*src)->tensors()) {
+  bool planted = false;
+  for (const auto& [n, t] : (*src)->tensors()) {
     const auto* p = static_cast<const uint8_t*>(t.data);
-    NamedTensor n{name, t.dtype, t.shape, std::vector<uint8_t>(p, p + t.nbytes())};
-    if (name == "model.norm.weight") {
-      ASSERT_TRUE(t.dtype == DType::kBF16 || t.dtype == DType::kF32) << DTypeName(t.dtype);
+    NamedTensor nt{n, t.dtype, t.shape, std::vector<uint8_t>(p, p + t.nbytes())};
+    if (n == name) {
+      EXPECT_TRUE(t.dtype == DType::kBF16 || t.dtype == DType::kF32) << DTypeName(t.dtype);
       if (t.dtype == DType::kBF16) {
-        n.bytes[0] = 0xc0;  // 0x7fc0: a quiet NaN
-        n.bytes[1] = 0x7f;
+        const uint16_t h = static_cast<uint16_t>(f32_bits >> 16);
+        std::memcpy(nt.bytes.data() + 2 * at, &h, 2);
       } else {
-        const float nan = std::numeric_limits<float>::quiet_NaN();
-        std::memcpy(n.bytes.data(), &nan, 4);
+        std::memcpy(nt.bytes.data() + 4 * at, &f32_bits, 4);
       }
+      planted = true;
     }
-    out.push_back(std::move(n));
+    out.push_back(std::move(nt));
   }
-  ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", out).ok());
-  auto model = Model::Load({dir});
+  EXPECT_TRUE(planted) << name;
+  EXPECT_TRUE(WriteSafetensors(dir + "/model.safetensors", out).ok());
+  return dir;
+}
+
+// Weights holding NaN or ±inf are refused at load, naming the tensor and the element; the load-time scan can be
+// switched off (LoadOptions::check_weights, --no-check-weights).
+TEST(Hostile, NonFiniteWeightsAreRefusedAtLoad) {
+  IXC_REQUIRE_GOLDEN();
+  const std::string w2 = "model.layers.1.feed_forward.w2.weight";
+  struct Case { uint32_t bits; const char* says; };
+  for (const Case& c : {Case{0x7fc00000u, "NaN"}, Case{0x7f800000u, "+inf"}, Case{0xff800000u, "-inf"}}) {
+    const std::string dir = CheckpointWithBadValue("hostile_nan_load", w2, 0, c.bits);
+    const int64_t f = 256;  // the golden config's intermediate_size: w2 is [D, F], so this is row 2, column 3
+    const std::string dir2 = CheckpointWithBadValue("hostile_nan_load", w2, 2 * f + 3, c.bits);
+    for (const auto& [d, where] : {std::pair{dir, std::string("row 0, column 0")}, std::pair{dir2, std::string("row 2, column 3")}}) {
+      auto model = Model::Load({d});
+      ASSERT_FALSE(model.ok()) << c.says;
+      EXPECT_EQ(model.status().code(), StatusCode::kDataLoss);
+      const std::string& msg = model.status().message();
+      EXPECT_NE(msg.find("'" + w2 + "'"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(std::string("holds ") + c.says + " at " + where), std::string::npos) << msg;
+      EXPECT_NE(msg.find("--no-check-weights"), std::string::npos) << msg;
+    }
+    LoadOptions lo;
+    lo.model_dir = dir;
+    lo.check_weights = false;
+    EXPECT_TRUE(Model::Load(lo).ok());
+  }
+  // A small vector (copied to f32 at bind) is scanned too.
+  auto model = Model::Load({CheckpointWithBadValue("hostile_nan_load", "model.norm.weight", 5, 0x7fc00000u)});
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("'model.norm.weight'"), std::string::npos) << model.status().message();
+  EXPECT_NE(model.status().message().find("at element 5"), std::string::npos) << model.status().message();
+}
+
+// Quantised files: an infinite weight converted without the scan becomes an infinite Q8_0 scale (d = max|x| / 127),
+// which the scan of the GGUF file finds; converting with the scan refuses the input instead.
+TEST(Hostile, NonFiniteQuantisedScalesAreRefusedAtLoad) {
+  IXC_REQUIRE_GOLDEN();
+  const std::string w1 = "model.layers.0.feed_forward.w1.weight";
+  const std::string dir = CheckpointWithBadValue("hostile_inf_q8", w1, 40, 0x7f800000u);
+  ConvertOptions o;
+  o.model_dir = dir;
+  o.output = dir + "/model-q8_0.gguf";
+  o.type = "q8_0";
+  auto refused = ConvertModel(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("'" + w1 + "'"), std::string::npos) << refused.status().message();
+  o.check_weights = false;
+  ASSERT_TRUE(ConvertModel(o).ok());
+  auto model = Model::Load({o.output});
+  ASSERT_FALSE(model.ok());
+  const std::string& msg = model.status().message();
+  EXPECT_EQ(model.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(msg.find("'" + w1 + "' (Q8_0) holds a block whose scale is NaN or infinite at row 0, column 32"),
+            std::string::npos) << msg;
+}
+
+// Loaded without the scan, a checkpoint whose final norm holds a NaN gives NaN logits: the request fails with an
+// error naming them, for greedy decoding and for beam search alike, instead of answering with text picked from
+// garbage.
+TEST(Hostile, NaNWeightsStopGenerationWithAnError) {
+  IXC_REQUIRE_GOLDEN();
+  LoadOptions lo;
+  lo.model_dir = CheckpointWithBadValue("hostile_nan", "model.norm.weight", 0, 0x7fc00000u);
+  lo.check_weights = false;
+  auto model = Model::Load(lo);
   ASSERT_TRUE(model.ok()) << model.status().message();
   Session session(**model, {2});
   for (int beams : {1, 3}) {

@@ -270,7 +270,7 @@ TEST(AwqLoad, ProgressReportsEveryStageInOrder) {
     }
   }
   EXPECT_EQ(calls.back().second, 1.0);
-  EXPECT_EQ(stages, (std::vector<std::string>{"opening checkpoint", "dequantising AWQ weights", "binding weights",
+  EXPECT_EQ(stages, (std::vector<std::string>{"opening checkpoint", "checking weights", "dequantising AWQ weights", "binding weights",
                                               "loading tokenizer"}));
   size_t dequant_calls = 0;
   for (const auto& c : calls) dequant_calls += c.first == "dequantising AWQ weights";

@@ -207,19 +207,9 @@ std::set<std::string> AwqLayerNames(const std::map<std::string, TensorView>& ten
   return layers;
 }
 
-// Hands the whole pages of a stored tensor that nothing reads any more back to the kernel, without changing
-// them (MADV_PAGEOUT only reclaims): after dequantisation the 4-bit data would otherwise stay in the resident set
-// as touched file pages. Best effort: older kernels answer EINVAL and the pages simply stay.
-void ReleasePages(const TensorView& t) {
-#ifdef MADV_PAGEOUT
-  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(t.data) + page - 1) / page * page;
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes()) / page * page;
-  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_PAGEOUT);
-#else
-  (void)t;
-#endif
-}
+// Lets go of a stored tensor's mapped pages that nothing reads any more (or not soon): they leave the resident set
+// and stay in the page cache (ReleaseMappedPages).
+void ReleasePages(const TensorView& t) { ReleaseMappedPages(t.data, t.nbytes()); }
 
 // Dequantises every AWQ layer of `tensors` to dense F16 (spec §1.5) and returns the table the binder should see:
 // each triple replaced by its X.weight, every other tensor as stored (16-bit stays 16-bit; the Plora weights are
@@ -328,6 +318,18 @@ Result<std::unique_ptr<ModelImpl>> LoadModelImpl(const LoadOptions& options, boo
     IXC_ASSIGN_OR_RETURN(m->checkpoint, Checkpoint::Open(dir));
   }
   if (progress) progress("opening checkpoint", 1.0);
+  if (options.check_weights) {
+    const std::string stage = "checking weights";
+    if (progress) progress(stage, 0.0);
+    // The scan lets go of each tensor's mapped pages as it passes (they stay in the page cache): the resident set is
+    // then what requests read, as without the scan. Task adapters, the vision tower and Partial LoRA are not
+    // resident until a request needs them, and the peak RSS is what `ixc info` models.
+    Status s = CheckTensorsFinite(
+        m->checkpoint->tensors(), SharedThreadPool(0).get(), [&](double f) { if (progress) progress(stage, f); },
+        [](const std::string&, const TensorView& t) { ReleasePages(t); });
+    if (!s.ok()) return s.WithContext(StrFormat("checkpoint in %s", dir.c_str()));
+    if (progress) progress(stage, 1.0);
+  }
 
   const std::map<std::string, TensorView>* tensors = &m->checkpoint->tensors();
   std::map<std::string, TensorView> with_dense;

@@ -1,5 +1,9 @@
 #include "io/checkpoint.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <set>
 #include <string_view>
@@ -130,6 +134,56 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir_str)
 const TensorView* Checkpoint::Find(const std::string& name) const {
   auto it = tensors_.find(name);
   return it == tensors_.end() ? nullptr : &it->second;
+}
+
+Status CheckTensorsFinite(const std::map<std::string, TensorView>& tensors, ThreadPool* pool,
+                          const std::function<void(double)>& progress,
+                          const std::function<void(const std::string&, const TensorView&)>& scanned) {
+  int64_t total = 0, done = 0;
+  for (const auto& [name, t] : tensors) total += static_cast<int64_t>(t.nbytes());
+  // Chunks of about 4 MB of values, whole blocks for block types, spread over the pool's threads.
+  for (const auto& [name, t] : tensors) {
+    const int64_t n = t.numel();
+    const int64_t unit = t.dtype == DType::kQ4_0x8 ? 256 : t.dtype == DType::kQ4G128x8 ? 1024 : DTypeBlockValues(t.dtype);
+    const int64_t per_chunk = std::max<int64_t>(unit, (int64_t{4} << 20) / std::max<int64_t>(1, StorageBytes(t.dtype, unit)) * unit);
+    const int64_t chunks = (n + per_chunk - 1) / per_chunk;
+    std::atomic<int64_t> first{INT64_MAX};
+    auto scan = [&](int64_t c0, int64_t c1, int) {
+      for (int64_t c = c0; c < c1 && first.load(std::memory_order_relaxed) == INT64_MAX; ++c) {
+        const int64_t begin = c * per_chunk, count = std::min(per_chunk, n - begin);
+        const int64_t at = FindNonFinite(t.dtype, static_cast<const uint8_t*>(t.data) + StorageBytes(t.dtype, begin), count);
+        if (at < 0) continue;
+        int64_t cur = first.load();
+        while (begin + at < cur && !first.compare_exchange_weak(cur, begin + at)) {}
+      }
+    };
+    if (pool && chunks > 1) pool->ParallelFor(chunks, scan); else scan(0, chunks, 0);
+    if (first.load() != INT64_MAX) {
+      const int64_t at = first.load();
+      std::string where = StrFormat("element %lld", static_cast<long long>(at));
+      if (t.shape.size() == 2) {
+        where = StrFormat("row %lld, column %lld", static_cast<long long>(at / t.shape[1]),
+                          static_cast<long long>(at % t.shape[1]));
+      }
+      std::string what = "a NaN or infinite value";
+      if (!IsBlockType(t.dtype)) {
+        alignas(8) uint8_t one[8];  // the value, aligned for the conversion
+        std::memcpy(one, static_cast<const uint8_t*>(t.data) + StorageBytes(t.dtype, at), DTypeSize(t.dtype));
+        float v = 0;
+        ConvertToF32(t.dtype, one, &v, 1);
+        what = std::isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf";
+      } else {
+        what = "a block whose scale is NaN or infinite";
+      }
+      return DataLoss(StrFormat("tensor '%s' (%s) holds %s at %s: the checkpoint is damaged or was converted badly "
+                                "(--no-check-weights loads it anyway)", name.c_str(), DTypeName(t.dtype), what.c_str(),
+                                where.c_str()));
+    }
+    if (scanned) scanned(name, t);
+    done += static_cast<int64_t>(t.nbytes());
+    if (progress && total > 0) progress(static_cast<double>(done) / static_cast<double>(total));
+  }
+  return Status::Ok();
 }
 
 }  // namespace ixc

@@ -2,6 +2,7 @@
 // sharded safetensors with model.safetensors.index.json, or (see pytorch_file.h) PyTorch .bin archives.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 
 namespace ixc {
 
@@ -38,6 +40,14 @@ class Checkpoint {
   std::map<std::string, TensorView> tensors_;
   std::string format_;
 };
+
+// Scans every value of every tensor for NaN and ±inf (block types: their scales), split over `pool` (may be null):
+// a damaged or badly converted checkpoint is then refused at load, naming the tensor and the element, instead of
+// answering with NaN logits. `progress` (may be null) gets the fraction of bytes scanned; `scanned` (may be null) is
+// called after each tensor (to let go of the pages of one that will not be read soon).
+Status CheckTensorsFinite(const std::map<std::string, TensorView>& tensors, ThreadPool* pool,
+                          const std::function<void(double)>& progress = nullptr,
+                          const std::function<void(const std::string&, const TensorView&)>& scanned = nullptr);
 
 // Loads a sharded checkpoint's index JSON: tensor name -> shard file name. Validates the structure.
 Result<std::map<std::string, std::string>> ReadShardIndex(const std::string& index_path);

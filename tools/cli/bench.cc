@@ -178,6 +178,7 @@ int RunBench(int argc, char** argv) {
           [&](const std::string&) { synthetic = true; return Status::Ok(); }});
   fs.Add({"--model", "-m", "DIR", "bench a model folder instead, loaded as ixc chat loads it",
           [&](const std::string& v) { return ParsePath("-m", v, &model_dir); }});
+  fs.Add(NoCheckWeightsFlag(&o.check_weights));
   fs.Add({"--type", "", "T", "synthetic weight type: bf16 (default), f16, f32, q8_0 or q4_0 (laid out as ixc convert writes them)",
           [&](const std::string& v) {
             o.type = v;

@@ -1,6 +1,7 @@
 // The ixc binary as users run it: exit codes, error messages, --json, --dump-tensors, and the composition
 // commands end to end on the golden checkpoint.
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sys/wait.h>
@@ -62,6 +63,37 @@ TEST(Cli, ConvertWritesAFileEveryCommandTakes) {
   EXPECT_EQ(Ixc("convert -o x.gguf").code, 2) << "no -m";
   EXPECT_EQ(Ixc("convert -m " + Model() + " -o x.gguf --type q4_k").code, 2);
   EXPECT_EQ(Ixc("convert --help").code, 0);
+}
+
+// A checkpoint holding a NaN weight: every command that loads it refuses it (exit 2, the tensor named) unless told
+// --no-check-weights, after which generation stops at the NaN logits instead.
+TEST(Cli, NaNWeightsAreRefusedUnlessTheCheckIsSkipped) {
+  IXC_REQUIRE_GOLDEN();
+  const std::string dir = ixc::testing::MakeTempDir("cli_nan");
+  std::filesystem::copy_file(Model() + "/config.json", dir + "/config.json");
+  std::filesystem::copy_file(Model() + "/tokenizer.model", dir + "/tokenizer.model");
+  auto src = ixc::SafetensorsFile::Open(Model() + "/model.safetensors");
+  ASSERT_TRUE(src.ok());
+  std::vector<ixc::NamedTensor> out;
+  for (const auto& [name, t] : (*src)->tensors()) {
+    const auto* p = static_cast<const uint8_t*>(t.data);
+    ixc::NamedTensor n{name, t.dtype, t.shape, std::vector<uint8_t>(p, p + t.nbytes())};
+    if (name == "model.norm.weight") std::memset(n.bytes.data(), 0xff, n.bytes.size());  // all-ones: NaN in any float type
+    out.push_back(std::move(n));
+  }
+  ASSERT_TRUE(ixc::WriteSafetensors(dir + "/model.safetensors", out).ok());
+  for (const std::string& cmd : std::vector<std::string>{"chat -p hi -n 2", "info", "bench --stages decode --probe-mb 16", "convert -o " + dir + "/x.gguf"}) {
+    CliRun r = Ixc(cmd + " -m " + dir);
+    EXPECT_EQ(r.code, 2) << cmd << ": " << r.out;
+    EXPECT_NE(r.out.find("'model.norm.weight'"), std::string::npos) << cmd << ": " << r.out;
+  }
+  CliRun r = Ixc("info --no-check-weights -m " + dir);
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = Ixc("chat --no-check-weights -m " + dir + " -p hi -n 2");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("non-finite logits"), std::string::npos) << r.out;
+  r = Ixc("serve --no-check-weights -m " + dir + " --port 0 --help");
+  EXPECT_EQ(r.code, 0) << r.out;
 }
 
 // Exit codes (README): 2 for invalid input (a missing or corrupt file), 3 for a resource limit.

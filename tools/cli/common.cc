@@ -52,6 +52,11 @@ Flag KvTypeFlag(KvCacheType* out) {
           }};
 }
 
+Flag NoCheckWeightsFlag(bool* check) {
+  return {"--no-check-weights", "", "", "load without scanning the weights for NaN and infinite values",
+          [check](const std::string&) { *check = false; return Status::Ok(); }};
+}
+
 void AddCommonFlags(FlagSet& fs, CommonArgs& a) {
   fs.Add({"--model", "-m", "DIR", "model folder (Hugging Face layout: config.json, *.safetensors or *.bin, tokenizer.model); "
           "default: $IXC_MODEL, else the bundled demo model",
@@ -65,6 +70,7 @@ void AddCommonFlags(FlagSet& fs, CommonArgs& a) {
             return p.status();
           }});
   fs.Add(KvTypeFlag(&a.kv_type));
+  fs.Add(NoCheckWeightsFlag(&a.check_weights));
   fs.Add({"--isa", "", "LEVEL", "use kernels up to this instruction set: scalar, avx2, avx512, avx512bf16, amx "
           "(default: the best the CPU has; $IXC_ISA does the same)",
           [&](const std::string& v) { return LimitInstructionSet(v); }});
@@ -134,6 +140,7 @@ Result<std::unique_ptr<Model>> LoadModel(const CommonArgs& a) {
   LoadOptions lo;
   lo.model_dir = dir;
   lo.progress = bar.callback();
+  lo.check_weights = a.check_weights;
   return Model::Load(lo);
 }
 

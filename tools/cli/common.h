@@ -30,7 +30,11 @@ struct CommonArgs {
   KvCacheType kv_type = KvCacheType::kAuto;
   bool json_out = false;
   bool help = false;
+  bool check_weights = true;
 };
+
+// --no-check-weights: skip the load-time scan for NaN and infinite weights (LoadOptions::check_weights).
+Flag NoCheckWeightsFlag(bool* check);
 
 // --kv-type, parsed into *out (chat's flag group, info and bench).
 Flag KvTypeFlag(KvCacheType* out);

@@ -14,6 +14,7 @@ int RunConvert(int argc, char** argv) {
   fs.Add({"--model", "-m", "DIR", "the model: a Hugging Face folder (safetensors, .bin or the 4-bit AWQ release) or a "
           "GGUF file ixc wrote",
           [&](const std::string& v) { return ParsePath("-m", v, &o.model_dir); }});
+  fs.Add(NoCheckWeightsFlag(&o.check_weights));
   fs.Add({"--output", "-o", "FILE", "the GGUF file to write",
           [&](const std::string& v) { o.output = v; return Status::Ok(); }});
   fs.Add({"--type", "", "T", "bf16 (default: 16-bit matrices), q8_0 (8-bit matrices) or q4_0 (4-bit decoder linears, 8-bit other matrices)",

@@ -153,6 +153,7 @@ int RunInfo(int argc, char** argv) {
   std::string mode = "base";
   FlagSet fs;
   fs.Add({"--model", "-m", "DIR", "model folder", [&](const std::string& v) { return ParsePath("-m", v, &common.model_dir); }});
+  fs.Add(NoCheckWeightsFlag(&common.check_weights));
   fs.Add({"--hd-num", "", "N", "tiles per image for the memory estimate (default 24; 6 whenever several images)",
           [&](const std::string& v) { return ParseInt("--hd-num", v, 1, 100, &q.hd_num); }});
   fs.Add({"--grid", "", "RxC", "tile grid of each image, e.g. 2x2 (default: the largest --hd-num allows, N tiles in one column)",

@@ -17,7 +17,7 @@ namespace ixc::cli {
 int RunServe(int argc, char** argv) {
   server::ServerOptions o;
   std::string model_dir;
-  bool help = false;
+  bool help = false, check_weights = true;
   FlagSet fs;
   fs.Add({"--model", "-m", "MODEL", "model folder or GGUF file (default: $IXC_MODEL, else the bundled demo model)",
           [&](const std::string& v) { return ParsePath("-m", v, &model_dir); }});
@@ -30,6 +30,7 @@ int RunServe(int argc, char** argv) {
   fs.Add({"--threads", "-t", "N", "worker threads shared by all slots (default: all cores)",
           [&](const std::string& v) { return ParseInt("--threads", v, 1, 1024, &o.threads); }});
   fs.Add(KvTypeFlag(&o.kv_type));
+  fs.Add(NoCheckWeightsFlag(&check_weights));
   fs.Add({"--api-key", "", "KEY", "require \"Authorization: Bearer KEY\" on /v1/* (default: $IXC_API_KEY, else none)",
           [&](const std::string& v) { o.api_key = v; return Status::Ok(); }});
   fs.Add({"--allow-local-files", "", "DIR", "accept file:// image and video URLs under DIR (default: only data: URLs)",
@@ -79,6 +80,7 @@ int RunServe(int argc, char** argv) {
 
   CommonArgs ca;
   ca.model_dir = model_dir;
+  ca.check_weights = check_weights;
   auto model = LoadModel(ca);
   if (!model.ok()) return Fail(model.status());
   server::Server srv(**model, o);
