@@ -13,17 +13,25 @@
 namespace ixc::media_internal {
 namespace {
 
+// The file as giflib reads it, followed by a block terminator and a trailer ("\0;"). Pillow stops reading once the
+// frame's pixels are complete, so a file that ends right after its last image data block decodes there; giflib
+// reads on to the terminator and fails. Supplying it makes the two agree; a frame whose pixels are incomplete still
+// fails (giflib then meets the terminator inside the image data).
 struct GifSource {
   const uint8_t* data;
   size_t size;
   size_t pos;
+  int tail = 0;  // bytes of kTail served after the end of the file
 };
+constexpr GifByteType kTail[2] = {0x00, ';'};
 
 int ReadGifBytes(GifFileType* gif, GifByteType* out, int n) {
   auto* src = static_cast<GifSource*>(gif->UserData);
-  size_t take = std::min(static_cast<size_t>(n < 0 ? 0 : n), src->size - src->pos);
+  size_t want = static_cast<size_t>(n < 0 ? 0 : n);
+  size_t take = std::min(want, src->size - src->pos);
   std::memcpy(out, src->data + src->pos, take);
   src->pos += take;
+  while (take < want && src->tail < 2) out[take++] = kTail[src->tail++];
   return static_cast<int>(take);
 }
 
@@ -57,6 +65,12 @@ Result<Image> DecodeGif(const uint8_t* data, size_t size, const ImageLimits& lim
   if (!gif) return GifError("cannot read the GIF header", err);
   int transparent = -1;
   for (;;) {
+    // Between records Pillow skips any byte that starts none ('!' extension, ',' image, ';' trailer); giflib calls
+    // it a wrong record type. giflib reads exactly up to here (records and data sub-blocks are sized), so the
+    // stray bytes can be skipped in the source.
+    while (src.pos < src.size && src.data[src.pos] != '!' && src.data[src.pos] != ',' && src.data[src.pos] != ';') {
+      ++src.pos;
+    }
     GifRecordType type;
     if (DGifGetRecordType(gif.get(), &type) == GIF_ERROR) return GifError("corrupt or truncated data", gif->Error);
     if (type == TERMINATE_RECORD_TYPE) return DataLoss("the file has no image frame");

@@ -223,6 +223,11 @@ TEST(DecodeTest, DecompressionBombsAreRejectedFromTheHeader) {
   PutLe32(&bmp, 18, 100000);
   PutLe32(&bmp, 22, 100000);
   ExpectOverLimit(DecodeBytes(bmp, "bomb.bmp"), "bomb.bmp");
+  // The same for RLE, whose few bytes could describe any size: refused before the runs are read.
+  bmp = ReadBytes(DecodeDir() + "rle8.bmp");
+  PutLe32(&bmp, 18, 100000);
+  PutLe32(&bmp, 22, 100000);
+  ExpectOverLimit(DecodeBytes(bmp, "bomb_rle.bmp"), "bomb_rle.bmp");
 
   // WebP (lossy VP8): the largest frame it can describe, 16383 x 16383, is over the default limit too.
   std::string webp = ReadBytes(DecodeDir() + "lossy.webp");
@@ -233,7 +238,7 @@ TEST(DecodeTest, DecompressionBombsAreRejectedFromTheHeader) {
 
   // The limit is the caller's: a normal file over a small limit is refused the same way.
   ImageLimits small;
-  small.max_pixels = 100;
+  small.max_pixels = 30;  // below the smallest fixture (7 x 5)
   for (const std::string& file : FixtureFiles()) {
     ExpectOverLimit(DecodeImageFile(DecodeDir() + file, small), file);
   }
@@ -295,19 +300,49 @@ TEST(DecodeTest, ZeroSizedImagesAreErrors) {
 }
 
 TEST(DecodeTest, UnsupportedVariantsSayWhat) {
+  // What Pillow 9.4 refuses too: a 2-bit depth, 16-bit bitfields other than 5-5-5 and 5-6-5, JPEG-in-BMP.
   std::string bmp = ReadBytes(DecodeDir() + "rgb24.bmp");
-  PutLe16(&bmp, 28, 16);  // 16-bit pixels
+  PutLe16(&bmp, 28, 2);
   auto r = DecodeBytes(bmp, "x.bmp");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
-  EXPECT_NE(r.status().message().find("bit depth 16"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("bit depth 2"), std::string::npos) << r.status().message();
 
-  bmp = ReadBytes(DecodeDir() + "pal8.bmp");
-  PutLe32(&bmp, 30, 1);  // BI_RLE8
+  bmp = ReadBytes(DecodeDir() + "bitfields565.bmp");
+  PutLe32(&bmp, 54, 0xF00);  // 4-4-4
+  PutLe32(&bmp, 58, 0xF0);
+  PutLe32(&bmp, 62, 0xF);
   r = DecodeBytes(bmp, "x.bmp");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
-  EXPECT_NE(r.status().message().find("RLE"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("bitfield masks 00000f00/000000f0/0000000f"), std::string::npos)
+      << r.status().message();
+
+  bmp = ReadBytes(DecodeDir() + "pal8.bmp");
+  PutLe32(&bmp, 30, 4);  // BI_JPEG
+  r = DecodeBytes(bmp, "x.bmp");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(r.status().message().find("compression 4"), std::string::npos) << r.status().message();
+}
+
+// RLE data that runs out before the image is full is an error, as in Pillow ("not enough image data"); so is a
+// pixel row cut short by more than its padding.
+TEST(DecodeTest, ShortRleAndRowDataAreErrors) {
+  for (const char* file : {"rle8.bmp", "rle4.bmp"}) {
+    std::string bmp = ReadBytes(DecodeDir() + file);
+    bmp.resize(bmp.size() - 40);
+    auto r = DecodeBytes(bmp, file);
+    ASSERT_FALSE(r.ok()) << file;
+    EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
+    EXPECT_NE(r.status().message().find("RLE data ends after"), std::string::npos) << r.status().message();
+  }
+  std::string bmp = ReadBytes(DecodeDir() + "short_last_row.bmp");
+  ASSERT_TRUE(DecodeBytes(bmp, "short.bmp").ok());
+  bmp.resize(bmp.size() - 3);  // the last two padding bytes and a byte of the last pixel
+  auto r = DecodeBytes(bmp, "short.bmp");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("truncated pixel data"), std::string::npos) << r.status().message();
 }
 
 TEST(DecodeTest, CorruptPngCrcIsAnError) {
