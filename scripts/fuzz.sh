@@ -15,7 +15,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 golden="${IXC_GOLDEN_DIR:-$root/../shared/golden}"
 
-targets=(safetensors gguf pytorch_bin shard_index config image video tokenizer chat_request)
+targets=(safetensors gguf pytorch_bin shard_index config image video tokenizer history chat_request)
 
 # Seed inputs per target: files and folders (missing ones, e.g. without the golden set, are skipped).
 seeds() {
@@ -28,6 +28,7 @@ seeds() {
     image) echo "$root/tests/fixtures/media/decode $golden/images/synth0.png" ;;
     video) echo "$root/fuzz/seeds/video" ;;
     tokenizer) echo "$root/fuzz/seeds/tokenizer" ;;
+    history) echo "$root/fuzz/seeds/history" ;;
     chat_request) echo "$root/fuzz/seeds/chat_request" ;;
     *) return 1 ;;
   esac
@@ -105,8 +106,8 @@ case "${1:-}" in
       echo "fuzz.sh: no inputs for $3 here (the golden set is missing?)"
       exit 77
     fi
-    if [[ "$3" == tokenizer && ! -f "$golden/model/tokenizer.model" ]]; then
-      echo "fuzz.sh: the tokenizer target needs the golden set's tokenizer.model (IXC_GOLDEN_DIR)"
+    if [[ ( "$3" == tokenizer || "$3" == history ) && ! -f "$golden/model/tokenizer.model" ]]; then
+      echo "fuzz.sh: the $3 target needs the golden set's model (IXC_GOLDEN_DIR)"
       exit 77
     fi
     IXC_GOLDEN_DIR="$golden" "$2/ixc_fuzz_$3" "${inputs[@]}"

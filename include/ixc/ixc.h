@@ -109,6 +109,10 @@ struct ChatTurnText {
   std::string assistant;
 };
 
+// Earlier turns in the CLI's --history format: a JSON list of [user, assistant] string pairs. `name` (the file)
+// is used in errors.
+Result<std::vector<ChatTurnText>> ParseChatHistory(std::string_view json_text, const std::string& name);
+
 // An image or video file given with a request. Videos become one labelled composite picture (spec §6).
 struct MediaInput {
   MediaInput(std::string p, bool video = false) : path(std::move(p)), is_video(video) {}  // NOLINT: implicit

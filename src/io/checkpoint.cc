@@ -142,7 +142,9 @@ Status CheckTensorsFinite(const std::map<std::string, TensorView>& tensors, Thre
   int64_t total = 0, done = 0;
   for (const auto& [name, t] : tensors) total += static_cast<int64_t>(t.nbytes());
   // Chunks of about 4 MB of values, whole blocks for block types, spread over the pool's threads.
-  for (const auto& [name, t] : tensors) {
+  for (const auto& entry : tensors) {
+    const std::string& name = entry.first;  // (not a structured binding: clang 14 cannot capture those)
+    const TensorView& t = entry.second;
     const int64_t n = t.numel();
     const int64_t unit = t.dtype == DType::kQ4_0x8 ? 256 : t.dtype == DType::kQ4G128x8 ? 1024 : DTypeBlockValues(t.dtype);
     const int64_t per_chunk = std::max<int64_t>(unit, (int64_t{4} << 20) / std::max<int64_t>(1, StorageBytes(t.dtype, unit)) * unit);

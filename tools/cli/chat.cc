@@ -16,13 +16,9 @@ using json = nlohmann::json;
 Status ReadHistory(const std::string& path, std::vector<ChatTurnText>* out) {
   auto text = ReadTextFile(path, 64u << 20);
   if (!text.ok()) return text.status();
-  json j = json::parse(*text, nullptr, false);
-  const std::string bad = path + ": expected a JSON list of [user, assistant] pairs";
-  if (j.is_discarded() || !j.is_array()) return InvalidArgument(bad);
-  for (const auto& turn : j) {
-    if (!turn.is_array() || turn.size() != 2 || !turn[0].is_string() || !turn[1].is_string()) return InvalidArgument(bad);
-    out->push_back({turn[0].get<std::string>(), turn[1].get<std::string>()});
-  }
+  auto turns = ParseChatHistory(*text, path);
+  if (!turns.ok()) return turns.status();
+  *out = std::move(turns).value();
   return Status::Ok();
 }
 
