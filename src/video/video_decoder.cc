@@ -120,6 +120,7 @@ struct VideoDecoder::Impl {
   int64_t KeyAtOrBefore(int64_t index) const;
   Result<Image> Convert(const AVFrame* f);
   Result<Image> DecodeOne(int64_t index);
+  bool last_packet_cut = false;  // the stream's last packet was read short (Index)
 };
 
 VideoDecoder::VideoDecoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -186,6 +187,21 @@ Result<std::unique_ptr<VideoDecoder>> VideoDecoder::Open(const std::string& path
   p.height = swap ? w : h;
   IXC_RETURN_IF_ERROR(impl->Index(opts.max_frames_total));
   p.num_frames = static_cast<int64_t>(impl->pts.size());
+  // Fewer frames than the container declares: the file was cut short. The reference's decord counts the declared
+  // frames (nb_frames, else avg_fps × duration) and fails on the missing ones; sampling from what is left would
+  // silently show other moments of the video. A count estimated from the duration may be off by a little.
+  const bool exact = st->nb_frames > 0;
+  int64_t declared = st->nb_frames;
+  if (!exact && p.avg_fps > 0 && impl->fmt->duration > 0) {
+    declared = static_cast<int64_t>(p.avg_fps * static_cast<double>(impl->fmt->duration) / AV_TIME_BASE);
+  }
+  if (declared > 0 && p.num_frames + (exact ? 0 : declared / 50) < declared) {
+    return DataLoss(StrFormat("%s holds %lld of the %lld frames its header declares: the file is truncated or damaged",
+                              path.c_str(), static_cast<long long>(p.num_frames), static_cast<long long>(declared)));
+  }
+  if (impl->last_packet_cut) {
+    return DataLoss(StrFormat("%s: its last frame's data is cut short: the file is truncated", path.c_str()));
+  }
   p.duration_s = p.avg_fps > 0 ? p.num_frames / p.avg_fps : 0;
   return std::unique_ptr<VideoDecoder>(new VideoDecoder(std::move(impl)));
 }
@@ -216,6 +232,9 @@ Status VideoDecoder::Impl::Index(int64_t max_frames_total) {
       if (ts == AV_NOPTS_VALUE) ts = prev == AV_NOPTS_VALUE ? 0 : prev + 1;  // keeps decode order
       prev = ts;
       entries.push_back({ts, (pkt->flags & AV_PKT_FLAG_KEY) != 0});
+      // A packet the demuxer could read only part of (it flags the short read) is fine in the middle of a damaged
+      // stream, which decoders conceal; as the last one it means the file ends inside a frame.
+      last_packet_cut = (pkt->flags & AV_PKT_FLAG_CORRUPT) != 0;
     }
     av_packet_unref(pkt);
   }

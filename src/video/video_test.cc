@@ -173,6 +173,24 @@ TEST_F(LoadVideoTest, TruncatedFiles) {
   std::filesystem::resize_file(mp4, std::filesystem::file_size(mp4) / 2);
   auto r = LoadVideo(mp4, opts_);
   EXPECT_FALSE(r.ok());
+  // Cut short inside the last frame (an mp4 whose index comes first) or before the last frames (mkv, whose header
+  // states the duration): refused rather than sampled from what is left. Each cut is an error, and at least one of
+  // them is this one (cuts into the headers fail earlier).
+  for (const auto& [name, args, says] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"three.mp4", "-c:v mpeg4 -q:v 2 -g 1 -movflags +faststart", "last frame's data is cut short"},
+           {"three.mkv", "-c:v ffv1", "of the 3 frames its header declares"}}) {
+    const std::string p = Make(name, 320, 240, "1", 3, args);
+    int named = 0;
+    for (double keep : {0.95, 0.9, 0.85, 0.8, 0.7, 0.6}) {
+      const std::string cut = p + ".cut";
+      std::filesystem::copy_file(p, cut, std::filesystem::copy_options::overwrite_existing);
+      std::filesystem::resize_file(cut, static_cast<uintmax_t>(std::filesystem::file_size(p) * keep));
+      auto v = LoadVideo(cut, opts_);
+      ASSERT_FALSE(v.ok()) << name << " cut to " << keep << " used " << v->frame_indices.size() << " frames";
+      named += v.status().message().find(says) != std::string::npos;
+    }
+    EXPECT_GT(named, 0) << name;
+  }
   // Index first (faststart) and mkv: the tail is missing; whatever loads must show the right frames.
   for (const auto& [name, args] : std::vector<std::pair<std::string, std::string>>{
            {"fs.mp4", "-c:v mpeg4 -q:v 2 -g 30 -movflags +faststart"}, {"t.mkv", "-c:v ffv1"}}) {
