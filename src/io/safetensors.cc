@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
-#include <algorithm>
 #include <limits>
 #include <set>
 
@@ -19,7 +18,7 @@ constexpr uint64_t kMaxHeaderBytes = 100u << 20;
 }  // namespace
 
 Status ParseSafetensors(const uint8_t* data, size_t size, const std::string& name,
-                        std::map<std::string, TensorView>* out) {
+                        std::map<std::string, TensorView>* out, AlignedBuffer* realigned) {
   if (size < 8) return DataLoss(StrFormat("%s: file is %zu bytes, too short for a safetensors header", name.c_str(), size));
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];
@@ -46,6 +45,7 @@ Status ParseSafetensors(const uint8_t* data, size_t size, const std::string& nam
   }
   const uint8_t* base = data + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
+  std::string misaligned;  // the first tensor the header's length leaves misaligned
   struct Range {
     uint64_t begin, end;
     std::string name;
@@ -95,13 +95,7 @@ Status ParseSafetensors(const uint8_t* data, size_t size, const std::string& nam
                            static_cast<unsigned long long>(en - b)));
     }
     if ((b % DTypeSize(v.dtype)) != 0) return bad("data_offsets do not start on a multiple of the element size");
-    if ((reinterpret_cast<uintptr_t>(base + b) % DTypeSize(v.dtype)) != 0) {
-      // Writers pad the header with spaces to a multiple of 8 bytes so that the data is aligned; ixc reads the
-      // tensors in place and needs that.
-      return DataLoss(StrFormat("%s: the header is %llu bytes, not padded to a multiple of 8, so tensor '%s' is not "
-                                "aligned in the file (rewrite it with a safetensors writer)",
-                                name.c_str(), static_cast<unsigned long long>(header_len), tname.c_str()));
-    }
+    if ((reinterpret_cast<uintptr_t>(base + b) % DTypeSize(v.dtype)) != 0 && misaligned.empty()) misaligned = tname;
     v.data = base + b;
     ranges.push_back({b, en, tname});
     (*out)[tname] = std::move(v);
@@ -133,13 +127,25 @@ Status ParseSafetensors(const uint8_t* data, size_t size, const std::string& nam
                               "reader refuses this file)", name.c_str(),
                               static_cast<unsigned long long>(data_size - expect)));
   }
+  if (!misaligned.empty()) {
+    // Writers pad the header with spaces to a multiple of 8 bytes so that the data is aligned; ixc reads tensors in
+    // place and needs that, so an unpadded file's data is copied once into aligned memory.
+    if (!realigned) {
+      return DataLoss(StrFormat("%s: the header is %llu bytes, not padded to a multiple of 8, so tensor '%s' is not "
+                                "aligned in the file", name.c_str(), static_cast<unsigned long long>(header_len),
+                                misaligned.c_str()));
+    }
+    IXC_ASSIGN_OR_RETURN(*realigned, AlignedBuffer::Allocate(std::max<uint64_t>(data_size, 1)));
+    if (data_size > 0) std::memcpy(realigned->data(), base, data_size);
+    for (auto& [tname, v] : *out) v.data = realigned->data() + (static_cast<const uint8_t*>(v.data) - base);
+  }
   return Status::Ok();
 }
 
 Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
   IXC_ASSIGN_OR_RETURN(auto file, MappedFile::Open(path));
   std::unique_ptr<SafetensorsFile> st(new SafetensorsFile());
-  IXC_RETURN_IF_ERROR(ParseSafetensors(file->data(), file->size(), path, &st->tensors_));
+  IXC_RETURN_IF_ERROR(ParseSafetensors(file->data(), file->size(), path, &st->tensors_, &st->realigned_));
   st->file_ = std::move(file);
   return st;
 }

@@ -10,6 +10,7 @@
 #include "core/mapped_file.h"
 #include "core/status.h"
 #include "core/tensor.h"
+#include "io/zip_reader.h"
 
 namespace ixc {
 
@@ -22,12 +23,16 @@ class SafetensorsFile {
 
  private:
   std::unique_ptr<MappedFile> file_;
+  AlignedBuffer realigned_;  // the data section, when the header leaves it misaligned
   std::map<std::string, TensorView> tensors_;
 };
 
-// Parses a safetensors image already in memory (exposed for the loader's hostile-input tests).
+// Parses a safetensors image already in memory (exposed for the loader's hostile-input tests). A header not padded
+// to a multiple of 8 bytes leaves tensors misaligned; the format's reference reader accepts that, and so does this
+// one given `realigned`: the data section is then copied once into it (the file's size in memory; no writer makes
+// such files). Without `realigned` it is an error naming the header.
 Status ParseSafetensors(const uint8_t* data, size_t size, const std::string& name,
-                        std::map<std::string, TensorView>* out);
+                        std::map<std::string, TensorView>* out, AlignedBuffer* realigned = nullptr);
 
 // One tensor to write: name, dtype, shape and raw little-endian bytes.
 struct NamedTensor {
