@@ -15,6 +15,125 @@ using json = nlohmann::json;
 namespace {
 // Far above any real header (the 7B index is ~100 KB); stops a lying length from allocating gigabytes.
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+
+// One header entry as read, before validation.
+struct RawEntry {
+  std::string name;
+  bool object = true;  // the entry is a JSON object
+  bool has_dtype = false, has_shape = false, has_offsets = false;
+  bool dtype_string = false, shape_array = false, offsets_array = false;
+  bool shape_ok = true, offsets_ok = true;  // every element a non-negative integer, at most 8 of them
+  std::string dtype;
+  std::vector<uint64_t> shape, offsets;
+};
+
+// Reads the header with nlohmann's SAX interface into compact RawEntry records: a DOM of a 100 MB header of tiny
+// tensors took 25 times its size in memory; this keeps the names and a few numbers per tensor. The structure is
+// {name: {"dtype": str, "shape": [uint...], "data_offsets": [uint, uint], other keys ignored}, "__metadata__": any}.
+class HeaderReader : public nlohmann::json_sax<json> {
+ public:
+  std::vector<RawEntry> entries;
+  std::string duplicate;  // the first name given twice
+  bool top_object = false;
+
+  bool null() override { return depth_ > 0 && Value(); }
+  bool boolean(bool) override { return depth_ > 0 && Value(); }
+  bool number_integer(number_integer_t v) override { return depth_ > 0 && Number(v >= 0, static_cast<uint64_t>(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return depth_ > 0 && Number(true, v); }
+  bool number_float(number_float_t, const string_t&) override { return depth_ > 0 && Number(false, 0); }
+  bool string(string_t& v) override {
+    if (depth_ == 0) return false;  // the header must be an object: stop here
+    if (depth_ == 2 && field_ == Field::kDtype) {
+      entries.back().dtype = v;
+      entries.back().dtype_string = true;
+      return true;
+    }
+    return Value();
+  }
+  bool binary(binary_t&) override { return depth_ > 0 && Value(); }
+  bool start_object(std::size_t) override {
+    if (depth_ == 0) top_object = true;
+    if (depth_ == 1 && !skip_entry_) entries.back().object = true;
+    if (depth_ == 2 && field_ != Field::kNone) Bad();
+    ++depth_;
+    return true;
+  }
+  bool end_object() override {
+    --depth_;
+    if (depth_ == 1) field_ = Field::kNone;
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (depth_ == 1) {
+      skip_entry_ = k == "__metadata__";
+      if (!skip_entry_) {
+        if (!names_.insert(k).second && duplicate.empty()) duplicate = k;
+        entries.push_back(RawEntry{});
+        entries.back().name = k;
+        entries.back().object = false;  // until its value opens an object
+      }
+    } else if (depth_ == 2 && !skip_entry_) {
+      RawEntry& e = entries.back();
+      field_ = k == "dtype" ? Field::kDtype : k == "shape" ? Field::kShape : k == "data_offsets" ? Field::kOffsets : Field::kNone;
+      if (field_ == Field::kDtype) e.has_dtype = true;
+      if (field_ == Field::kShape) e.has_shape = true;
+      if (field_ == Field::kOffsets) e.has_offsets = true;
+    }
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (depth_ == 0) return false;  // the header must be an object: stop here
+    if (depth_ == 2 && !skip_entry_ && (field_ == Field::kShape || field_ == Field::kOffsets)) {
+      in_array_ = true;
+      (field_ == Field::kShape ? entries.back().shape_array : entries.back().offsets_array) = true;
+    } else if (depth_ >= 2) {
+      Bad();
+    }
+    ++depth_;
+    return true;
+  }
+  bool end_array() override {
+    --depth_;
+    if (depth_ == 2) in_array_ = false;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+ private:
+  enum class Field { kNone, kDtype, kShape, kOffsets };
+  // A scalar where an entry's field expects something else.
+  bool Value() {
+    Bad();
+    return true;
+  }
+  bool Number(bool non_negative, uint64_t v) {
+    if (depth_ == 3 && in_array_ && !skip_entry_) {
+      RawEntry& e = entries.back();
+      std::vector<uint64_t>& dst = field_ == Field::kShape ? e.shape : e.offsets;
+      if (!non_negative) (field_ == Field::kShape ? e.shape_ok : e.offsets_ok) = false;
+      if (dst.size() < 9) dst.push_back(v);  // more are reported from the count, not kept
+      else (field_ == Field::kShape ? e.shape_ok : e.offsets_ok) = false;
+      return true;
+    }
+    Bad();
+    return true;
+  }
+  // Marks the current field of the current entry as malformed (or the entry, for a value that is no object).
+  void Bad() {
+    if (skip_entry_ || entries.empty() || depth_ < 1) return;
+    RawEntry& e = entries.back();
+    if (depth_ == 1) e.object = false;
+    if (field_ == Field::kDtype) e.dtype_string = false;
+    if (field_ == Field::kShape) e.shape_ok = false;
+    if (field_ == Field::kOffsets) e.offsets_ok = false;
+  }
+
+  int depth_ = 0;
+  bool skip_entry_ = false, in_array_ = false;
+  Field field_ = Field::kNone;
+  std::set<std::string> names_;
+};
+
 }  // namespace
 
 Status ParseSafetensors(const uint8_t* data, size_t size, const std::string& name,
@@ -22,26 +141,23 @@ Status ParseSafetensors(const uint8_t* data, size_t size, const std::string& nam
   if (size < 8) return DataLoss(StrFormat("%s: file is %zu bytes, too short for a safetensors header", name.c_str(), size));
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];
-  if (header_len > kMaxHeaderBytes || header_len > size - 8) {
-    return DataLoss(StrFormat("%s: header length %llu does not fit in the %zu-byte file (truncated or not safetensors)",
-                              name.c_str(), static_cast<unsigned long long>(header_len), size));
+  if (header_len > kMaxHeaderBytes) {
+    return DataLoss(StrFormat("%s: the header claims %llu bytes, over the %llu-byte limit for a safetensors header "
+                              "(not a safetensors file?)", name.c_str(), static_cast<unsigned long long>(header_len),
+                              static_cast<unsigned long long>(kMaxHeaderBytes)));
   }
-  // A name given twice would silently take its last entry (a JSON object keeps one value per key): an error.
-  std::set<std::string> names;
-  std::string duplicate;
-  json::parser_callback_t no_duplicates = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth == 1 && event == json::parse_event_t::key && !names.insert(parsed.get<std::string>()).second &&
-        duplicate.empty()) {
-      duplicate = parsed.get<std::string>();
-    }
-    return true;
-  };
-  json header = json::parse(data + 8, data + 8 + header_len, no_duplicates, /*allow_exceptions=*/false);
-  if (header.is_discarded() || !header.is_object()) {
+  if (header_len > size - 8) {
+    return DataLoss(StrFormat("%s: the header claims %llu bytes but the file has only %zu after its length (truncated "
+                              "or not safetensors)", name.c_str(), static_cast<unsigned long long>(header_len), size - 8));
+  }
+  HeaderReader reader;
+  const bool parsed = json::sax_parse(data + 8, data + 8 + header_len, &reader, nlohmann::json::input_format_t::json,
+                                      /*strict=*/true);
+  if (!parsed || !reader.top_object) {
     return DataLoss(StrFormat("%s: the header is not a valid JSON object", name.c_str()));
   }
-  if (!duplicate.empty()) {
-    return DataLoss(StrFormat("%s: the header names tensor '%s' twice", name.c_str(), duplicate.c_str()));
+  if (!reader.duplicate.empty()) {
+    return DataLoss(StrFormat("%s: the header names tensor '%s' twice", name.c_str(), reader.duplicate.c_str()));
   }
   const uint8_t* base = data + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
@@ -52,38 +168,30 @@ Status ParseSafetensors(const uint8_t* data, size_t size, const std::string& nam
     bool operator<(const Range& o) const { return begin != o.begin ? begin < o.begin : end < o.end; }
   };
   std::vector<Range> ranges;
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == "__metadata__") continue;
-    const std::string& tname = it.key();
-    const json& e = it.value();
+  for (const RawEntry& e : reader.entries) {
+    const std::string& tname = e.name;
     auto bad = [&](const std::string& why) {
       return DataLoss(StrFormat("%s: tensor '%s': %s", name.c_str(), tname.c_str(), why.c_str()));
     };
-    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets")) {
-      return bad("entry needs dtype, shape and data_offsets");
-    }
-    if (!e["dtype"].is_string()) return bad("dtype is not a string");
+    if (!e.object || !e.has_dtype || !e.has_shape || !e.has_offsets) return bad("entry needs dtype, shape and data_offsets");
+    if (!e.dtype_string) return bad("dtype is not a string");
     TensorView v;
-    if (!ParseDType(e["dtype"].get<std::string>(), &v.dtype)) {
+    if (!ParseDType(e.dtype, &v.dtype)) {
       return Status(StatusCode::kUnimplemented,
-                    StrFormat("%s: tensor '%s': unknown dtype '%s'", name.c_str(), tname.c_str(),
-                              e["dtype"].get<std::string>().c_str()));
+                    StrFormat("%s: tensor '%s': unknown dtype '%s'", name.c_str(), tname.c_str(), e.dtype.c_str()));
     }
-    const json& shape = e["shape"];
-    if (!shape.is_array() || shape.size() > 8) return bad("shape is not an array of at most 8 sizes");
+    if (!e.shape_array || e.shape.size() > 8) return bad("shape is not an array of at most 8 sizes");
+    if (!e.shape_ok) return bad("shape holds a negative or non-integer size");
     uint64_t numel = 1;
-    for (const json& d : shape) {
-      if (!d.is_number_unsigned()) return bad("shape holds a negative or non-integer size");
-      uint64_t dim = d.get<uint64_t>();
+    for (uint64_t dim : e.shape) {
       if (dim > (1ull << 40) || (dim && numel > std::numeric_limits<uint64_t>::max() / dim / 8)) return bad("shape is absurdly large");
       numel *= dim;
       v.shape.push_back(static_cast<int64_t>(dim));
     }
-    const json& off = e["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
+    if (!e.offsets_array || !e.offsets_ok || e.offsets.size() != 2) {
       return bad("data_offsets is not a pair of non-negative integers");
     }
-    uint64_t b = off[0].get<uint64_t>(), en = off[1].get<uint64_t>();
+    const uint64_t b = e.offsets[0], en = e.offsets[1];
     if (b > en || en > data_size) {
       return bad(StrFormat("data_offsets [%llu, %llu) lie outside the %llu data bytes (truncated file?)",
                            static_cast<unsigned long long>(b), static_cast<unsigned long long>(en),

@@ -1,5 +1,9 @@
 // Hostile-file tests for the safetensors reader and the checkpoint folder loader: each failure class gets a
 // clear error naming the problem, never a crash.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -48,7 +52,19 @@ TEST(Safetensors, RejectsHostileHeaders) {
   const std::string ok_entry = R"("w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
   std::vector<Case> cases = {
       {"abc", "too short"},
-      {std::string("\xff\xff\xff\xff\x00\x00\x00\x00", 8) + "{}", "does not fit"},
+      {std::string("\xff\xff\xff\xff\x00\x00\x00\x00", 8) + "{}", "over the 104857600-byte limit"},
+      {std::string("\x10\x00\x00\x00\x00\x00\x00\x00", 8) + "{}", "claims 16 bytes but the file has only 2"},
+      // Not an object at the top, or an entry that is not one (the streaming reader stops or marks them).
+      {Header(R"([{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}])") + std::string(8, 'x'), "not a valid JSON object"},
+      {Header(R"("w")"), "not a valid JSON object"},
+      {Header(R"({"w":[1,2]})") + std::string(8, 'x'), "needs dtype, shape and data_offsets"},
+      {Header(R"({"w":{"dtype":7,"shape":[2],"data_offsets":[0,8]}})") + std::string(8, 'x'), "dtype is not a string"},
+      {Header(R"({"w":{"dtype":"F32","shape":{"a":2},"data_offsets":[0,8]}})") + std::string(8, 'x'), "shape is not an array"},
+      {Header(R"({"w":{"dtype":"F32","shape":[[2]],"data_offsets":[0,8]}})") + std::string(8, 'x'), "negative or non-integer"},
+      {Header(R"({"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})") + std::string(8, 'x'), "negative or non-integer"},
+      {Header(R"({"w":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1,2],"data_offsets":[0,8]}})") + std::string(8, 'x'), "at most 8 sizes"},
+      {Header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8,9]}})") + std::string(8, 'x'), "not a pair"},
+      {Header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":"0-8"}})") + std::string(8, 'x'), "not a pair"},
       {Header("{not json") , "not a valid JSON"},
       {Header("[1,2]"), "not a valid JSON object"},
       {Header(R"({"w":{"dtype":"Q9","shape":[2],"data_offsets":[0,8]}})") + std::string(8, 'x'), "unknown dtype 'Q9'"},
@@ -72,6 +88,9 @@ TEST(Safetensors, RejectsHostileHeaders) {
     EXPECT_NE(s.message().find(c.expect), std::string::npos) << "got: " << s.message() << " want: " << c.expect;
   }
   EXPECT_TRUE(Parse(Header("{" + ok_entry + "}") + std::string(8, 'x')).ok());
+  // __metadata__ of any shape and unknown keys in an entry are ignored, as serde ignores them in the reference.
+  EXPECT_TRUE(Parse(Header(R"({"__metadata__":{"format":"pt","n":[1,{"x":null}]},"w":{"note":[{"a":1}],"dtype":"F32",)"
+                           R"("shape":[2],"data_offsets":[0,8],"z":-1}})") + std::string(8, 'x')).ok());
   // As the reference reader: tensors cover the data back to back (an empty one where the previous one ends), with
   // no gap between them and nothing after the last.
   EXPECT_TRUE(Parse(Header(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},"b":{"dtype":"F32","shape":[1],)"
@@ -113,6 +132,41 @@ TEST(Safetensors, UnpaddedHeaderIsReadLikeTheReferenceReader) {
   EXPECT_EQ(static_cast<const float*>(tw.data)[0], 1.5f);
   EXPECT_EQ(static_cast<const float*>(tw.data)[1], -2.25f);
   EXPECT_EQ(*static_cast<const uint16_t*>((*f)->tensors().at("h").data), 0x3c00);
+}
+
+// A header of half a million tiny tensors (45 MB, inside the 100 MiB limit) parses within a 1 GB address space:
+// the streaming reader keeps a few numbers per tensor, where a JSON document tree took 25 times the header's size.
+TEST(Safetensors, AHugeHeaderParsesInBoundedMemory) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "ASan reserves more address space than the limit this test sets";
+#else
+  std::string json = "{";
+  const int n = 500000;
+  for (int i = 0; i < n; ++i) {
+    json += StrFormat("%s\"model.layers.%07d.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[%d,%d]}",
+                      i ? "," : "", i, 4 * i, 4 * i + 4);
+  }
+  json += "}";
+  const std::string bytes = Header(json) + std::string(4 * n, '\0');
+  ASSERT_GT(bytes.size(), 40u << 20);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    struct rlimit lim = {1ull << 30, 1ull << 30};
+    setrlimit(RLIMIT_AS, &lim);
+    try {  // the child must end here whatever happens, never return into the test runner
+      std::map<std::string, TensorView> out;
+      const Status st = ParseSafetensors(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "huge", &out);
+      _exit(st.ok() && out.size() == static_cast<size_t>(n) ? 0 : 1);
+    } catch (...) {
+      _exit(2);  // out of memory
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "the parse was killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+#endif
 }
 
 TEST(Checkpoint, ShardedIndexIsValidated) {
