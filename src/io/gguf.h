@@ -79,7 +79,7 @@ struct GgufTensor {
   DType dtype = DType::kF32;
   Shape shape;
   const void* data = nullptr;  // alive until WriteGguf returns
-  std::function<Status(uint8_t* out)> produce;
+  std::function<Status(uint8_t* out)> produce = nullptr;  // instead of data: fills the bytes when written
 };
 
 // Writes version 3 with `general.alignment` = 32. Tensors keep the given order; `on_tensor(done, total)` (optional)
