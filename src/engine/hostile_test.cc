@@ -222,5 +222,23 @@ TEST(Hostile, ConfigsThatWouldComputeNaNAreRefused) {
   }
 }
 
+// Sizes past what an integer holds are reported as written, not wrapped: 2^63 used to read as a negative number.
+TEST(Hostile, HugeConfigSizesAreReportedAsWritten) {
+  IXC_REQUIRE_GOLDEN();
+  auto text = ReadFileToString(testing::GoldenDir() + "/model/config.json");
+  ASSERT_TRUE(text.ok());
+  for (const std::string value : {"9223372036854775808", "18446744073709551615", "4294967297", "-3"}) {
+    std::string bad = *text;
+    const size_t at = bad.find("\"hidden_size\"");
+    ASSERT_NE(at, std::string::npos);
+    const size_t end = bad.find_first_of(",}", at);
+    bad.replace(at, end - at, "\"hidden_size\": " + value);
+    auto r = ParseModelConfig(bad, "config.json");
+    ASSERT_FALSE(r.ok()) << value;
+    EXPECT_NE(r.status().message().find("\"hidden_size\" = " + value + " is out of range"), std::string::npos)
+        << r.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace ixc

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <thread>
 
@@ -34,6 +35,12 @@ Status Read(const json& j, const char* key, const std::string& where, T* out) {
     if (!v.is_string()) return InvalidArgument(StrFormat("%s: \"%s\" must be a string", where.c_str(), key));
   } else if constexpr (std::is_integral_v<T>) {
     if (!v.is_number_integer()) return InvalidArgument(StrFormat("%s: \"%s\" must be an integer", where.c_str(), key));
+    // Range-checked before converting: 2^63 read into an int64 used to be reported as a negative number.
+    const bool fits = v.is_number_unsigned()
+                          ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                          : v.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+                                (std::is_unsigned_v<T> || v.get<int64_t>() <= static_cast<int64_t>(std::numeric_limits<T>::max()));
+    if (!fits) return InvalidArgument(StrFormat("%s: \"%s\" = %s is out of range", where.c_str(), key, v.dump().c_str()));
   } else {
     if (!v.is_number()) return InvalidArgument(StrFormat("%s: \"%s\" must be a number", where.c_str(), key));
   }
