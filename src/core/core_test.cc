@@ -84,7 +84,11 @@ TEST(DType, FindNonFiniteAgreesWithConvertingEachValue) {
         if (t == DType::kF16) { uint16_t h = F32ToF16(x[i]); std::memcpy(p + 2 * i, &h, 2); }
         if (t == DType::kBF16) { uint16_t h = F32ToBf16(x[i]); std::memcpy(p + 2 * i, &h, 2); }
       }
-      if (block) QuantizeBlocks(t, x.data(), p, n);
+      if (block) {  // quantised into aligned memory (block structs need it), then placed at the unaligned address
+        std::vector<uint8_t> blocks(bytes);
+        QuantizeBlocks(t, x.data(), blocks.data(), n);
+        std::memcpy(p, blocks.data(), bytes);
+      }
       std::vector<uint8_t> copy(p, p + bytes);
       ASSERT_EQ(FindNonFinite(t, p, n), -1) << DTypeName(t);
       ASSERT_EQ(NaiveFindNonFinite(t, copy, n), -1);
