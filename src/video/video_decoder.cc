@@ -310,9 +310,13 @@ int64_t VideoDecoder::Impl::IndexOf(const AVFrame* f) const {
 Result<Image> VideoDecoder::Impl::Convert(const AVFrame* f) {
   // decord's filter graph "scale=W:H" → rgb24: libswscale with SWS_BICUBIC, MPEG-2 chroma siting for yuv420p,
   // and vf_scale's colour handling (the frame's matrix, 601 when unknown; its range when tagged).
-  int cs = f->colorspace;
+  // The enums are read as the ints they are stored in: a damaged stream can leave values outside the C++ enum's
+  // range there, and loading those as the enum type is undefined behaviour (UBSan; found by the video fuzzer).
+  int cs, range;
+  static_assert(sizeof(f->colorspace) == sizeof(int) && sizeof(f->color_range) == sizeof(int));
+  std::memcpy(&cs, &f->colorspace, sizeof cs);
+  std::memcpy(&range, &f->color_range, sizeof range);
   if (cs < 1 || cs > 10 || cs == 8) cs = AVCOL_SPC_BT470BG;
-  const int range = f->color_range;
   if (!sws || f->width != sws_src_w || f->height != sws_src_h || f->format != sws_src_fmt || cs != sws_cs ||
       range != sws_range) {
     sws_freeContext(sws);
