@@ -205,47 +205,26 @@ void ConvertToF32(DType t, const void* src, float* dst, size_t n) {
 
 namespace {
 
-// Values whose exponent bits `mask` are all set (NaN or ±inf in every IEEE format). A chunk is first tested with
-// a branch-free OR (vectorised), and searched element by element only when it holds a hit. memcpy loads: mapped
-// tensors need not be aligned to their element size.
+// Values whose exponent bits `mask` are all set (NaN or ±inf in every IEEE format), `stride` bytes apart (the
+// element size for plain arrays; the block size for the scales that start Q8_0/Q4_0 blocks). A chunk is first
+// tested with a branch-free OR (vectorised), and searched element by element only when it holds a hit. memcpy
+// loads: mapped tensors need not be aligned to their element size.
 template <typename U>
-int64_t FindExponentAllOnes(const uint8_t* p, int64_t n, U mask) {
+int64_t FindExponentAllOnes(const uint8_t* p, int64_t n, U mask, int64_t stride = sizeof(U)) {
   constexpr int64_t kChunk = 4096;
   for (int64_t b = 0; b < n; b += kChunk) {
     const int64_t e = std::min(n, b + kChunk);
     U hit = 0;
     for (int64_t i = b; i < e; ++i) {
       U v;
-      std::memcpy(&v, p + i * sizeof(U), sizeof(U));
+      std::memcpy(&v, p + i * stride, sizeof(U));
       hit |= static_cast<U>((v & mask) == mask);
     }
     if (!hit) continue;
     for (int64_t i = b; i < e; ++i) {
       U v;
-      std::memcpy(&v, p + i * sizeof(U), sizeof(U));
+      std::memcpy(&v, p + i * stride, sizeof(U));
       if ((v & mask) == mask) return i;
-    }
-  }
-  return -1;
-}
-
-// Blocks of `block_bytes` that start with one f16 scale (Q8_0, Q4_0): the first block whose scale is NaN or ±inf,
-// or -1. Same two-pass chunking as above.
-int64_t FindBadScale(const uint8_t* p, int64_t blocks, int64_t block_bytes) {
-  constexpr int64_t kChunk = 1024;
-  for (int64_t b = 0; b < blocks; b += kChunk) {
-    const int64_t e = std::min(blocks, b + kChunk);
-    uint16_t hit = 0;
-    for (int64_t i = b; i < e; ++i) {
-      uint16_t d;
-      std::memcpy(&d, p + i * block_bytes, 2);
-      hit |= static_cast<uint16_t>((d & 0x7c00) == 0x7c00);
-    }
-    if (!hit) continue;
-    for (int64_t i = b; i < e; ++i) {
-      uint16_t d;
-      std::memcpy(&d, p + i * block_bytes, 2);
-      if ((d & 0x7c00) == 0x7c00) return i;
     }
   }
   return -1;
@@ -274,8 +253,8 @@ int64_t FindNonFinite(DType t, const void* data, int64_t n) {
     case DType::kF16: return FindExponentAllOnes<uint16_t>(p, n, 0x7c00);
     case DType::kBF16: return FindExponentAllOnes<uint16_t>(p, n, 0x7f80);
     case DType::kF64: return FindExponentAllOnes<uint64_t>(p, n, 0x7ff0000000000000ull);
-    case DType::kQ8_0: case DType::kQ4_0: {
-      const int64_t b = FindBadScale(p, n / 32, DTypeBlockBytes(t));
+    case DType::kQ8_0: case DType::kQ4_0: {  // each block starts with its f16 scale
+      const int64_t b = FindExponentAllOnes<uint16_t>(p, n / 32, 0x7c00, DTypeBlockBytes(t));
       return b < 0 ? -1 : 32 * b;
     }
     case DType::kQ4_0x8: return FindBadBlock(p, n / (8 * kQ4Block), sizeof(BlockQ4_0x8), 8 * kQ4Block, 8);
