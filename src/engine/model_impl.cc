@@ -1,7 +1,5 @@
 #include "engine/model_impl.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
