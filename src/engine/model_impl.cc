@@ -1,6 +1,5 @@
 #include "engine/model_impl.h"
 
-
 #include <algorithm>
 #include <cmath>
 #include <cctype>
